@@ -1,0 +1,102 @@
+"""Delivery counters: loaded from the database at start, kept in memory, exported two ways
+(JSON at /api/v1/ingest/stats and Prometheus at /metrics)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import duckdb
+from prometheus_client import CollectorRegistry, Counter as PromCounter, Gauge, Histogram
+
+from ingest.storage.schema import DELIVERIES, INGEST_COUNTS
+
+OUTCOMES = ("accepted", "duplicate", "quarantined", "rejected")
+
+ACK_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+@dataclass
+class _SourceStats:
+    counts: Counter[str] = field(default_factory=Counter)
+    rejected_by_reason: Counter[str] = field(default_factory=Counter)
+    last_delivery_at: datetime | None = None
+
+
+class IngestStats:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._sources: defaultdict[str, _SourceStats] = defaultdict(_SourceStats)
+        self.started_at = time.time()
+        self.registry = CollectorRegistry()
+        self._deliveries = PromCounter(
+            "shoppulse_deliveries",
+            "Webhook deliveries by source and outcome.",
+            ["source", "outcome"],
+            registry=self.registry,
+        )
+        self.ack_latency = Histogram(
+            "shoppulse_ack_latency_seconds",
+            "Time from request start to the response of a delivery.",
+            buckets=ACK_BUCKETS,
+            registry=self.registry,
+        )
+        self.queue_depth = Gauge(
+            "shoppulse_writer_queue_depth",
+            "Deliveries waiting for the writer.",
+            registry=self.registry,
+        )
+
+    def load(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Start from what the database already holds."""
+        rows = con.execute(
+            f"SELECT source, status, count(*), max(received_at) FROM {DELIVERIES} "
+            "GROUP BY source, status"
+        ).fetchall()
+        for source, status, count, last in rows:
+            outcome = "quarantined" if status == "quarantined" else "accepted"
+            stats = self._sources[source]
+            stats.counts[outcome] += int(count)
+            if last is not None and (stats.last_delivery_at is None or last > stats.last_delivery_at):
+                stats.last_delivery_at = last
+        rows = con.execute(
+            f"SELECT source, outcome, reason, count FROM {INGEST_COUNTS}"
+        ).fetchall()
+        for source, outcome, reason, count in rows:
+            stats = self._sources[source]
+            stats.counts[outcome] += int(count)
+            if outcome == "rejected":
+                stats.rejected_by_reason[reason] += int(count)
+
+    def record(self, source: str, outcome: str, reason: str | None = None) -> None:
+        with self._lock:
+            stats = self._sources[source]
+            stats.counts[outcome] += 1
+            if outcome == "rejected" and reason:
+                stats.rejected_by_reason[reason] += 1
+            stats.last_delivery_at = datetime.now(UTC)
+        self._deliveries.labels(source=source, outcome=outcome).inc()
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            sources = {
+                source: {
+                    **{outcome: stats.counts.get(outcome, 0) for outcome in OUTCOMES},
+                    "rejected_by_reason": dict(stats.rejected_by_reason),
+                    "last_delivery_at": stats.last_delivery_at.isoformat()
+                    if stats.last_delivery_at
+                    else None,
+                }
+                for source, stats in sorted(self._sources.items())
+            }
+        totals = {outcome: sum(s[outcome] for s in sources.values()) for outcome in OUTCOMES}
+        lasts = [s["last_delivery_at"] for s in sources.values() if s["last_delivery_at"]]
+        return {
+            "totals": totals,
+            "last_delivery_at": max(lasts) if lasts else None,
+            "sources": sources,
+        }

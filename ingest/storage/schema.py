@@ -1,0 +1,104 @@
+"""Ingest's tables in the live DuckDB file, and their migrations.
+
+Each component (ingest, metrics, ...) owns its tables and keeps its own schema version in
+`schema_versions`. A migration is a list of statements applied in one transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import duckdb
+
+DELIVERIES = "deliveries"
+EVENTS = "events"
+INGEST_COUNTS = "ingest_counts"
+
+MONEY_TYPE = "DECIMAL(18,4)"
+
+INGEST_MIGRATIONS: list[list[str]] = [
+    [
+        f"""
+        CREATE TABLE {DELIVERIES} (
+            delivery_seq BIGINT NOT NULL,
+            source VARCHAR NOT NULL,
+            delivery_id VARCHAR NOT NULL,
+            topic VARCHAR NOT NULL,
+            received_at TIMESTAMPTZ NOT NULL,
+            headers VARCHAR,
+            body BLOB,
+            status VARCHAR NOT NULL,
+            reason VARCHAR,
+            event_count INTEGER NOT NULL,
+            PRIMARY KEY (source, delivery_id)
+        )
+        """,
+        f"""
+        CREATE TABLE {EVENTS} (
+            event_seq BIGINT NOT NULL,
+            delivery_seq BIGINT NOT NULL,
+            source VARCHAR NOT NULL,
+            received_at TIMESTAMPTZ NOT NULL,
+            kind VARCHAR NOT NULL,
+            action VARCHAR NOT NULL,
+            entity_id VARCHAR NOT NULL,
+            created_at TIMESTAMPTZ,
+            updated_at TIMESTAMPTZ,
+            cart_token VARCHAR,
+            checkout_token VARCHAR,
+            order_id VARCHAR,
+            currency VARCHAR,
+            gross_sales {MONEY_TYPE},
+            discounts {MONEY_TYPE},
+            refund_amount {MONEY_TYPE},
+            test BOOLEAN NOT NULL,
+            cancelled BOOLEAN NOT NULL,
+            deleted BOOLEAN NOT NULL,
+            abandoned BOOLEAN NOT NULL,
+            completed BOOLEAN NOT NULL
+        )
+        """,
+        f"""
+        CREATE TABLE {INGEST_COUNTS} (
+            source VARCHAR NOT NULL,
+            outcome VARCHAR NOT NULL,
+            reason VARCHAR NOT NULL,
+            count BIGINT NOT NULL,
+            last_at TIMESTAMPTZ NOT NULL,
+            PRIMARY KEY (source, outcome, reason)
+        )
+        """,
+    ],
+]
+
+
+def migrate(
+    con: duckdb.DuckDBPyConnection, component: str, migrations: Sequence[Sequence[str]]
+) -> int:
+    """Apply the migrations of `component` that the database lacks; return its version."""
+    con.execute(
+        "CREATE TABLE IF NOT EXISTS schema_versions "
+        "(component VARCHAR PRIMARY KEY, version INTEGER NOT NULL, applied_at TIMESTAMPTZ)"
+    )
+    row = con.execute(
+        "SELECT version FROM schema_versions WHERE component = ?", [component]
+    ).fetchone()
+    current = int(row[0]) if row else 0
+    if current > len(migrations):
+        raise RuntimeError(
+            f"the database's {component} schema is version {current}, newer than this "
+            f"ShopPulse knows ({len(migrations)}): upgrade ShopPulse"
+        )
+    for version in range(current + 1, len(migrations) + 1):
+        con.execute("BEGIN")
+        try:
+            for statement in migrations[version - 1]:
+                con.execute(statement)
+            con.execute(
+                "INSERT OR REPLACE INTO schema_versions VALUES (?, ?, now())", [component, version]
+            )
+            con.execute("COMMIT")
+        except Exception:
+            con.execute("ROLLBACK")
+            raise
+    return len(migrations)

@@ -1,0 +1,415 @@
+"""The one writer: requests hand it their delivery, it commits batches (group commit).
+
+A request's acknowledgement waits for the commit of the transaction that holds its delivery, so a
+2xx always means "durably stored". The queue in front of the writer is bounded: when it is full,
+`submit` raises `Overloaded` at once (the endpoint answers 503 with Retry-After) instead of
+letting memory grow.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+
+import duckdb
+import polars as pl
+
+from ingest.events import CanonicalEvent
+from ingest.storage.database import StorageError
+from ingest.storage.schema import DELIVERIES, EVENTS, INGEST_COUNTS
+
+log = logging.getLogger("shoppulse.writer")
+
+MONEY = pl.Decimal(18, 4)
+
+
+class Outcome(StrEnum):
+    STORED = "stored"
+    DUPLICATE = "duplicate"
+    QUARANTINED = "quarantined"
+
+
+class Overloaded(Exception):
+    """The writer's queue is full: the sender should retry later."""
+
+
+@dataclass(slots=True)
+class Delivery:
+    """One verified delivery, ready to store."""
+
+    source: str
+    delivery_id: str
+    topic: str
+    received_at: datetime
+    headers: str
+    body: bytes | None
+    reason: str | None = None
+    events: list[CanonicalEvent] = field(default_factory=list)
+
+    @property
+    def status(self) -> str:
+        return "quarantined" if self.reason is not None else "accepted"
+
+
+@dataclass(slots=True)
+class _Pending:
+    delivery: Delivery
+    future: asyncio.Future[Outcome]
+    loop: asyncio.AbstractEventLoop
+
+
+_STOP = object()
+
+EVENT_COLUMNS = (
+    "event_seq",
+    "delivery_seq",
+    "source",
+    "received_at",
+    "kind",
+    "action",
+    "entity_id",
+    "created_at",
+    "updated_at",
+    "cart_token",
+    "checkout_token",
+    "order_id",
+    "currency",
+    "gross_sales",
+    "discounts",
+    "refund_amount",
+    "test",
+    "cancelled",
+    "deleted",
+    "abandoned",
+    "completed",
+)
+
+_EVENT_SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
+    "event_seq": pl.Int64,
+    "delivery_seq": pl.Int64,
+    "source": pl.String,
+    "received_at": pl.Datetime("us", "UTC"),
+    "kind": pl.String,
+    "action": pl.String,
+    "entity_id": pl.String,
+    "created_at": pl.Datetime("us", "UTC"),
+    "updated_at": pl.Datetime("us", "UTC"),
+    "cart_token": pl.String,
+    "checkout_token": pl.String,
+    "order_id": pl.String,
+    "currency": pl.String,
+    "gross_sales": MONEY,
+    "discounts": MONEY,
+    "refund_amount": MONEY,
+    "test": pl.Boolean,
+    "cancelled": pl.Boolean,
+    "deleted": pl.Boolean,
+    "abandoned": pl.Boolean,
+    "completed": pl.Boolean,
+}
+
+_DELIVERY_SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
+    "delivery_seq": pl.Int64,
+    "source": pl.String,
+    "delivery_id": pl.String,
+    "topic": pl.String,
+    "received_at": pl.Datetime("us", "UTC"),
+    "headers": pl.String,
+    "body": pl.Binary,
+    "status": pl.String,
+    "reason": pl.String,
+    "event_count": pl.Int32,
+}
+
+
+def events_frame(rows: list[tuple[int, int, str, datetime, CanonicalEvent]]) -> pl.DataFrame:
+    """Canonical events as a frame in the `events` table's column order."""
+    columns: dict[str, list[object]] = {name: [] for name in EVENT_COLUMNS}
+    for event_seq, delivery_seq, source, received_at, event in rows:
+        columns["event_seq"].append(event_seq)
+        columns["delivery_seq"].append(delivery_seq)
+        columns["source"].append(source)
+        columns["received_at"].append(received_at)
+        for name in EVENT_COLUMNS[4:]:
+            columns[name].append(getattr(event, name))
+    return pl.DataFrame(columns, schema=_EVENT_SCHEMA)
+
+
+class Writer:
+    """Owns every write of ingest's tables, on one thread."""
+
+    def __init__(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        *,
+        batch_max: int = 1000,
+        batch_linger_ms: float = 1.0,
+        queue_max: int = 4000,
+        on_commit: Callable[[], None] | None = None,
+    ) -> None:
+        self._con = con.cursor()
+        self._batch_max = batch_max
+        self._linger = batch_linger_ms / 1000
+        self._queue: queue.Queue[object] = queue.Queue(maxsize=queue_max)
+        self._on_commit = on_commit
+        self._thread = threading.Thread(target=self._run, name="shoppulse-writer", daemon=True)
+        self._counts_lock = threading.Lock()
+        self._pending_counts: Counter[tuple[str, str, str]] = Counter()
+        self._jobs: queue.SimpleQueue[Callable[[duckdb.DuckDBPyConnection], None]] = (
+            queue.SimpleQueue()
+        )
+        row = self._con.execute(
+            f"SELECT coalesce(max(delivery_seq), 0) FROM {DELIVERIES}"
+        ).fetchone()
+        self._delivery_seq = int(row[0]) if row else 0
+        row = self._con.execute(f"SELECT coalesce(max(event_seq), 0) FROM {EVENTS}").fetchone()
+        self._event_seq = int(row[0]) if row else 0
+        self.healthy = True
+        self.last_error: str | None = None
+        self.last_commit_at: float | None = None
+        self.batches = 0
+
+    # ------------------------------------------------------------------ public API
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Commit what is queued, then stop the thread."""
+        if not self._thread.is_alive():
+            return
+        self._queue.put(_STOP)
+        self._thread.join(timeout)
+
+    @property
+    def queue_depth(self) -> int:
+        return self._queue.qsize()
+
+    async def submit(self, delivery: Delivery) -> Outcome:
+        """Queue `delivery` and wait until it is committed (or found to be a duplicate)."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Outcome] = loop.create_future()
+        try:
+            self._queue.put_nowait(_Pending(delivery, future, loop))
+        except queue.Full:
+            raise Overloaded(f"{self._queue.maxsize} deliveries are waiting to be stored") from None
+        return await future
+
+    def count(self, source: str, outcome: str, reason: str) -> None:
+        """Record a delivery that stores nothing (rejected, duplicate); flushed with a batch."""
+        with self._counts_lock:
+            self._pending_counts[(source, outcome, reason[:200])] += 1
+        if self._queue.empty():
+            self._wake()
+
+    def run_job(self, job: Callable[[duckdb.DuckDBPyConnection], None]) -> None:
+        """Run `job(connection)` on the writer thread between batches (e.g. a replay)."""
+        self._jobs.put(job)
+        self._wake()
+
+    # ------------------------------------------------------------------ the thread
+
+    def _wake(self) -> None:
+        try:
+            self._queue.put_nowait(None)
+        except queue.Full:
+            pass
+
+    def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            try:
+                first = self._queue.get(timeout=1.0)
+            except queue.Empty:
+                first = None
+            batch: list[_Pending] = []
+            if first is _STOP:
+                stopping = True
+            elif isinstance(first, _Pending):
+                batch.append(first)
+            deadline = time.monotonic() + self._linger
+            while len(batch) < self._batch_max and not stopping:
+                try:
+                    remaining = deadline - time.monotonic()
+                    item = (
+                        self._queue.get(timeout=remaining)
+                        if remaining > 0
+                        else self._queue.get_nowait()
+                    )
+                except queue.Empty:
+                    break
+                if item is _STOP:
+                    stopping = True
+                elif isinstance(item, _Pending):
+                    batch.append(item)
+            self._commit(batch)
+            self._run_jobs()
+
+    def _run_jobs(self) -> None:
+        while True:
+            try:
+                job = self._jobs.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                job(self._con)
+            except Exception:
+                log.exception("writer job failed")
+
+    def _take_counts(self) -> Counter[tuple[str, str, str]]:
+        with self._counts_lock:
+            counts, self._pending_counts = self._pending_counts, Counter()
+        return counts
+
+    def _commit(self, batch: list[_Pending]) -> None:
+        counts = self._take_counts()
+        if not batch and not counts:
+            return
+        outcomes: list[tuple[_Pending, Outcome | BaseException]] = []
+        seen: set[tuple[str, str]] = set()
+        fresh: list[_Pending] = []
+        for pending in batch:
+            key = (pending.delivery.source, pending.delivery.delivery_id)
+            if key in seen:
+                outcomes.append((pending, Outcome.DUPLICATE))
+                counts[(key[0], "duplicate", "")] += 1
+            else:
+                seen.add(key)
+                fresh.append(pending)
+        try:
+            inserted = self._write(fresh, counts)
+        except Exception as exc:  # any DB failure: nothing of the batch is acknowledged
+            log.error("batch of %d deliveries not stored: %s", len(batch), exc)
+            self.healthy = False
+            self.last_error = str(exc)[:500]
+            with self._counts_lock:
+                self._pending_counts.update(counts)
+            error = StorageError(f"the database could not store the delivery: {exc}")
+            self._resolve([(pending, error) for pending in batch])
+            return
+        self.healthy = True
+        self.last_error = None
+        self.last_commit_at = time.time()
+        self.batches += 1
+        for pending in fresh:
+            key = (pending.delivery.source, pending.delivery.delivery_id)
+            if key not in inserted:
+                outcomes.append((pending, Outcome.DUPLICATE))
+            elif pending.delivery.reason is not None:
+                outcomes.append((pending, Outcome.QUARANTINED))
+            else:
+                outcomes.append((pending, Outcome.STORED))
+        self._resolve(outcomes)
+        if self._on_commit is not None and fresh:
+            self._on_commit()
+
+    def _write(
+        self, fresh: list[_Pending], counts: Counter[tuple[str, str, str]]
+    ) -> set[tuple[str, str]]:
+        con = self._con
+        inserted: set[tuple[str, str]] = set()
+        event_seq = self._event_seq
+        con.execute("BEGIN")
+        try:
+            if fresh:
+                first_seq = self._delivery_seq + 1
+                deliveries = pl.DataFrame(
+                    {
+                        "delivery_seq": range(first_seq, first_seq + len(fresh)),
+                        "source": [p.delivery.source for p in fresh],
+                        "delivery_id": [p.delivery.delivery_id for p in fresh],
+                        "topic": [p.delivery.topic for p in fresh],
+                        "received_at": [p.delivery.received_at for p in fresh],
+                        "headers": [p.delivery.headers for p in fresh],
+                        "body": [p.delivery.body for p in fresh],
+                        "status": [p.delivery.status for p in fresh],
+                        "reason": [p.delivery.reason for p in fresh],
+                        "event_count": [len(p.delivery.events) for p in fresh],
+                    },
+                    schema=_DELIVERY_SCHEMA,
+                )
+                rows = con.execute(
+                    f"INSERT INTO {DELIVERIES} SELECT * FROM deliveries "
+                    "ON CONFLICT DO NOTHING RETURNING delivery_seq"
+                ).fetchall()
+                new_seqs = {int(r[0]) for r in rows}
+                event_rows = []
+                for offset, pending in enumerate(fresh):
+                    seq = first_seq + offset
+                    if seq not in new_seqs:
+                        continue
+                    d = pending.delivery
+                    inserted.add((d.source, d.delivery_id))
+                    for event in d.events:
+                        event_seq += 1
+                        event_rows.append((event_seq, seq, d.source, d.received_at, event))
+                for pending in fresh:
+                    d = pending.delivery
+                    if (d.source, d.delivery_id) not in inserted:
+                        counts[(d.source, "duplicate", "")] += 1
+                if event_rows:
+                    events = events_frame(event_rows)
+                    con.execute(f"INSERT INTO {EVENTS} SELECT * FROM events")
+            if counts:
+                now = datetime.now(UTC)
+                frame = pl.DataFrame(
+                    {
+                        "source": [k[0] for k in counts],
+                        "outcome": [k[1] for k in counts],
+                        "reason": [k[2] for k in counts],
+                        "count": list(counts.values()),
+                        "last_at": [now] * len(counts),
+                    },
+                    schema={
+                        "source": pl.String,
+                        "outcome": pl.String,
+                        "reason": pl.String,
+                        "count": pl.Int64,
+                        "last_at": pl.Datetime("us", "UTC"),
+                    },
+                )
+                con.execute(
+                    f"INSERT INTO {INGEST_COUNTS} SELECT * FROM frame ON CONFLICT DO UPDATE SET "
+                    "count = count + excluded.count, last_at = excluded.last_at"
+                )
+            con.execute("COMMIT")
+        except BaseException:
+            try:
+                con.execute("ROLLBACK")
+            except duckdb.Error:
+                pass
+            raise
+        if fresh:
+            self._delivery_seq += len(fresh)
+            self._event_seq = event_seq
+        return inserted
+
+    @staticmethod
+    def _resolve(outcomes: list[tuple[_Pending, Outcome | BaseException]]) -> None:
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Pending, Outcome | BaseException]]]
+        by_loop = {}
+        for pending, outcome in outcomes:
+            by_loop.setdefault(pending.loop, []).append((pending, outcome))
+        for loop, items in by_loop.items():
+            try:
+                loop.call_soon_threadsafe(_settle, items)
+            except RuntimeError:  # the loop is closed: nobody is waiting any more
+                pass
+
+
+def _settle(items: list[tuple[_Pending, Outcome | BaseException]]) -> None:
+    for pending, outcome in items:
+        if pending.future.done():
+            continue
+        if isinstance(outcome, BaseException):
+            pending.future.set_exception(outcome)
+        else:
+            pending.future.set_result(outcome)

@@ -1,0 +1,118 @@
+"""The `shoppulse` command: a thin layer over the library."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from ingest.settings import Settings
+from ingest.sources import ConfigError, Source, check_secrets, load_sources
+
+app = typer.Typer(
+    help="ShopPulse: real-time e-commerce metrics from store webhooks.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+err = Console(stderr=True)
+
+
+@app.callback()
+def _root() -> None:
+    """ShopPulse: real-time e-commerce metrics from store webhooks."""
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", help="Sources file (TOML). Default: $SHOPPULSE_CONFIG."),
+]
+DbOption = Annotated[
+    Path | None,
+    typer.Option("--db", help="Live DuckDB file. Default: $SHOPPULSE_DB_PATH or data/shoppulse.duckdb."),
+]
+
+
+def make_settings(config: Path | None = None, db: Path | None = None, **overrides: Any) -> Settings:
+    """Settings from the environment, with command-line options on top."""
+    values: dict[str, Any] = {k: v for k, v in overrides.items() if v is not None}
+    if config is not None:
+        values["config"] = config
+    if db is not None:
+        values["db_path"] = db
+    return Settings(**values)
+
+
+def load_configured_sources(settings: Settings) -> dict[str, Source]:
+    if settings.config is None:
+        raise ConfigError(
+            "no sources file: pass --config FILE or set SHOPPULSE_CONFIG (see README, "
+            "'Connect your store')"
+        )
+    return load_sources(settings.config)
+
+
+def fail(message: str) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {message}")
+    return typer.Exit(code=2)
+
+
+@app.command()
+def serve(
+    config: ConfigOption = None,
+    db: DbOption = None,
+    host: Annotated[str | None, typer.Option(help="Listen address (default 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="Listen port (default 8000).")] = None,
+    insecure_demo: Annotated[
+        bool,
+        typer.Option(
+            "--insecure-demo",
+            help="Accept sources without a secret and do not verify their deliveries. "
+            "Local demos only.",
+        ),
+    ] = False,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+) -> None:
+    """Run the pipeline service: webhook intake, metrics and the read API."""
+    import uvicorn
+
+    from shoppulse.logs import configure_logging
+    from shoppulse.service import create_app
+
+    configure_logging(log_level)
+    settings = make_settings(
+        config, db, host=host, port=port, insecure_demo=insecure_demo or None
+    )
+    try:
+        sources = load_configured_sources(settings)
+        unsigned = check_secrets(sources, insecure_demo=settings.insecure_demo)
+    except ConfigError as exc:
+        raise fail(str(exc)) from None
+    if settings.insecure_demo:
+        err.print(
+            "[bold yellow]WARNING: --insecure-demo:[/] deliveries to "
+            f"{', '.join(unsigned) or 'no source'} are accepted WITHOUT signature checks. "
+            "Anyone who can reach this port can write data. Use only for a local demo."
+        )
+    application = create_app(settings, sources)
+    err.print(
+        f"ShopPulse listening on http://{settings.host}:{settings.port} "
+        f"(database {settings.db_path}; sources: {', '.join(sources) or 'none'})"
+    )
+    uvicorn.run(
+        application,
+        host=settings.host,
+        port=settings.port,
+        log_level="warning",
+        timeout_keep_alive=5,
+        timeout_graceful_shutdown=10,
+        h11_max_incomplete_event_size=64 * 1024,
+    )
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

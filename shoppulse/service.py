@@ -1,0 +1,101 @@
+"""The composition root: wires ingest, storage and metrics into one FastAPI service.
+
+The service is the only process that opens the live DuckDB file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import duckdb
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+from ingest.api import build_router
+from ingest.errors import IngestError, error_body
+from ingest.intake import Clock, Intake, json_response, utc_now
+from ingest.settings import Settings
+from ingest.sources import Source
+from ingest.stats import IngestStats
+from ingest.storage.database import open_database
+from ingest.storage.writer import Writer
+from shoppulse import __version__
+
+
+@dataclass
+class Service:
+    """What the running app holds (on `app.state.service`)."""
+
+    settings: Settings
+    con: duckdb.DuckDBPyConnection
+    writer: Writer
+    stats: IngestStats
+    intake: Intake
+
+
+def _error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:
+    return json_response(status, error_body(status, code, message), headers)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(IngestError)
+    async def _ingest_error(request: Request, exc: IngestError) -> Response:
+        return _error_response(exc.status, exc.code, exc.message, exc.headers)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return _error_response(exc.status_code, code, str(exc.detail), dict(exc.headers or {}))
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, exc: RequestValidationError) -> Response:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        return _error_response(422, "invalid_request", problems or "invalid request")
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> Response:
+        return _error_response(500, "internal_error", "internal error; see the service log")
+
+
+def create_app(settings: Settings, sources: dict[str, Source], clock: Clock = utc_now) -> FastAPI:
+    """The whole pipeline service. Opening the database happens in the lifespan."""
+    holder: dict[str, Service] = {}
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        con = open_database(settings.db_path, checkpoint_wal_mb=settings.checkpoint_wal_mb)
+        stats = IngestStats()
+        stats.load(con)
+        writer = Writer(
+            con,
+            batch_max=settings.batch_max,
+            batch_linger_ms=settings.batch_linger_ms,
+            queue_max=settings.queue_max,
+        )
+        intake = Intake(settings, sources, writer, stats, clock)
+        service = Service(settings, con, writer, stats, intake)
+        holder["service"] = service
+        app.state.service = service
+        writer.start()
+        try:
+            yield
+        finally:
+            writer.stop()
+            con.close()
+
+    app = FastAPI(
+        title="ShopPulse",
+        version=__version__,
+        description="Verified, durable webhook intake and live e-commerce metrics.",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+
+    app.include_router(build_router(lambda: holder["service"].intake))
+    return app
