@@ -110,6 +110,10 @@ def serve(
     )
 
 
+# Command modules register themselves on `app` when imported (one line each, keep sorted).
+from shoppulse.commands import _registry  # noqa: E402, F401
+
+
 def main() -> None:
     app()
 
