@@ -1,6 +1,6 @@
 """Errors the ingest endpoint answers with. One body shape for every error response:
 
-    {"error": {"status": 401, "code": "invalid_signature", "message": "..."}}
+{"error": {"status": 401, "code": "invalid_signature", "message": "..."}}
 """
 
 from __future__ import annotations

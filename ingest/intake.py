@@ -46,13 +46,17 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def json_response(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
+def json_response(
+    status: int, body: dict[str, Any], headers: dict[str, str] | None = None
+) -> Response:
     return Response(orjson.dumps(body), status, headers, media_type="application/json")
 
 
 def _is_json(content_type: str) -> bool:
     media = content_type.split(";", 1)[0].strip().lower()
-    return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
+    return media == "application/json" or (
+        media.startswith("application/") and media.endswith("+json")
+    )
 
 
 class Intake:
@@ -78,8 +82,12 @@ class Intake:
         self.stats.record(source_id, "rejected", error.code)
         log.info(
             "delivery rejected",
-            extra={"source": source_id, "outcome": "rejected", "status": error.status,
-                   "reason": error.code},
+            extra={
+                "source": source_id,
+                "outcome": "rejected",
+                "status": error.status,
+                "reason": error.code,
+            },
         )
         return error
 
@@ -113,7 +121,9 @@ class Intake:
         if entry is None:
             raise self._reject(
                 UNKNOWN_SOURCE,
-                UnknownSource(f"no source '{source_id[:64]}' is configured; see `shoppulse sources list`"),
+                UnknownSource(
+                    f"no source '{source_id[:64]}' is configured; see `shoppulse sources list`"
+                ),
             )
         source, provider, secrets = entry
         body = await self._read_body(request, source.id)
@@ -184,8 +194,13 @@ class Intake:
         log.info(
             "delivery %s",
             outcome.value,
-            extra={"source": delivery.source, "delivery_id": delivery.delivery_id,
-                   "topic": delivery.topic, "outcome": outcome.value, "reason": delivery.reason},
+            extra={
+                "source": delivery.source,
+                "delivery_id": delivery.delivery_id,
+                "topic": delivery.topic,
+                "outcome": outcome.value,
+                "reason": delivery.reason,
+            },
         )
         body: dict[str, Any] = {
             "status": outcome.value,

@@ -72,6 +72,6 @@ def check_secrets(sources: dict[str, Source], *, insecure_demo: bool) -> list[st
     if missing and not insecure_demo:
         raise ConfigError(
             f"source(s) {', '.join(missing)} have no secret: every delivery would be accepted "
-            "unverified. Add `secrets = [\"...\"]`, or start with --insecure-demo for a local demo."
+            'unverified. Add `secrets = ["..."]`, or start with --insecure-demo for a local demo.'
         )
     return missing

@@ -11,7 +11,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import duckdb
-from prometheus_client import CollectorRegistry, Counter as PromCounter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Gauge, Histogram
+from prometheus_client import Counter as PromCounter
 
 from ingest.storage.schema import DELIVERIES, INGEST_COUNTS
 
@@ -61,11 +62,11 @@ class IngestStats:
             outcome = "quarantined" if status == "quarantined" else "accepted"
             stats = self._sources[source]
             stats.counts[outcome] += int(count)
-            if last is not None and (stats.last_delivery_at is None or last > stats.last_delivery_at):
+            if last is not None and (
+                stats.last_delivery_at is None or last > stats.last_delivery_at
+            ):
                 stats.last_delivery_at = last
-        rows = con.execute(
-            f"SELECT source, outcome, reason, count FROM {INGEST_COUNTS}"
-        ).fetchall()
+        rows = con.execute(f"SELECT source, outcome, reason, count FROM {INGEST_COUNTS}").fetchall()
         for source, outcome, reason, count in rows:
             stats = self._sources[source]
             stats.counts[outcome] += int(count)
@@ -93,10 +94,13 @@ class IngestStats:
                 }
                 for source, stats in sorted(self._sources.items())
             }
-        totals = {outcome: sum(s[outcome] for s in sources.values()) for outcome in OUTCOMES}
-        lasts = [s["last_delivery_at"] for s in sources.values() if s["last_delivery_at"]]
+            totals = {
+                outcome: sum(stats.counts.get(outcome, 0) for stats in self._sources.values())
+                for outcome in OUTCOMES
+            }
+            lasts = [s.last_delivery_at for s in self._sources.values() if s.last_delivery_at]
         return {
             "totals": totals,
-            "last_delivery_at": max(lasts) if lasts else None,
+            "last_delivery_at": max(lasts).isoformat() if lasts else None,
             "sources": sources,
         }

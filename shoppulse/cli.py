@@ -23,13 +23,16 @@ err = Console(stderr=True)
 def _root() -> None:
     """ShopPulse: real-time e-commerce metrics from store webhooks."""
 
+
 ConfigOption = Annotated[
     Path | None,
     typer.Option("--config", help="Sources file (TOML). Default: $SHOPPULSE_CONFIG."),
 ]
 DbOption = Annotated[
     Path | None,
-    typer.Option("--db", help="Live DuckDB file. Default: $SHOPPULSE_DB_PATH or data/shoppulse.duckdb."),
+    typer.Option(
+        "--db", help="Live DuckDB file. Default: $SHOPPULSE_DB_PATH or data/shoppulse.duckdb."
+    ),
 ]
 
 
@@ -80,9 +83,7 @@ def serve(
     from shoppulse.service import create_app
 
     configure_logging(log_level)
-    settings = make_settings(
-        config, db, host=host, port=port, insecure_demo=insecure_demo or None
-    )
+    settings = make_settings(config, db, host=host, port=port, insecure_demo=insecure_demo or None)
     try:
         sources = load_configured_sources(settings)
         unsigned = check_secrets(sources, insecure_demo=settings.insecure_demo)

@@ -37,7 +37,9 @@ class Service:
     intake: Intake
 
 
-def _error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:
+def _error_response(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> Response:
     return json_response(status, error_body(status, code, message), headers)
 
 

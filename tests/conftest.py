@@ -66,7 +66,9 @@ def clock() -> FrozenClock:
 
 
 @pytest.fixture
-def client(settings: Settings, sources: dict[str, Source], clock: FrozenClock) -> Iterator[TestClient]:
+def client(
+    settings: Settings, sources: dict[str, Source], clock: FrozenClock
+) -> Iterator[TestClient]:
     app = create_app(settings, sources, clock=clock)
     with TestClient(app) as test_client:
         yield test_client

@@ -28,7 +28,7 @@ class SignatureError(Exception):
 
 
 class UnusableDelivery(Exception):
-    """The delivery is authentic but cannot be normalized: it goes to quarantine with this reason."""
+    """Authentic but cannot be normalized: the delivery goes to quarantine with this reason."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,7 +137,9 @@ def parse_time(obj: Mapping[str, Any], field: str, *, required: bool = True) -> 
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        raise UnusableDelivery(f"field '{field}' is not an ISO 8601 timestamp: {value[:40]!r}")
+        raise UnusableDelivery(
+            f"field '{field}' is not an ISO 8601 timestamp: {value[:40]!r}"
+        ) from None
     if parsed.tzinfo is None:
         raise UnusableDelivery(f"field '{field}' has no UTC offset: {value[:40]!r}")
     return parsed.astimezone(UTC)
@@ -150,7 +152,9 @@ def parse_money(value: Any, field: str) -> Decimal:
     try:
         amount = Decimal(str(value))
     except InvalidOperation:
-        raise UnusableDelivery(f"field '{field}' is not a decimal amount: {str(value)[:40]!r}")
+        raise UnusableDelivery(
+            f"field '{field}' is not a decimal amount: {str(value)[:40]!r}"
+        ) from None
     if not amount.is_finite():
         raise UnusableDelivery(f"field '{field}' is not a finite amount")
     return amount

@@ -108,7 +108,9 @@ class Shopify:
             ]
         if topic == "orders/delete":
             return [
-                build_event(kind="order", action="delete", entity_id=get_id(obj, "id"), deleted=True)
+                build_event(
+                    kind="order", action="delete", entity_id=get_id(obj, "id"), deleted=True
+                )
             ]
         return [self._refund(obj)]
 

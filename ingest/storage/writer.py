@@ -336,10 +336,12 @@ class Writer:
                     },
                     schema=_DELIVERY_SCHEMA,
                 )
+                con.register("batch_deliveries", deliveries)
                 rows = con.execute(
-                    f"INSERT INTO {DELIVERIES} SELECT * FROM deliveries "
+                    f"INSERT INTO {DELIVERIES} SELECT * FROM batch_deliveries "
                     "ON CONFLICT DO NOTHING RETURNING delivery_seq"
                 ).fetchall()
+                con.unregister("batch_deliveries")
                 new_seqs = {int(r[0]) for r in rows}
                 event_rows = []
                 for offset, pending in enumerate(fresh):
@@ -356,8 +358,9 @@ class Writer:
                     if (d.source, d.delivery_id) not in inserted:
                         counts[(d.source, "duplicate", "")] += 1
                 if event_rows:
-                    events = events_frame(event_rows)
-                    con.execute(f"INSERT INTO {EVENTS} SELECT * FROM events")
+                    con.register("batch_events", events_frame(event_rows))
+                    con.execute(f"INSERT INTO {EVENTS} SELECT * FROM batch_events")
+                    con.unregister("batch_events")
             if counts:
                 now = datetime.now(UTC)
                 frame = pl.DataFrame(
@@ -376,10 +379,12 @@ class Writer:
                         "last_at": pl.Datetime("us", "UTC"),
                     },
                 )
+                con.register("batch_counts", frame)
                 con.execute(
-                    f"INSERT INTO {INGEST_COUNTS} SELECT * FROM frame ON CONFLICT DO UPDATE SET "
-                    "count = count + excluded.count, last_at = excluded.last_at"
+                    f"INSERT INTO {INGEST_COUNTS} SELECT * FROM batch_counts ON CONFLICT DO "
+                    "UPDATE SET count = count + excluded.count, last_at = excluded.last_at"
                 )
+                con.unregister("batch_counts")
             con.execute("COMMIT")
         except BaseException:
             try:
