@@ -79,6 +79,15 @@ class Settings(BaseSettings):
         description="Largest age (and future skew) of a signed timestamp (Stripe, Standard "
         "Webhooks) before the delivery is rejected as a replay.",
     )
+    metrics_interval_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        description="How often the metrics worker advances abandonment timers when no "
+        "delivery arrives (deliveries trigger a fold at once).",
+    )
+    fold_batch_max: int = Field(
+        default=20_000, ge=1, description="Most events the metrics engine folds in one transaction."
+    )
     checkpoint_wal_mb: int = Field(
         default=64,
         ge=1,

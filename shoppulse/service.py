@@ -23,6 +23,10 @@ from ingest.sources import Source
 from ingest.stats import IngestStats
 from ingest.storage.database import open_database
 from ingest.storage.writer import Writer
+from metrics.api import MetricsContext
+from metrics.api import build_router as build_metrics_router
+from metrics.engine import MetricsEngine
+from metrics.worker import MetricsWorker
 from shoppulse import __version__
 
 
@@ -35,6 +39,12 @@ class Service:
     writer: Writer
     stats: IngestStats
     intake: Intake
+    engine: MetricsEngine
+    worker: MetricsWorker
+    clock: Clock
+
+    def metrics_context(self) -> MetricsContext:
+        return MetricsContext(self.con, self.clock, self.worker)
 
 
 def _error_response(
@@ -50,7 +60,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        codes = {404: "not_found", 405: "method_not_allowed", 422: "invalid_request"}
+        code = codes.get(exc.status_code, "http_error")
         return _error_response(exc.status_code, code, str(exc.detail), dict(exc.headers or {}))
 
     @app.exception_handler(RequestValidationError)
@@ -74,21 +85,31 @@ def create_app(settings: Settings, sources: dict[str, Source], clock: Clock = ut
         con = open_database(settings.db_path, checkpoint_wal_mb=settings.checkpoint_wal_mb)
         stats = IngestStats()
         stats.load(con)
+        engine = MetricsEngine(
+            con,
+            cart_abandon_after=settings.cart_abandon_after,
+            checkout_abandon_after=settings.checkout_abandon_after,
+            batch_max=settings.fold_batch_max,
+        )
+        worker = MetricsWorker(engine, clock, interval=settings.metrics_interval_seconds)
         writer = Writer(
             con,
             batch_max=settings.batch_max,
             batch_linger_ms=settings.batch_linger_ms,
             queue_max=settings.queue_max,
+            on_commit=worker.notify,
         )
         intake = Intake(settings, sources, writer, stats, clock)
-        service = Service(settings, con, writer, stats, intake)
+        service = Service(settings, con, writer, stats, intake, engine, worker, clock)
         holder["service"] = service
         app.state.service = service
         writer.start()
+        worker.start()
         try:
             yield
         finally:
             writer.stop()
+            worker.stop()
             con.close()
 
     app = FastAPI(
@@ -100,4 +121,5 @@ def create_app(settings: Settings, sources: dict[str, Source], clock: Clock = ut
     install_error_handlers(app)
 
     app.include_router(build_router(lambda: holder["service"].intake))
+    app.include_router(build_metrics_router(lambda: holder["service"].metrics_context()))
     return app

@@ -80,10 +80,10 @@ def migrate(
         "CREATE TABLE IF NOT EXISTS schema_versions "
         "(component VARCHAR PRIMARY KEY, version INTEGER NOT NULL, applied_at TIMESTAMPTZ)"
     )
-    row = con.execute(
+    rows = con.execute(
         "SELECT version FROM schema_versions WHERE component = ?", [component]
-    ).fetchone()
-    current = int(row[0]) if row else 0
+    ).fetchall()
+    current = int(rows[0][0]) if rows else 0
     if current > len(migrations):
         raise RuntimeError(
             f"the database's {component} schema is version {current}, newer than this "

@@ -168,9 +168,9 @@ class Writer:
         )
         row = self._con.execute(
             f"SELECT coalesce(max(delivery_seq), 0) FROM {DELIVERIES}"
-        ).fetchone()
+        ).fetchall()[0]
         self._delivery_seq = int(row[0]) if row else 0
-        row = self._con.execute(f"SELECT coalesce(max(event_seq), 0) FROM {EVENTS}").fetchone()
+        row = self._con.execute(f"SELECT coalesce(max(event_seq), 0) FROM {EVENTS}").fetchall()[0]
         self._event_seq = int(row[0]) if row else 0
         self.healthy = True
         self.last_error: str | None = None

@@ -1,0 +1,139 @@
+"""The read API: window figures and time series as JSON."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, Any
+
+import duckdb
+from fastapi import APIRouter, HTTPException, Query
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
+from metrics.catalog import METRICS
+from metrics.query import Grain, Window, known_metric, timeseries, window_figures
+from metrics.worker import MetricsWorker
+
+
+@dataclass
+class MetricsContext:
+    con: duckdb.DuckDBPyConnection
+    clock: Callable[[], datetime]
+    worker: MetricsWorker
+
+
+class CurrencyFigures(BaseModel):
+    currency: str | None = Field(description="ISO 4217 code; null for orders without amounts.")
+    orders: int
+    gross_sales: str | None = Field(description="Decimal string.")
+    discounts: str | None
+    returns: str | None
+    net_sales: str | None
+    aov: str | None = Field(description="(gross_sales - discounts) / orders; null with no orders.")
+
+
+class WindowFigures(BaseModel):
+    source: str | None = Field(description="The source filtered on; null for all sources.")
+    from_: str = Field(alias="from", description="Window start (inclusive, minute-aligned).")
+    to: str = Field(description="Window end (exclusive, minute-aligned).")
+    orders: int
+    currency: str | None = Field(description="The one currency of the window, else null.")
+    gross_sales: str | None = Field(description="Set when the window has one currency.")
+    discounts: str | None
+    returns: str | None
+    net_sales: str | None
+    aov: str | None
+    by_currency: list[CurrencyFigures]
+    orders_without_amounts: int = Field(
+        description="Counted orders whose amounts are unknown (excluded from money figures)."
+    )
+    carts_created: int
+    carts_converted: int
+    carts_abandoned: int
+    carts_open: int
+    checkouts_started: int
+    checkouts_completed: int
+    checkouts_abandoned: int
+    checkouts_open: int
+    cart_conversion_rate: float | None
+    cart_abandonment_rate: float | None
+    checkout_conversion_rate: float | None
+    checkout_abandonment_rate: float | None
+    provisional: bool = Field(description="Some carts or checkouts of the window are still open.")
+    as_of: str | None = Field(description="When the figures were last evaluated.")
+    watermark: str | None = Field(description="received_at of the newest event folded in.")
+    freshness_seconds: float | None = Field(description="Now minus the watermark.")
+    events_folded_through: int
+
+
+class Point(BaseModel):
+    bucket: str
+    currency: str | None = None
+    value: int | float | str | None
+
+
+class Series(BaseModel):
+    metric: str
+    grain: Grain
+    source: str | None
+    from_: str = Field(alias="from")
+    to: str
+    points: list[Point]
+
+
+FromQuery = Annotated[datetime | None, Query(alias="from", description="Window start (UTC).")]
+ToQuery = Annotated[datetime | None, Query(alias="to", description="Window end, exclusive (UTC).")]
+SourceQuery = Annotated[str | None, Query(description="Source id; omitted = all sources.")]
+
+
+def build_router(get_context: Callable[[], MetricsContext]) -> APIRouter:
+    router = APIRouter(prefix="/api/v1/metrics", tags=["metrics"])
+
+    def _window(start: datetime | None, end: datetime | None, source: str | None) -> Window:
+        try:
+            return Window.around(get_context().clock(), start, end, source)
+        except ValueError as exc:
+            raise HTTPException(422, str(exc)) from None
+
+    @router.get("", response_model=WindowFigures, summary="Every metric for one window")
+    async def metrics(
+        source: SourceQuery = None, start: FromQuery = None, end: ToQuery = None
+    ) -> Any:
+        ctx = get_context()
+        window = _window(start, end, source)
+        return await run_in_threadpool(window_figures, ctx.con.cursor(), window, ctx.clock())
+
+    @router.get("/timeseries", response_model=Series, summary="One metric per time bucket")
+    async def series(
+        metric: Annotated[str, Query(description=f"One of: {', '.join(METRICS)}.")],
+        grain: Annotated[Grain, Query(description="Bucket size.")] = "hour",
+        source: SourceQuery = None,
+        start: FromQuery = None,
+        end: ToQuery = None,
+    ) -> Any:
+        ctx = get_context()
+        try:
+            definition = known_metric(metric)
+        except ValueError as exc:
+            raise HTTPException(422, str(exc)) from None
+        window = _window(start, end, source)
+        points = await run_in_threadpool(timeseries, ctx.con.cursor(), definition, grain, window)
+        return {
+            "metric": metric,
+            "grain": grain,
+            "source": source,
+            "from": window.start.isoformat(),
+            "to": window.end.isoformat(),
+            "points": points,
+        }
+
+    @router.get("/definitions", summary="What each metric means")
+    async def definitions() -> list[dict[str, str]]:
+        return [
+            {"name": m.name, "kind": m.kind, "label": m.label, "description": m.description}
+            for m in METRICS.values()
+        ]
+
+    return router

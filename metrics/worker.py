@@ -1,0 +1,74 @@
+"""Runs the engine inside the service: after every committed ingest batch, and on a timer so
+that carts and checkouts become abandoned when their timeout passes without any new event."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from datetime import datetime
+
+from metrics.engine import FoldReport, MetricsEngine
+
+log = logging.getLogger("shoppulse.metrics")
+
+
+class MetricsWorker:
+    def __init__(
+        self, engine: MetricsEngine, clock: Callable[[], datetime], interval: float = 1.0
+    ) -> None:
+        self.engine = engine
+        self.clock = clock
+        self.interval = interval
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, name="shoppulse-metrics", daemon=True)
+        self.last_report: FoldReport | None = None
+        self.last_error: str | None = None
+        self.folded_total = 0
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    def notify(self) -> None:
+        """New events were committed: fold them now."""
+        self._wake.set()
+
+    def fold_now(self) -> int:
+        """Fold every committed event and advance timers to the clock's now; return the count."""
+        with self._lock:
+            now = self.clock()
+            total = 0
+            while True:
+                report = self.engine.fold(now)
+                total += report.events
+                self.last_report = report
+                if report.events < self.engine.batch_max:
+                    break
+            self.folded_total += total
+            self.last_error = None
+            return total
+
+    def _run(self) -> None:
+        backoff = self.interval
+        while not self._stop.is_set():
+            self._wake.wait(self.interval)
+            self._wake.clear()
+            if self._stop.is_set():
+                break
+            try:
+                self.fold_now()
+                backoff = self.interval
+            except Exception as exc:  # keep running: the next fold retries from the cursor
+                self.last_error = str(exc)[:500]
+                log.exception("metrics fold failed; retrying")
+                time.sleep(min(backoff, 30.0))
+                backoff *= 2
