@@ -5,11 +5,15 @@ The service is the only process that opens the live DuckDB file.
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
 
 import duckdb
+import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -45,6 +49,35 @@ class Service:
 
     def metrics_context(self) -> MetricsContext:
         return MetricsContext(self.con, self.clock, self.worker)
+
+
+def discovery_path(db_path: Path) -> Path:
+    """Where a running service says how to reach it: beside the live database."""
+    return db_path.with_name(db_path.name + ".service.json")
+
+
+def read_discovery(db_path: Path) -> dict[str, object] | None:
+    """The running service's discovery record for `db_path`, if any."""
+    try:
+        record = orjson.loads(discovery_path(db_path).read_bytes())
+    except (FileNotFoundError, orjson.JSONDecodeError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def _write_discovery(settings: Settings) -> Path:
+    host = settings.host if settings.host not in ("0.0.0.0", "::", "") else "127.0.0.1"
+    path = discovery_path(settings.db_path)
+    record = {
+        "api_url": f"http://{host}:{settings.port}",
+        "pid": os.getpid(),
+        "db_path": str(settings.db_path),
+        "started_at": datetime.now(UTC).isoformat(),
+    }
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_bytes(orjson.dumps(record))
+    temporary.replace(path)
+    return path
 
 
 def _error_response(
@@ -105,9 +138,11 @@ def create_app(settings: Settings, sources: dict[str, Source], clock: Clock = ut
         app.state.service = service
         writer.start()
         worker.start()
+        discovery = _write_discovery(settings)
         try:
             yield
         finally:
+            discovery.unlink(missing_ok=True)
             writer.stop()
             worker.stop()
             con.close()
