@@ -14,6 +14,7 @@ from starlette.concurrency import run_in_threadpool
 
 from metrics.catalog import METRICS
 from metrics.query import Grain, Window, known_metric, timeseries, window_figures
+from metrics.recompute import check
 from metrics.worker import MetricsWorker
 
 
@@ -22,6 +23,24 @@ class MetricsContext:
     con: duckdb.DuckDBPyConnection
     clock: Callable[[], datetime]
     worker: MetricsWorker
+
+    def check(self) -> dict[str, Any]:
+        """Fold what is pending, then compare with a full recompute."""
+        self.worker.fold_now()
+        engine = self.worker.engine
+        differences = check(
+            self.con.cursor(),
+            cart_abandon_after=engine.cart_abandon_after,
+            checkout_abandon_after=engine.checkout_abandon_after,
+        )
+        return {
+            "equal": not differences,
+            "differences": [
+                {"table": d.table, "only_in": d.side, "row": [str(v) for v in d.row]}
+                for d in differences[:100]
+            ],
+            "difference_count": len(differences),
+        }
 
 
 class CurrencyFigures(BaseModel):
@@ -128,6 +147,10 @@ def build_router(get_context: Callable[[], MetricsContext]) -> APIRouter:
             "to": window.end.isoformat(),
             "points": points,
         }
+
+    @router.get("/check", summary="Compare the incremental figures with a full recompute")
+    async def recompute_check() -> dict[str, Any]:
+        return await run_in_threadpool(get_context().check)
 
     @router.get("/definitions", summary="What each metric means")
     async def definitions() -> list[dict[str, str]]:
