@@ -163,8 +163,8 @@ def test_recompute_cli_refuses_while_the_service_holds_the_file(
         [
             sys.executable,
             "-c",
-            f"import duckdb,time; c=duckdb.connect({str(settings.db_path)!r}); print('ok',flush=True);"
-            " time.sleep(30)",
+            f"import duckdb,time; c=duckdb.connect({str(settings.db_path)!r}); "
+            "print('ok',flush=True); time.sleep(30)",
         ],
         stdout=subprocess.PIPE,
         text=True,
