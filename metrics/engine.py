@@ -99,6 +99,17 @@ class MetricsEngine:
             if report.events < self.batch_max:
                 return total
 
+    def compact(self) -> int:
+        """Merge the aggregate change log, one transaction; return the rows it saved."""
+        self.con.execute("BEGIN")
+        try:
+            saved = self.store.compact()
+            self.con.execute("COMMIT")
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
+        return saved
+
     def pending(self) -> int:
         cursor = self.store.cursor()[0]
         row = self.con.execute(

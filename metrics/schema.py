@@ -1,7 +1,9 @@
 """The metrics engine's tables in the live DuckDB file: entity state, aggregates and the cursor.
 
 Entity state holds each cart, checkout, order and refund as last folded (its latest version and
-its fate at the last evaluation); the aggregates hold additive figures per UTC minute. Ratios are
+its fate at the last evaluation). The aggregates are additive figures per UTC minute, kept as an
+append-only log of changes (one row per touched bucket and fold: appending is far cheaper than
+updating in place) that is compacted now and then; the `*_minute` views sum it. Ratios are
 computed at read time. Hour and day figures are sums of minutes.
 """
 
@@ -13,8 +15,10 @@ ORDERS = "metrics_orders"
 REFUNDS = "metrics_refunds"
 CARTS = "metrics_carts"
 CHECKOUTS = "metrics_checkouts"
-SALES = "metrics_sales_minute"
-FUNNEL = "metrics_funnel_minute"
+SALES = "metrics_sales_minute"  # a view: per-minute sums of the deltas
+FUNNEL = "metrics_funnel_minute"  # a view, likewise
+SALES_DELTAS = "metrics_sales_deltas"
+FUNNEL_DELTAS = "metrics_funnel_deltas"
 CURSOR = "metrics_cursor"
 
 SUM_TYPE = "DECIMAL(38,4)"
@@ -64,24 +68,44 @@ METRICS_MIGRATIONS: list[list[str]] = [
         )
         """,
         f"""
-        CREATE TABLE {SALES} (
+        CREATE TABLE {SALES_DELTAS} (
             source VARCHAR NOT NULL, currency VARCHAR NOT NULL, minute TIMESTAMPTZ NOT NULL,
             orders BIGINT NOT NULL, gross_sales {SUM_TYPE} NOT NULL,
             discounts {SUM_TYPE} NOT NULL, returns {SUM_TYPE} NOT NULL,
-            changed_seq BIGINT NOT NULL,
-            PRIMARY KEY (source, currency, minute)
+            changed_seq BIGINT NOT NULL
         )
         """,
         f"""
-        CREATE TABLE {FUNNEL} (
+        CREATE TABLE {FUNNEL_DELTAS} (
             source VARCHAR NOT NULL, minute TIMESTAMPTZ NOT NULL,
             carts_created BIGINT NOT NULL, carts_converted BIGINT NOT NULL,
             carts_abandoned BIGINT NOT NULL, carts_open BIGINT NOT NULL,
             checkouts_started BIGINT NOT NULL, checkouts_completed BIGINT NOT NULL,
             checkouts_abandoned BIGINT NOT NULL, checkouts_open BIGINT NOT NULL,
-            changed_seq BIGINT NOT NULL,
-            PRIMARY KEY (source, minute)
+            changed_seq BIGINT NOT NULL
         )
+        """,
+        f"""
+        CREATE VIEW {SALES} AS
+        SELECT source, currency, minute, sum(orders)::BIGINT AS orders,
+               sum(gross_sales)::{SUM_TYPE} AS gross_sales,
+               sum(discounts)::{SUM_TYPE} AS discounts, sum(returns)::{SUM_TYPE} AS returns,
+               max(changed_seq) AS changed_seq
+        FROM {SALES_DELTAS} GROUP BY source, currency, minute
+        """,
+        f"""
+        CREATE VIEW {FUNNEL} AS
+        SELECT source, minute,
+               sum(carts_created)::BIGINT AS carts_created,
+               sum(carts_converted)::BIGINT AS carts_converted,
+               sum(carts_abandoned)::BIGINT AS carts_abandoned,
+               sum(carts_open)::BIGINT AS carts_open,
+               sum(checkouts_started)::BIGINT AS checkouts_started,
+               sum(checkouts_completed)::BIGINT AS checkouts_completed,
+               sum(checkouts_abandoned)::BIGINT AS checkouts_abandoned,
+               sum(checkouts_open)::BIGINT AS checkouts_open,
+               max(changed_seq) AS changed_seq
+        FROM {FUNNEL_DELTAS} GROUP BY source, minute
         """,
         f"""
         CREATE TABLE {CURSOR} (

@@ -8,7 +8,7 @@ import duckdb
 import polars as pl
 
 from metrics.fold import FUNNEL_KEY, FUNNEL_VALUES, KEY, SALES_KEY, SALES_VALUES, Kind
-from metrics.schema import CURSOR, FUNNEL, SALES
+from metrics.schema import CURSOR, FUNNEL, FUNNEL_DELTAS, SALES, SALES_DELTAS
 
 _KEYS_SCHEMA = {"source": pl.String, "id": pl.String}
 
@@ -87,12 +87,12 @@ class StateStore:
         self.con.unregister("new_state_rows")
 
     def add_sales(self, change: pl.DataFrame, fold_seq: int) -> None:
-        self._upsert(SALES, SALES_KEY, SALES_VALUES, change, fold_seq)
+        self._append(SALES_DELTAS, SALES_KEY, SALES_VALUES, change, fold_seq)
 
     def add_funnel(self, change: pl.DataFrame, fold_seq: int) -> None:
-        self._upsert(FUNNEL, FUNNEL_KEY, FUNNEL_VALUES, change, fold_seq)
+        self._append(FUNNEL_DELTAS, FUNNEL_KEY, FUNNEL_VALUES, change, fold_seq)
 
-    def _upsert(
+    def _append(
         self, table: str, key: list[str], values: list[str], change: pl.DataFrame, fold_seq: int
     ) -> None:
         if change.is_empty():
@@ -100,13 +100,33 @@ class StateStore:
         frame = change.select(*key, *values).with_columns(
             pl.lit(fold_seq, pl.Int64).alias("changed_seq")
         )
-        updates = ", ".join(f"{v} = {v} + excluded.{v}" for v in values)
         self.con.register("aggregate_change", frame)
-        self.con.execute(
-            f"INSERT INTO {table} SELECT * FROM aggregate_change ON CONFLICT DO UPDATE SET "
-            f"{updates}, changed_seq = excluded.changed_seq"
-        )
+        self.con.execute(f"INSERT INTO {table} SELECT * FROM aggregate_change")
         self.con.unregister("aggregate_change")
+
+    def compact(self) -> int:
+        """Merge the change rows of every bucket that has several into one; return rows saved."""
+        saved = 0
+        for table, view, key in (
+            (SALES_DELTAS, SALES, SALES_KEY),
+            (FUNNEL_DELTAS, FUNNEL, FUNNEL_KEY),
+        ):
+            columns = ", ".join(key)
+            matches = " AND ".join(f"t.{c} = m.{c}" for c in key)
+            self.con.execute(
+                f"CREATE OR REPLACE TEMP TABLE merged_buckets AS SELECT v.* FROM {view} v "
+                f"SEMI JOIN (SELECT {columns} FROM {table} GROUP BY ALL HAVING count(*) > 1) d "
+                f"USING ({columns})"
+            )
+            deleted = self.con.execute(
+                f"DELETE FROM {table} t USING merged_buckets m WHERE {matches}"
+            ).fetchall()[0][0]
+            inserted = self.con.execute(
+                f"INSERT INTO {table} SELECT * FROM merged_buckets"
+            ).fetchall()[0][0]
+            self.con.execute("DROP TABLE merged_buckets")
+            saved += int(deleted) - int(inserted)
+        return saved
 
     def cursor(self) -> tuple[int, int, datetime | None, datetime | None]:
         row = self.con.execute(

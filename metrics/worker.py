@@ -16,8 +16,14 @@ log = logging.getLogger("shoppulse.metrics")
 
 class MetricsWorker:
     def __init__(
-        self, engine: MetricsEngine, clock: Callable[[], datetime], interval: float = 1.0
+        self,
+        engine: MetricsEngine,
+        clock: Callable[[], datetime],
+        interval: float = 1.0,
+        compact_every: float = 300.0,
     ) -> None:
+        self.compact_every = compact_every
+        self._last_compaction = time.monotonic()
         self.engine = engine
         self.clock = clock
         self.interval = interval
@@ -55,6 +61,10 @@ class MetricsWorker:
                     break
             self.folded_total += total
             self.last_error = None
+            if time.monotonic() - self._last_compaction >= self.compact_every:
+                self._last_compaction = time.monotonic()
+                saved = self.engine.compact()
+                log.info("compacted the aggregate change log: %d rows merged away", saved)
             return total
 
     def _run(self) -> None:

@@ -14,7 +14,15 @@ from rich.table import Table
 from ingest.storage.database import StorageError, open_database
 from metrics.engine import MetricsEngine
 from metrics.recompute import Difference, check
-from metrics.schema import CARTS, CHECKOUTS, CURSOR, FUNNEL, ORDERS, REFUNDS, SALES
+from metrics.schema import (
+    CARTS,
+    CHECKOUTS,
+    CURSOR,
+    FUNNEL_DELTAS,
+    ORDERS,
+    REFUNDS,
+    SALES_DELTAS,
+)
 from shoppulse.cli import ConfigOption, DbOption, app, fail, make_settings
 
 out = Console()
@@ -81,7 +89,7 @@ def recompute(
 
 def _rebuild(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("BEGIN")
-    for table in (ORDERS, REFUNDS, CARTS, CHECKOUTS, SALES, FUNNEL):
+    for table in (ORDERS, REFUNDS, CARTS, CHECKOUTS, SALES_DELTAS, FUNNEL_DELTAS):
         con.execute(f"DELETE FROM {table}")
     con.execute(
         f"UPDATE {CURSOR} SET event_seq = 0, fold_seq = 0, evaluated_at = NULL, "

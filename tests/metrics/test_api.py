@@ -142,7 +142,7 @@ def test_recompute_cli_finds_a_tampered_aggregate_and_rebuild_repairs_it(
     import duckdb
 
     con = duckdb.connect(str(settings.db_path))
-    con.execute("UPDATE metrics_sales_minute SET gross_sales = gross_sales + 1")
+    con.execute("UPDATE metrics_sales_deltas SET gross_sales = gross_sales + 1")
     con.close()
     result = runner.invoke(cli, ["recompute", "--db", str(settings.db_path)])
     assert result.exit_code == 1

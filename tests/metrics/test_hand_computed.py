@@ -238,3 +238,30 @@ def test_figures_survive_a_restart(
         after = figures(client, **WEEK)
         assert differences(client) == []
     assert before["orders"] == 1 and after["orders"] == 2 and after["gross_sales"] == "15.00"
+
+
+def test_compaction_merges_the_change_log_and_keeps_every_figure(
+    client: TestClient, shop: Shop
+) -> None:
+    for version in range(5):  # five folds that touch the same minute bucket
+        shop.order(
+            "c1",
+            T0,
+            gross=f"{10 + version}.00",
+            updated=T0 + timedelta(minutes=version),
+            topic="orders/updated",
+        )
+        figures(client, **WEEK)
+    service = client.app.state.service  # type: ignore[attr-defined]
+    con = service.con.cursor()
+    rows_before = con.execute("SELECT count(*) FROM metrics_sales_deltas").fetchall()[0][0]
+    before = figures(client, **WEEK)
+    assert rows_before > 1
+    saved = service.worker.engine.compact()
+    assert saved == rows_before - 1
+    assert con.execute("SELECT count(*) FROM metrics_sales_deltas").fetchall()[0][0] == 1
+    after = figures(client, **WEEK)
+    assert {k: v for k, v in after.items() if k != "as_of"} == {
+        k: v for k, v in before.items() if k != "as_of"
+    }
+    assert after["gross_sales"] == "14.00"
