@@ -45,7 +45,7 @@ def _keys(*frames: pl.DataFrame) -> pl.DataFrame:
 
 
 def _without_rowid(frame: pl.DataFrame) -> pl.DataFrame:
-    return frame.drop("_rowid") if "_rowid" in frame.columns else frame
+    return frame.drop([c for c in ("_rowid", "_cold") if c in frame.columns])
 
 
 class MetricsEngine:
@@ -64,6 +64,7 @@ class MetricsEngine:
         self.cart_abandon_after = cart_abandon_after
         self.checkout_abandon_after = checkout_abandon_after
         self.batch_max = batch_max
+        self._demoted_upto: int | None = None
 
     # ------------------------------------------------------------------ public
 
@@ -110,6 +111,23 @@ class MetricsEngine:
             raise
         return saved
 
+    def demote(self) -> int:
+        """Move state rows that did not change since the previous demotion (and are not open
+        carts or checkouts) to the cold tables; return how many moved."""
+        self.con.execute("BEGIN")
+        try:
+            fold_seq = self.store.cursor()[1]
+            moved = 0
+            if self._demoted_upto is not None:
+                for spec in (F.ORDER, F.REFUND, F.CHECKOUT, F.CART):
+                    moved += self.store.demote(spec, self._demoted_upto)
+            self.con.execute("COMMIT")
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
+        self._demoted_upto = fold_seq
+        return moved
+
     def pending(self) -> int:
         cursor = self.store.cursor()[0]
         row = self.con.execute(
@@ -142,17 +160,7 @@ class MetricsEngine:
 
         # refunds: those in the batch and those of every touched order
         refund_batch = F.reduce_refunds(events)
-        if refund_batch.is_empty() and order_batch.is_empty():
-            refunds_old = store.load(F.REFUND, refund_batch)
-        else:
-            refunds_old = store.load_where(
-                F.REFUND,
-                "EXISTS (SELECT 1 FROM refund_keys k WHERE k.source = t.source AND k.id = t.id) "
-                "OR EXISTS (SELECT 1 FROM order_keys k WHERE k.source = t.source "
-                "AND k.id = t.order_id)",
-                refund_keys=refund_batch.select(F.KEY),
-                order_keys=order_batch.select(F.KEY),
-            )
+        refunds_old = store.load_refunds(F.REFUND, refund_batch, order_batch)
         refunds_new = F.merge(F.REFUND, _without_rowid(refunds_old), refund_batch)
         parent_keys = refunds_new.select("source", pl.col("order_id").alias("id")).unique()
         missing = parent_keys.join(orders_new.select(F.KEY), on=F.KEY, how="anti")
@@ -224,7 +232,7 @@ class MetricsEngine:
             (F.CHECKOUT, checkouts_old, checkouts_new),
             (F.CART, carts_old, carts_new),
         ):
-            store.save(spec, new, old["_rowid"], fold_seq)
+            store.save(spec, new, old, fold_seq)
 
         transitions = 0
         for old, new in ((carts_old, carts_new), (checkouts_old, checkouts_new)):

@@ -46,6 +46,7 @@ class Kind:
     present: str  # the flag that says a (version) event was folded: has_version or seen
     version_fields: tuple[str, ...]  # taken from the latest version
     sticky: tuple[str, ...] = ()  # OR over all events, never undone
+    earliest: tuple[str, ...] = ()  # the least value over all events (creation times)
     latest_activity: bool = False  # last_activity = max over all events
     counters: tuple[str, ...] = ()  # link reference counts maintained by deltas
     derived: tuple[str, ...] = ()  # evaluated after merging (fate, counted, ...)
@@ -119,8 +120,9 @@ REFUND = Kind(
 CHECKOUT = Kind(
     table="metrics_checkouts",
     present="seen",
-    version_fields=("created_at", "cart_token"),
+    version_fields=("cart_token",),
     sticky=("platform_abandoned", "platform_completed"),
+    earliest=("created_at",),
     latest_activity=True,
     counters=("order_refs",),
     derived=("fate",),
@@ -144,8 +146,9 @@ CHECKOUT = Kind(
 CART = Kind(
     table="metrics_carts",
     present="seen",
-    version_fields=("created_at",),
+    version_fields=(),
     sticky=("platform_abandoned", "platform_converted"),
+    earliest=("created_at",),
     latest_activity=True,
     counters=("order_refs", "checkout_refs"),
     derived=("fate",),
@@ -189,7 +192,7 @@ def reduce_orders(events: pl.DataFrame) -> pl.DataFrame:
         pl.col("event_seq").alias("v_seq"),
         *ORDER.version_fields,
     )
-    deleted = orders.group_by(KEY).agg(pl.col("deleted").any())
+    deleted = orders.group_by(KEY).agg(pl.col("deleted").any(), pl.col("created_at").min())
     return deleted.join(versions, on=KEY, how="left").with_columns(
         pl.col("has_version").fill_null(False)
     )
@@ -230,7 +233,9 @@ def _reduce_funnel(events: pl.DataFrame, kind: str, spec: Kind) -> pl.DataFrame:
         *spec.version_fields,
     )
     aggregated = rows.group_by(KEY).agg(
-        pl.col("last_activity").max(), *[pl.col(name).any() for name in spec.sticky]
+        pl.col("last_activity").max(),
+        pl.col("created_at").min(),
+        *[pl.col(name).any() for name in spec.sticky],
     )
     return versions.join(aggregated, on=KEY, how="left")
 
@@ -266,6 +271,7 @@ def merge(spec: Kind, old: pl.DataFrame, batch: pl.DataFrame) -> pl.DataFrame:
         (pl.col(c).fill_null(False) | pl.col(f"{c}_b").fill_null(False)).alias(c)
         for c in spec.sticky
     ]
+    exprs += [pl.min_horizontal(c, f"{c}_b").alias(c) for c in spec.earliest]
     if spec.latest_activity:
         exprs.append(pl.max_horizontal("last_activity", "last_activity_b").alias("last_activity"))
     exprs += [pl.col(c).fill_null(0).alias(c) for c in spec.counters]

@@ -23,14 +23,15 @@ order_latest AS (
     QUALIFY row_number() OVER (
         PARTITION BY source, entity_id ORDER BY vkey DESC, event_seq DESC) = 1
 ),
-order_deleted AS (
-    SELECT source, entity_id, bool_or(deleted) AS deleted FROM ev WHERE kind = 'order' GROUP BY ALL
+order_all AS (
+    SELECT source, entity_id, bool_or(deleted) AS deleted, min(created_at) AS created_at
+    FROM ev WHERE kind = 'order' GROUP BY ALL
 ),
 orders AS (
-    SELECT o.source, o.entity_id AS id, o.created_at, o.currency, o.gross_sales, o.discounts,
+    SELECT o.source, o.entity_id AS id, d.created_at, o.currency, o.gross_sales, o.discounts,
            o.test, o.cart_token, o.checkout_token,
-           (NOT o.test AND NOT o.cancelled AND NOT d.deleted AND o.created_at IS NOT NULL) AS counts
-    FROM order_latest o JOIN order_deleted d USING (source, entity_id)
+           (NOT o.test AND NOT o.cancelled AND NOT d.deleted AND d.created_at IS NOT NULL) AS counts
+    FROM order_latest o JOIN order_all d USING (source, entity_id)
 ),
 refunds AS (
     SELECT * FROM ev WHERE kind = 'refund'
@@ -39,7 +40,7 @@ refunds AS (
 ),
 checkout_events AS (SELECT * FROM ev WHERE kind = 'checkout' AND NOT deleted),
 checkouts AS (
-    SELECT l.source, l.entity_id AS id, l.created_at, l.cart_token, a.last_activity,
+    SELECT l.source, l.entity_id AS id, a.created_at, l.cart_token, a.last_activity,
            a.platform_abandoned,
            (a.platform_completed OR EXISTS (
                SELECT 1 FROM orders o WHERE NOT o.test AND o.source = l.source
@@ -47,12 +48,13 @@ checkouts AS (
     FROM (SELECT * FROM checkout_events QUALIFY row_number() OVER (
               PARTITION BY source, entity_id ORDER BY vkey DESC, event_seq DESC) = 1) l
     JOIN (SELECT source, entity_id, max(coalesce(updated_at, created_at)) AS last_activity,
+                 min(created_at) AS created_at,
                  bool_or(abandoned) AS platform_abandoned, bool_or(completed) AS platform_completed
           FROM checkout_events GROUP BY ALL) a USING (source, entity_id)
 ),
 cart_events AS (SELECT * FROM ev WHERE kind = 'cart' AND NOT deleted),
 carts AS (
-    SELECT l.source, l.entity_id AS id, l.created_at, a.last_activity, a.platform_abandoned,
+    SELECT l.source, l.entity_id AS id, a.created_at, a.last_activity, a.platform_abandoned,
            (a.platform_converted
             OR EXISTS (SELECT 1 FROM orders o WHERE NOT o.test AND o.source = l.source
                        AND o.cart_token = l.entity_id)
@@ -61,7 +63,7 @@ carts AS (
     FROM (SELECT * FROM cart_events QUALIFY row_number() OVER (
               PARTITION BY source, entity_id ORDER BY vkey DESC, event_seq DESC) = 1) l
     JOIN (SELECT source, entity_id, max(coalesce(updated_at, created_at)) AS last_activity,
-                 bool_or(abandoned) AS platform_abandoned,
+                 min(created_at) AS created_at, bool_or(abandoned) AS platform_abandoned,
                  bool_or(completed OR order_id IS NOT NULL) AS platform_converted
           FROM cart_events GROUP BY ALL) a USING (source, entity_id)
 )

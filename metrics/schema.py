@@ -1,10 +1,15 @@
 """The metrics engine's tables in the live DuckDB file: entity state, aggregates and the cursor.
 
 Entity state holds each cart, checkout, order and refund as last folded (its latest version and
-its fate at the last evaluation). The aggregates are additive figures per UTC minute, kept as an
-append-only log of changes (one row per touched bucket and fold: appending is far cheaper than
-updating in place) that is compacted now and then; the `*_minute` views sum it. Ratios are
-computed at read time. Hour and day figures are sums of minutes.
+its fate at the last evaluation). Each kind is split in two tables with one view over both: `_hot`
+holds what changed recently and every open cart and checkout, `_cold` the rest. A fold reads the
+small hot table; it reads the cold one only for keys an in-memory index says are there (a late
+update of an old entity), so its cost does not grow with history.
+
+The aggregates are additive figures per UTC minute, kept as an append-only log of changes (one
+row per touched bucket and fold: appending is far cheaper than updating in place) that is
+compacted now and then; the `*_minute` views sum it. Ratios are computed at read time. Hour and
+day figures are sums of minutes.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ _VERSION = "v_updated_at TIMESTAMPTZ, v_seq BIGINT"
 METRICS_MIGRATIONS: list[list[str]] = [
     [
         f"""
-        CREATE TABLE {ORDERS} (
+        CREATE TABLE {ORDERS}_hot (
             source VARCHAR NOT NULL, id VARCHAR NOT NULL,
             has_version BOOLEAN NOT NULL, {_VERSION},
             created_at TIMESTAMPTZ, currency VARCHAR,
@@ -39,7 +44,7 @@ METRICS_MIGRATIONS: list[list[str]] = [
         )
         """,
         f"""
-        CREATE TABLE {REFUNDS} (
+        CREATE TABLE {REFUNDS}_hot (
             source VARCHAR NOT NULL, id VARCHAR NOT NULL, order_id VARCHAR NOT NULL,
             {_VERSION},
             created_at TIMESTAMPTZ, currency VARCHAR, amount {MONEY_TYPE},
@@ -48,7 +53,7 @@ METRICS_MIGRATIONS: list[list[str]] = [
         )
         """,
         f"""
-        CREATE TABLE {CHECKOUTS} (
+        CREATE TABLE {CHECKOUTS}_hot (
             source VARCHAR NOT NULL, id VARCHAR NOT NULL,
             seen BOOLEAN NOT NULL, {_VERSION},
             created_at TIMESTAMPTZ, last_activity TIMESTAMPTZ, cart_token VARCHAR,
@@ -58,7 +63,7 @@ METRICS_MIGRATIONS: list[list[str]] = [
         )
         """,
         f"""
-        CREATE TABLE {CARTS} (
+        CREATE TABLE {CARTS}_hot (
             source VARCHAR NOT NULL, id VARCHAR NOT NULL,
             seen BOOLEAN NOT NULL, {_VERSION},
             created_at TIMESTAMPTZ, last_activity TIMESTAMPTZ,
@@ -118,5 +123,14 @@ METRICS_MIGRATIONS: list[list[str]] = [
         )
         """,
         f"INSERT INTO {CURSOR} VALUES (1, 0, 0, NULL, NULL, NULL)",
+        *[
+            statement
+            for table in (ORDERS, REFUNDS, CHECKOUTS, CARTS)
+            for statement in (
+                f"CREATE TABLE {table}_cold AS SELECT * FROM {table}_hot LIMIT 0",
+                f"CREATE VIEW {table} AS SELECT * FROM {table}_hot "
+                f"UNION ALL SELECT * FROM {table}_cold",
+            )
+        ],
     ],
 ]

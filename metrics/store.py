@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import duckdb
+import numpy as np
 import polars as pl
 
 from metrics.fold import FUNNEL_KEY, FUNNEL_VALUES, KEY, SALES_KEY, SALES_VALUES, Kind
@@ -24,11 +25,55 @@ def conform(frame: pl.DataFrame, spec: Kind) -> pl.DataFrame:
     return frame.select(columns)
 
 
+def key_hashes(frame: pl.DataFrame, source: str = "source", key: str = "id") -> np.ndarray:
+    """64-bit hashes of (source, key) pairs, the same for the same strings within a process."""
+    if frame.is_empty():
+        return np.empty(0, dtype=np.uint64)
+    pairs = frame.select(pl.col(source).alias("source"), pl.col(key).alias("id"))
+    hashed = pairs.select(pl.struct("source", "id").hash(seed=7))
+    return np.asarray(hashed.to_series().to_numpy(), dtype=np.uint64)
+
+
+class ColdIndex:
+    """Which (source, key) pairs may have a row in a cold table: an exact superset.
+
+    A sorted array of 64-bit hashes (8 bytes per cold row) plus recent additions. A hash collision
+    only costs a needless read of the cold table, never a wrong answer: the read matches real keys.
+    """
+
+    def __init__(self) -> None:
+        self._sorted = np.empty(0, dtype=np.uint64)
+        self._recent: list[np.ndarray] = []
+
+    def __len__(self) -> int:
+        return int(self._sorted.size + sum(part.size for part in self._recent))
+
+    def add(self, hashes: np.ndarray) -> None:
+        if hashes.size:
+            self._recent.append(hashes)
+        if sum(part.size for part in self._recent) > 65_536:
+            self._merge()
+
+    def _merge(self) -> None:
+        self._sorted = np.unique(np.concatenate([self._sorted, *self._recent]))
+        self._recent = []
+
+    def may_contain(self, hashes: np.ndarray) -> np.ndarray:
+        found = np.zeros(hashes.size, dtype=bool)
+        if self._sorted.size:
+            positions = np.searchsorted(self._sorted, hashes).clip(max=self._sorted.size - 1)
+            found |= self._sorted[positions] == hashes
+        for part in self._recent:
+            found |= np.isin(hashes, part)
+        return found
+
+
 class StateStore:
     """State and aggregate I/O on one connection (the caller owns the transaction)."""
 
     def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
         self.con = con
+        self._cold: dict[tuple[str, str], ColdIndex] = {}
 
     def _query(self, sql: str, **frames: pl.DataFrame) -> pl.DataFrame:
         for name, frame in frames.items():
@@ -40,51 +85,104 @@ class StateStore:
             for name in frames:
                 self.con.unregister(name)
 
-    def load(self, spec: Kind, keys: pl.DataFrame) -> pl.DataFrame:
-        """State rows for `keys` (source, id), with their `_rowid`."""
-        keys = keys.select(KEY).unique()
-        if keys.is_empty():
-            return (
-                conform(pl.DataFrame(), spec)
-                .with_columns(pl.lit(0, pl.Int64).alias("_rowid"))
-                .clear()
-            )
+    # ------------------------------------------------------------------ the cold index
+
+    def _index(self, spec: Kind, column: str) -> ColdIndex:
+        """The cold index of `spec` on (source, column), built from the cold table once."""
+        index = self._cold.get((spec.table, column))
+        if index is None:
+            index = ColdIndex()
+            keys = self._query(f"SELECT source, {column} FROM {spec.table}_cold")
+            index.add(key_hashes(keys, key=column))
+            self._cold[(spec.table, column)] = index
+        return index
+
+    def _indexed_columns(self, spec: Kind) -> tuple[str, ...]:
+        return ("id", "order_id") if "order_id" in spec.columns else ("id",)
+
+    # ------------------------------------------------------------------ state rows
+
+    def _empty(self, spec: Kind) -> pl.DataFrame:
+        return (
+            conform(pl.DataFrame(), spec)
+            .with_columns(pl.lit(0, pl.Int64).alias("_rowid"), pl.lit(False).alias("_cold"))
+            .clear()
+        )
+
+    def _load_from(self, spec: Kind, part: str, column: str, keys: pl.DataFrame) -> pl.DataFrame:
         found = self._query(
-            f"SELECT t.rowid AS _rowid, t.* FROM {spec.table} t "
-            "SEMI JOIN wanted_keys k ON t.source = k.source AND t.id = k.id",
+            f"SELECT t.rowid AS _rowid, t.* FROM {spec.table}_{part} t "
+            f"SEMI JOIN wanted_keys k ON t.source = k.source AND t.{column} = k.id",
             wanted_keys=keys,
         )
-        return conform(found, spec).with_columns(found["_rowid"].cast(pl.Int64))
-
-    def load_where(self, spec: Kind, where: str, **frames: pl.DataFrame) -> pl.DataFrame:
-        found = self._query(
-            f"SELECT t.rowid AS _rowid, t.* FROM {spec.table} t WHERE {where}", **frames
+        return conform(found, spec).with_columns(
+            found["_rowid"].cast(pl.Int64), pl.lit(part == "cold").alias("_cold")
         )
-        return conform(found, spec).with_columns(found["_rowid"].cast(pl.Int64))
+
+    def load(self, spec: Kind, keys: pl.DataFrame, column: str = "id") -> pl.DataFrame:
+        """State rows whose (source, `column`) is in `keys` (columns source, id), with `_rowid`
+        and `_cold` (which table they live in)."""
+        keys = keys.select(KEY).unique()
+        if keys.is_empty():
+            return self._empty(spec)
+        hot = self._load_from(spec, "hot", column, keys)
+        missing = keys if column != "id" else keys.join(hot.select(KEY), on=KEY, how="anti")
+        candidates = missing.filter(
+            pl.Series(self._index(spec, column).may_contain(key_hashes(missing)))
+        )
+        if candidates.is_empty():
+            return hot
+        return pl.concat([hot, self._load_from(spec, "cold", column, candidates)])
+
+    def load_refunds(
+        self, spec: Kind, refund_keys: pl.DataFrame, order_keys: pl.DataFrame
+    ) -> pl.DataFrame:
+        """Refunds by their own key and every refund of the given orders."""
+        parts = [self.load(spec, refund_keys), self.load(spec, order_keys, column="order_id")]
+        return pl.concat(parts).unique(subset=["_rowid", "_cold"], keep="first")
 
     def due_keys(self, spec: Kind, timeout: timedelta, now: datetime) -> pl.DataFrame:
         """Open carts or checkouts whose inactivity timeout has passed at `now`."""
         rows = self.con.execute(
-            f"SELECT source, id FROM {spec.table} WHERE fate = 'open' "
+            f"SELECT source, id FROM {spec.table}_hot WHERE fate = 'open' "
             "AND last_activity <= ?::TIMESTAMPTZ - ?::INTERVAL",
             [now, timeout],
         ).fetchall()
         return pl.DataFrame(rows, schema=_KEYS_SCHEMA, orient="row")
 
-    def save(self, spec: Kind, rows: pl.DataFrame, replaced: pl.Series, fold_seq: int) -> None:
-        """Replace the rows at `replaced` (rowids) by `rows`."""
-        if not replaced.is_empty():
+    def save(self, spec: Kind, rows: pl.DataFrame, old: pl.DataFrame, fold_seq: int) -> None:
+        """Replace the `old` rows (as loaded) by `rows`, which all go to the hot table."""
+        for part, cold in (("hot", False), ("cold", True)):
+            replaced = old.filter(pl.col("_cold") == cold)["_rowid"]
+            if replaced.is_empty():
+                continue
             self.con.register("replaced_rowids", replaced.to_frame("rid"))
             self.con.execute(
-                f"DELETE FROM {spec.table} WHERE rowid IN (SELECT rid FROM replaced_rowids)"
+                f"DELETE FROM {spec.table}_{part} WHERE rowid IN (SELECT rid FROM replaced_rowids)"
             )
             self.con.unregister("replaced_rowids")
         if rows.is_empty():
             return
         frame = conform(rows.with_columns(pl.lit(fold_seq, pl.Int64).alias("changed_seq")), spec)
         self.con.register("new_state_rows", frame)
-        self.con.execute(f"INSERT INTO {spec.table} SELECT * FROM new_state_rows")
+        self.con.execute(f"INSERT INTO {spec.table}_hot SELECT * FROM new_state_rows")
         self.con.unregister("new_state_rows")
+
+    def demote(self, spec: Kind, upto_seq: int) -> int:
+        """Move rows unchanged since fold `upto_seq` (and not open) from hot to cold."""
+        condition = f"changed_seq <= {int(upto_seq)}"
+        if "fate" in spec.columns:
+            condition += " AND fate IS DISTINCT FROM 'open'"
+        moved = self._query(f"SELECT * FROM {spec.table}_hot WHERE {condition}")
+        if moved.is_empty():
+            return 0
+        self.con.execute(
+            f"INSERT INTO {spec.table}_cold SELECT * FROM {spec.table}_hot WHERE {condition}"
+        )
+        self.con.execute(f"DELETE FROM {spec.table}_hot WHERE {condition}")
+        for column in self._indexed_columns(spec):
+            self._index(spec, column).add(key_hashes(moved, key=column))
+        return moved.height
 
     def add_sales(self, change: pl.DataFrame, fold_seq: int) -> None:
         self._append(SALES_DELTAS, SALES_KEY, SALES_VALUES, change, fold_seq)

@@ -21,9 +21,12 @@ class MetricsWorker:
         clock: Callable[[], datetime],
         interval: float = 1.0,
         compact_every: float = 300.0,
+        demote_every: float = 60.0,
     ) -> None:
         self.compact_every = compact_every
+        self.demote_every = demote_every
         self._last_compaction = time.monotonic()
+        self._last_demotion = float("-inf")
         self.engine = engine
         self.clock = clock
         self.interval = interval
@@ -61,11 +64,20 @@ class MetricsWorker:
                     break
             self.folded_total += total
             self.last_error = None
+            if time.monotonic() - self._last_demotion >= self.demote_every:
+                self._last_demotion = time.monotonic()
+                moved = self.engine.demote()
+                log.debug("moved %d unchanged state rows to the cold tables", moved)
             if time.monotonic() - self._last_compaction >= self.compact_every:
                 self._last_compaction = time.monotonic()
                 saved = self.engine.compact()
                 log.info("compacted the aggregate change log: %d rows merged away", saved)
             return total
+
+    def demote_now(self) -> int:
+        """Move unchanged state rows to the cold tables now (normally done on a timer)."""
+        with self._lock:
+            return self.engine.demote()
 
     def _run(self) -> None:
         backoff = self.interval

@@ -89,7 +89,12 @@ def recompute(
 
 def _rebuild(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("BEGIN")
-    for table in (ORDERS, REFUNDS, CARTS, CHECKOUTS, SALES_DELTAS, FUNNEL_DELTAS):
+    state = [
+        f"{table}_{part}"
+        for table in (ORDERS, REFUNDS, CARTS, CHECKOUTS)
+        for part in ("hot", "cold")
+    ]
+    for table in (*state, SALES_DELTAS, FUNNEL_DELTAS):
         con.execute(f"DELETE FROM {table}")
     con.execute(
         f"UPDATE {CURSOR} SET event_seq = 0, fold_seq = 0, evaluated_at = NULL, "

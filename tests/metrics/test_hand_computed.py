@@ -265,3 +265,32 @@ def test_compaction_merges_the_change_log_and_keeps_every_figure(
         k: v for k, v in before.items() if k != "as_of"
     }
     assert after["gross_sales"] == "14.00"
+
+
+def test_cold_state_is_found_again_by_a_late_update(client: TestClient, shop: Shop) -> None:
+    worker = client.app.state.service.worker  # type: ignore[attr-defined]
+    shop.cart("cartZ", T0)
+    shop.order("z1", T0, gross="10.00", cart_token="cartZ")
+    shop.refund("rz", "z1", T0, ["4.00"])
+    figures(client, **WEEK)
+    worker.demote_now()  # remembers where it is
+    shop.order("z2", T0, gross="1.00")  # something else changes meanwhile
+    figures(client, **WEEK)
+    assert worker.demote_now() >= 3  # cartZ, z1 and its refund are now cold
+    con = client.app.state.service.con.cursor()  # type: ignore[attr-defined]
+    assert con.execute("SELECT count(*) FROM metrics_orders_cold").fetchall()[0][0] == 1
+    # late events for the cold order and its refund are found and replace the cold rows
+    shop.order(
+        "z1",
+        T0,
+        gross="10.00",
+        cart_token="cartZ",
+        cancelled=True,
+        updated=T0 + timedelta(hours=1),
+        topic="orders/cancelled",
+    )
+    f = figures(client, **WEEK)
+    assert (f["orders"], f["gross_sales"], f["returns"]) == (1, "1.00", "0.00")
+    assert f["carts_converted"] == 1  # a cancellation does not undo the conversion
+    assert con.execute("SELECT count(*) FROM metrics_orders WHERE id = 'z1'").fetchall() == [(1,)]
+    assert con.execute("SELECT count(*) FROM metrics_refunds").fetchall() == [(1,)]

@@ -57,6 +57,11 @@ class Restart:
     pass
 
 
+@dataclass
+class Demote:  # unchanged state moves to the cold tables
+    pass
+
+
 def _entity_created(name: str) -> datetime:
     return T0 + timedelta(minutes=7 * (hash(name) % 11))
 
@@ -158,6 +163,7 @@ step = st.one_of(
     st.just(Fold()),
     st.builds(Advance, st.integers(min_value=1, max_value=90)),
     st.just(Restart()),
+    st.just(Demote()),
 )
 
 
@@ -228,6 +234,8 @@ def test_incremental_equals_recompute(steps: list[object]) -> None:
                 assert differences(client) == []
             elif isinstance(op, Advance):
                 clock.now += timedelta(minutes=op.minutes)
+            elif isinstance(op, Demote):
+                client.app.state.service.worker.demote_now()  # type: ignore[attr-defined]
             elif isinstance(op, Restart):
                 client.__exit__(None, None, None)
                 client = start()
