@@ -73,7 +73,7 @@ class Intake:
         self.stats = stats
         self.clock = clock
         self._sources = {
-            source.id: (source, get_provider(source.provider), source.secret_values())
+            source.id: (source, get_provider(source.provider, settings), source.secret_values())
             for source in sources.values()
         }
 

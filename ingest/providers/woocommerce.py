@@ -1,0 +1,292 @@
+"""WooCommerce: base64 HMAC-SHA256 of the raw body in `X-WC-Webhook-Signature`.
+
+The key is the webhook's secret as UTF-8 bytes. Other headers: `X-WC-Webhook-Topic` (for
+example `order.updated`), `-Resource`, `-Event`, `-ID`, `-Delivery-ID` and `-Source` (the shop's
+URL). A body is the order exactly as the REST API (wc/v3) returns it; `order.deleted` sends only
+`{"id": <order id>}`.
+
+Ping: when a webhook is saved, WooCommerce posts an unsigned, form-encoded `webhook_id=<n>` and
+refuses to save the webhook unless the answer is 2xx. A request is a ping only when its whole
+body is `webhook_id=<digits>` and its content type is form-encoded (or absent); it gets a bare 200
+and nothing is stored, so a ping can carry no data.
+
+Delivery id: WooCommerce makes a new `X-WC-Webhook-Delivery-ID` for every delivery and signs no
+timestamp, so the same order version can arrive under different ids. The id is therefore the
+order version, `order:<id>:<date_modified_gmt>:<topic>`, when the body has an id and a
+modification date (`date_modified_gmt`, else `date_modified`); else the header id; else the
+body's SHA-256.
+
+Mapping (per the metric contract's platform table; times are the `*_gmt` fields, which have no
+offset and are UTC):
+
+- `pending`, `failed`, `checkout-draft`: a checkout started (kind `checkout`, entity = order id).
+- `processing`, `on-hold`, `completed`, `refunded`: an order, with `checkout_token` = order id so
+  the checkout of the same id completes.
+- `cancelled`: a cancelled order; `checkout_token` only if it was paid (`date_paid_gmt`), because
+  WooCommerce also cancels unpaid pending orders, and those are abandoned checkouts.
+- `trash`, or topic `order.deleted`: a deleted order. Deletion is sticky in the canonical model,
+  so a later `order.restored` of a trashed order does not revive it.
+
+Any other status (plugins add their own) is quarantined with its name, to be mapped and replayed.
+`order.restored` is mapped by the status the order is restored to.
+
+- entity created_at = `date_created_gmt`, updated_at = `date_modified_gmt`.
+- gross_sales = sum of `line_items[].subtotal` (line amounts before discounts, without tax);
+  discounts = `discount_total` (without tax); currency = `currency`.
+- Refunds: every entry of the order's `refunds` array (whatever the status; partial refunds leave
+  the status unchanged) becomes a refund event: entity = refund id, order_id = order id, amount =
+  abs(`total`). WooCommerce gives only each refund's total (tax and shipping refunds included)
+  and no refund date: the refund is dated by the `date_modified_gmt` of the order version that
+  carries it, so a later version of the order re-dates it (the latest version wins).
+- WooCommerce has no test flag: test is always false.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any, ClassVar
+
+from ingest.events import Action, CanonicalEvent
+from ingest.providers.base import (
+    DeliveryInfo,
+    Headers,
+    SignatureError,
+    UnusableDelivery,
+    any_secret_matches,
+    b64_hmac_sha256,
+    body_digest,
+    build_event,
+    get_id,
+    parse_money,
+    require_mapping,
+)
+
+SIGNATURE_HEADER = "x-wc-webhook-signature"
+TOPIC_HEADER = "x-wc-webhook-topic"
+DELIVERY_HEADER = "x-wc-webhook-delivery-id"
+
+CHECKOUT_STATUSES = frozenset({"pending", "failed", "checkout-draft"})
+ORDER_STATUSES = frozenset({"processing", "on-hold", "completed", "refunded"})
+CANCELLED_STATUS = "cancelled"
+TRASH_STATUS = "trash"
+
+_PING_BODY = re.compile(rb"webhook_id=[0-9]{1,20}")
+_FORM = "application/x-www-form-urlencoded"
+_GMT_FIELD = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?")
+
+_ACTIONS: dict[str, Action] = {
+    "order.created": "create",
+    "order.updated": "update",
+    "order.restored": "update",
+}
+
+
+def parse_gmt(obj: Mapping[str, Any], field: str, *, required: bool = True) -> datetime | None:
+    """A WooCommerce `*_gmt` time: ISO 8601 without an offset, in UTC."""
+    value = obj.get(field)
+    if value is None or value == "":
+        if required:
+            raise UnusableDelivery(f"field '{field}' is missing")
+        return None
+    if not isinstance(value, str):
+        raise UnusableDelivery(f"field '{field}' must be an ISO 8601 string")
+    text = value.strip()
+    if _GMT_FIELD.fullmatch(text):
+        return datetime.fromisoformat(text).replace(tzinfo=UTC)
+    try:  # tolerate an explicit offset
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise UnusableDelivery(f"field '{field}' is not an ISO 8601 time: {text[:40]!r}") from None
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+def _required_id(obj: Mapping[str, Any], field: str, where: str = "") -> str:
+    """A required id; `where` is the path of a nested object, named in the reason."""
+    path = f"{where}.{field}" if where else field
+    try:
+        value = get_id(obj, field)
+    except UnusableDelivery as exc:
+        raise UnusableDelivery(str(exc).replace(f"'{field}'", f"'{path}'", 1)) from None
+    if value is None:  # pragma: no cover - get_id(required=True) never returns None
+        raise UnusableDelivery(f"field '{path}' is missing")
+    return value
+
+
+class WooCommerce:
+    name: ClassVar[str] = "woocommerce"
+    topics: ClassVar[frozenset[str]] = frozenset(
+        {"order.created", "order.updated", "order.deleted", "order.restored"}
+    )
+    kept_headers: ClassVar[tuple[str, ...]] = (
+        TOPIC_HEADER,
+        "x-wc-webhook-resource",
+        "x-wc-webhook-event",
+        "x-wc-webhook-id",
+        DELIVERY_HEADER,
+        "x-wc-webhook-source",
+    )
+
+    def verify(self, body: bytes, headers: Headers, secrets: Sequence[str], now: datetime) -> None:
+        given = headers.get(SIGNATURE_HEADER, "").strip()
+        if not given:
+            raise SignatureError("missing X-WC-Webhook-Signature header")
+        if not any_secret_matches(
+            lambda secret: b64_hmac_sha256(secret.encode("utf-8"), body), given, secrets
+        ):
+            raise SignatureError("X-WC-Webhook-Signature does not match the body for any secret")
+
+    def is_ping(self, body: bytes, headers: Headers) -> bool:
+        media = headers.get("content-type", "").split(";", 1)[0].strip().lower()
+        return media in ("", _FORM) and _PING_BODY.fullmatch(body) is not None
+
+    def delivery_info(self, body: bytes, headers: Headers, payload: Any) -> DeliveryInfo:
+        topic = headers.get(TOPIC_HEADER, "").strip()
+        delivery_id = ""
+        if isinstance(payload, Mapping):
+            order_id = payload.get("id")
+            modified = payload.get("date_modified_gmt") or payload.get("date_modified")
+            if (
+                isinstance(order_id, int | str)
+                and not isinstance(order_id, bool)
+                and str(order_id)
+                and isinstance(modified, str)
+                and modified
+            ):
+                delivery_id = f"order:{order_id}:{modified}:{topic}"
+        delivery_id = delivery_id or headers.get(DELIVERY_HEADER, "").strip() or body_digest(body)
+        return DeliveryInfo(delivery_id=delivery_id[:256], topic=topic)
+
+    def normalize(self, topic: str, payload: Any, headers: Headers) -> list[CanonicalEvent]:
+        if not topic:
+            raise UnusableDelivery("missing X-WC-Webhook-Topic header")
+        if topic not in self.topics:
+            raise UnusableDelivery(f"unknown topic '{topic[:80]}'")
+        order = require_mapping(payload)
+        order_id = _required_id(order, "id")
+        if topic == "order.deleted":
+            return [build_event(kind="order", action="delete", entity_id=order_id, deleted=True)]
+        status = order.get("status")
+        if not isinstance(status, str) or not status:
+            raise UnusableDelivery("field 'status' is missing")
+        created = parse_gmt(order, "date_created_gmt")
+        modified = parse_gmt(order, "date_modified_gmt")
+        currency = order.get("currency")
+        action = _ACTIONS[topic]
+        if status in CHECKOUT_STATUSES:
+            return [
+                build_event(
+                    kind="checkout",
+                    action=action,
+                    entity_id=order_id,
+                    created_at=created,
+                    updated_at=modified,
+                    checkout_token=order_id,
+                    currency=currency,
+                )
+            ]
+        if status == TRASH_STATUS:
+            return [
+                build_event(
+                    kind="order",
+                    action="delete",
+                    entity_id=order_id,
+                    created_at=created,
+                    updated_at=modified,
+                    order_id=order_id,
+                    deleted=True,
+                )
+            ]
+        if status not in ORDER_STATUSES and status != CANCELLED_STATUS:
+            raise UnusableDelivery(f"unknown order status '{status[:40]}'")
+        if not isinstance(currency, str) or not currency:
+            raise UnusableDelivery("field 'currency' is missing")
+        cancelled = status == CANCELLED_STATUS
+        paid = parse_gmt(order, "date_paid_gmt", required=False) is not None
+        gross, discounts = self._money(order)
+        events = [
+            build_event(
+                kind="order",
+                action="cancel" if cancelled else action,
+                entity_id=order_id,
+                created_at=created,
+                updated_at=modified,
+                checkout_token=order_id if (paid or not cancelled) else None,
+                order_id=order_id,
+                currency=currency,
+                gross_sales=gross,
+                discounts=discounts,
+                cancelled=cancelled,
+            )
+        ]
+        events.extend(self._refunds(order, order_id, currency, modified))
+        return events
+
+    @staticmethod
+    def _money(order: Mapping[str, Any]) -> tuple[Decimal, Decimal]:
+        items = order.get("line_items")
+        if not isinstance(items, list):
+            raise UnusableDelivery("field 'line_items' must be a list")
+        gross = Decimal(0)
+        for index, item in enumerate(items):
+            where = f"line_items[{index}]"
+            item = require_mapping(item, where)
+            if item.get("subtotal") is None:
+                raise UnusableDelivery(f"field '{where}.subtotal' is missing")
+            gross += parse_money(item["subtotal"], f"{where}.subtotal")
+        raw_discount = order.get("discount_total")
+        discounts = (
+            Decimal(0)
+            if raw_discount in (None, "")
+            else parse_money(raw_discount, "discount_total")
+        )
+        return gross, discounts
+
+    @staticmethod
+    def _refunds(
+        order: Mapping[str, Any], order_id: str, currency: str, modified: datetime | None
+    ) -> list[CanonicalEvent]:
+        refunds = order.get("refunds")
+        if refunds is None:
+            return []
+        if not isinstance(refunds, list):
+            raise UnusableDelivery("field 'refunds' must be a list")
+        events = []
+        for index, refund in enumerate(refunds):
+            where = f"refunds[{index}]"
+            refund = require_mapping(refund, where)
+            if refund.get("total") is None:
+                raise UnusableDelivery(f"field '{where}.total' is missing")
+            events.append(
+                build_event(
+                    kind="refund",
+                    action="refund",
+                    entity_id=_required_id(refund, "id", where),
+                    created_at=modified,
+                    updated_at=modified,
+                    order_id=order_id,
+                    currency=currency,
+                    refund_amount=abs(parse_money(refund["total"], f"{where}.total")),
+                )
+            )
+        return events
+
+    def sign(
+        self, body: bytes, secret: str, *, topic: str, delivery_id: str, timestamp: int
+    ) -> dict[str, str]:
+        resource, _, event = topic.partition(".")
+        return {
+            "Content-Type": "application/json",
+            "User-Agent": "WooCommerce/9.0.0 Hookshot (WordPress/6.5)",
+            "X-WC-Webhook-Source": "https://shop.example.com/",
+            "X-WC-Webhook-Topic": topic,
+            "X-WC-Webhook-Resource": resource,
+            "X-WC-Webhook-Event": event,
+            "X-WC-Webhook-Signature": b64_hmac_sha256(secret.encode("utf-8"), body),
+            "X-WC-Webhook-ID": "1",
+            "X-WC-Webhook-Delivery-ID": delivery_id,
+        }
