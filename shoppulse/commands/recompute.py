@@ -43,6 +43,10 @@ def _print_differences(differences: list[Difference]) -> None:
 def recompute(
     config: ConfigOption = None,
     db: DbOption = None,
+    check_only: Annotated[
+        bool,
+        typer.Option("--check", help="Compare and report differences (the default)."),
+    ] = True,
     rebuild: Annotated[
         bool,
         typer.Option(
@@ -51,8 +55,8 @@ def recompute(
         ),
     ] = False,
 ) -> None:
-    """Check the incremental metrics against a full recompute from the stored events (--check is
-    the default), or rebuild them. Needs the service to be stopped: it opens the live file."""
+    """Compare the incremental metrics with a full recompute from the stored events (--check),
+    or rebuild them (--rebuild). The service must be stopped: this opens the live file."""
     settings = make_settings(config, db)
     path: Path = settings.db_path
     if not path.exists():
