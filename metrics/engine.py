@@ -150,6 +150,10 @@ class MetricsEngine:
     def _apply(self, events: pl.DataFrame, now: datetime, fold_seq: int) -> int:
         store = self.store
         converts = F.order_converts()
+        due_checkouts = store.due_keys(F.CHECKOUT, self.checkout_abandon_after, now)
+        due_carts = store.due_keys(F.CART, self.cart_abandon_after, now)
+        if events.is_empty() and due_checkouts.is_empty() and due_carts.is_empty():
+            return 0  # nothing to fold and no timeout passed: the common timer tick
 
         # orders
         order_batch = F.reduce_orders(events)
@@ -174,7 +178,7 @@ class MetricsEngine:
         checkout_keys = _keys(
             checkout_batch,
             checkout_order_refs,
-            store.due_keys(F.CHECKOUT, self.checkout_abandon_after, now),
+            due_checkouts,
         )
         checkouts_old = store.load(F.CHECKOUT, checkout_keys)
         checkouts_new = F.merge(F.CHECKOUT, _without_rowid(checkouts_old), checkout_batch)
@@ -195,7 +199,7 @@ class MetricsEngine:
             cart_batch,
             cart_order_refs,
             cart_checkout_refs,
-            store.due_keys(F.CART, self.cart_abandon_after, now),
+            due_carts,
         )
         carts_old = store.load(F.CART, cart_keys)
         carts_new = F.merge(F.CART, _without_rowid(carts_old), cart_batch)
