@@ -2,4 +2,5 @@
 
 # One import per command module, sorted.
 from shoppulse.commands import recompute  # noqa: F401
+from shoppulse.commands import settings  # noqa: F401
 from shoppulse.commands import simulate  # noqa: F401
