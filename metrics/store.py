@@ -37,34 +37,28 @@ def key_hashes(frame: pl.DataFrame, source: str = "source", key: str = "id") -> 
 class ColdIndex:
     """Which (source, key) pairs may have a row in a cold table: an exact superset.
 
-    A sorted array of 64-bit hashes (8 bytes per cold row) plus recent additions. A hash collision
-    only costs a needless read of the cold table, never a wrong answer: the read matches real keys.
+    Sorted arrays of 64-bit hashes (8 bytes per cold row), searched by bisection; a few sorted
+    runs are merged into one now and then. A hash collision only costs a needless read of the
+    cold table, never a wrong answer: that read matches the real keys.
     """
 
     def __init__(self) -> None:
-        self._sorted = np.empty(0, dtype=np.uint64)
-        self._recent: list[np.ndarray] = []
+        self._runs: list[np.ndarray] = []
 
     def __len__(self) -> int:
-        return int(self._sorted.size + sum(part.size for part in self._recent))
+        return int(sum(run.size for run in self._runs))
 
     def add(self, hashes: np.ndarray) -> None:
         if hashes.size:
-            self._recent.append(hashes)
-        if sum(part.size for part in self._recent) > 65_536:
-            self._merge()
-
-    def _merge(self) -> None:
-        self._sorted = np.unique(np.concatenate([self._sorted, *self._recent]))
-        self._recent = []
+            self._runs.append(np.unique(hashes))
+        if len(self._runs) > 8:
+            self._runs = [np.unique(np.concatenate(self._runs))]
 
     def may_contain(self, hashes: np.ndarray) -> np.ndarray:
         found = np.zeros(hashes.size, dtype=bool)
-        if self._sorted.size:
-            positions = np.searchsorted(self._sorted, hashes).clip(max=self._sorted.size - 1)
-            found |= self._sorted[positions] == hashes
-        for part in self._recent:
-            found |= np.isin(hashes, part)
+        for run in self._runs:
+            positions = np.searchsorted(run, hashes).clip(max=run.size - 1)
+            found |= run[positions] == hashes
         return found
 
 
