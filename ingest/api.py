@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from datetime import UTC
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+import duckdb
+from fastapi import APIRouter, Query, Request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from ingest.errors import Unavailable
 from ingest.intake import Intake, json_response
+from ingest.replay import ReplayRequest, providers_for, replay_on_writer
+from ingest.sources import Source
+from ingest.storage.schema import DELIVERIES
 
 ERROR_RESPONSES: dict[int | str, dict[str, str]] = {
     401: {"description": "Missing or invalid signature; nothing stored but a count."},
@@ -19,8 +27,50 @@ ERROR_RESPONSES: dict[int | str, dict[str, str]] = {
 }
 
 
-def build_router(get_intake: Callable[[], Intake]) -> APIRouter:
-    """The routes; `get_intake` returns the running service's Intake (made in the lifespan)."""
+def recent_quarantine(
+    con: duckdb.DuckDBPyConnection,
+    limit: int,
+    source: str | None = None,
+    reason: str | None = None,
+) -> list[dict[str, Any]]:
+    """The newest quarantined deliveries with their reasons (never bodies or headers).
+
+    `reason` keeps those whose reason contains it (any case).
+    """
+    where = "status = 'quarantined'"
+    params: list[Any] = []
+    if source:
+        where += " AND source = ?"
+        params.append(source)
+    if reason:
+        where += " AND strpos(lower(coalesce(reason, '')), lower(?)) > 0"
+        params.append(reason)
+    rows = con.execute(
+        f"SELECT source, delivery_id, topic, received_at, reason FROM {DELIVERIES} "
+        f"WHERE {where} ORDER BY delivery_seq DESC LIMIT ?",
+        [*params, limit],
+    ).fetchall()
+    return [
+        {
+            "source": source_id,
+            "delivery_id": delivery_id,
+            "topic": topic,
+            "received_at": received_at.astimezone(UTC).isoformat(),
+            "reason": reason,
+        }
+        for source_id, delivery_id, topic, received_at, reason in rows
+    ]
+
+
+def build_router(
+    get_intake: Callable[[], Intake],
+    get_connection: Callable[[], duckdb.DuckDBPyConnection] | None = None,
+) -> APIRouter:
+    """The routes; `get_intake` returns the running service's Intake (made in the lifespan).
+
+    `get_connection` returns the service's root database connection; the read-only routes that
+    query the database (the quarantine list) exist only when it is given.
+    """
     router = APIRouter()
 
     @router.post(
@@ -36,29 +86,36 @@ def build_router(get_intake: Callable[[], Intake]) -> APIRouter:
     async def receive(source_id: str, request: Request) -> Response:
         return await get_intake().receive(source_id, request)
 
-    @router.get("/healthz", tags=["operations"], summary="The process is up")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    @router.get(
+        "/healthz",
+        tags=["operations"],
+        summary="The process is up",
+        responses={503: {"description": "The database stopped after a fatal error: restart."}},
+    )
+    async def healthz() -> Response:
+        problem = get_intake().liveness_problem()
+        if problem is not None:
+            return json_response(
+                503, {"error": {"status": 503, "code": "restart_needed", "message": problem}}
+            )
+        return json_response(200, {"status": "ok"})
 
     @router.get(
         "/readyz",
         tags=["operations"],
         summary="The database is writable",
-        responses={503: {"description": "The last write failed; deliveries get 503."}},
+        responses={
+            503: {"description": "The last write failed or disk space is low; deliveries get 503."}
+        },
     )
     async def readyz() -> Response:
         intake = get_intake()
         writer = intake.writer
-        if not writer.healthy:
+        problem = intake.readiness_problem()
+        if problem is not None:
             return json_response(
                 503,
-                {
-                    "error": {
-                        "status": 503,
-                        "code": "not_ready",
-                        "message": f"the last write failed: {writer.last_error}",
-                    }
-                },
+                {"error": {"status": 503, "code": "not_ready", "message": problem}},
                 {"Retry-After": str(intake.settings.retry_after_seconds)},
             )
         return json_response(200, {"status": "ready", "queue_depth": writer.queue_depth})
@@ -71,10 +128,67 @@ def build_router(get_intake: Callable[[], Intake]) -> APIRouter:
         snapshot["writer_healthy"] = intake.writer.healthy
         return json_response(200, snapshot)
 
+    if get_connection is not None:
+        connection = get_connection
+
+        @router.get(
+            "/api/v1/ingest/quarantine",
+            tags=["operations"],
+            summary="Recent quarantined deliveries and why",
+        )
+        async def quarantine(
+            limit: Annotated[int, Query(ge=1, le=500, description="Most deliveries listed.")] = 50,
+            source: Annotated[str | None, Query(description="Source id; omitted = all.")] = None,
+            reason: Annotated[
+                str | None, Query(max_length=300, description="Part of the reason (any case).")
+            ] = None,
+        ) -> Response:
+            def read() -> list[dict[str, Any]]:
+                cursor = connection().cursor()
+                try:
+                    return recent_quarantine(cursor, limit, source, reason)
+                finally:
+                    cursor.close()
+
+            rows = await run_in_threadpool(read)
+            return json_response(200, {"limit": limit, "source": source, "deliveries": rows})
+
     @router.get("/metrics", tags=["operations"], summary="Prometheus metrics")
     async def metrics() -> Response:
         intake = get_intake()
         intake.stats.queue_depth.set(intake.writer.queue_depth)
         return Response(generate_latest(intake.stats.registry), media_type=CONTENT_TYPE_LATEST)
+
+    return router
+
+
+def build_replay_router(
+    get_intake: Callable[[], Intake], sources: Mapping[str, Source]
+) -> APIRouter:
+    """`POST /api/v1/ingest/replay`: replay quarantined deliveries inside the running service."""
+    router = APIRouter()
+
+    @router.post(
+        "/api/v1/ingest/replay",
+        tags=["operations"],
+        summary="Replay quarantined deliveries",
+        responses={503: {"description": "The database failed or was too busy; retry later."}},
+    )
+    async def replay(request: ReplayRequest) -> Response:
+        intake = get_intake()
+        providers = providers_for(sources, intake.settings)
+        try:
+            report = await replay_on_writer(
+                intake.writer, providers, intake.settings, intake.clock, request
+            )
+        except (TimeoutError, duckdb.Error) as exc:
+            problem = "did not get to it in time" if isinstance(exc, TimeoutError) else str(exc)
+            raise Unavailable(
+                f"replay interrupted: {problem}; retry later (chunks already replayed stay "
+                "replayed)",
+                headers={"Retry-After": str(intake.settings.retry_after_seconds)},
+            ) from None
+        intake.stats.replayed(report.moved_by_source)
+        return json_response(200, report.as_dict())
 
     return router

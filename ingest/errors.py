@@ -34,6 +34,18 @@ class UnsupportedMediaType(IngestError):
     status, code = 415, "unsupported_media_type"
 
 
+class RequestTimeout(IngestError):
+    """The body did not arrive within the body read timeout; the connection is closed."""
+
+    status, code = 408, "request_timeout"
+
+
+class ClientDisconnected(IngestError):
+    """The sender closed the connection before the whole body arrived (nobody reads the answer)."""
+
+    status, code = 400, "client_disconnected"
+
+
 class Unavailable(IngestError):
     """Transient: the delivery was not stored; the sender should retry after Retry-After."""
 

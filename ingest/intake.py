@@ -3,32 +3,40 @@
 Order of checks (each answers with its own status): unknown source 404, body over the limit 413,
 platform ping 200, content type 415, signature 401; then the delivery is authentic and is either
 stored (200), recognised as a duplicate (200) or quarantined with its reason (202). Storage
-trouble or a full writer queue answers 503 with Retry-After, and never a 2xx for anything that
-was not committed.
+trouble, a full writer queue, too many requests at once or low disk space answer 503 with
+Retry-After, and never a 2xx for anything that was not committed. A body that does not arrive
+within the body read timeout gets 408. An event dated more than `future_tolerance` ahead of the
+service clock sends its delivery to quarantine.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import shutil
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from ingest.errors import (
     BodyTooLarge,
+    ClientDisconnected,
     IngestError,
     InvalidSignature,
+    RequestTimeout,
     Unavailable,
     UnknownSource,
     UnsupportedMediaType,
 )
+from ingest.events import CanonicalEvent
 from ingest.providers import get_provider
 from ingest.providers.base import Provider, SignatureError, UnusableDelivery
+from ingest.redaction import redacted_body
 from ingest.settings import Settings
 from ingest.sources import Source
 from ingest.stats import IngestStats
@@ -38,6 +46,11 @@ from ingest.storage.writer import Delivery, Outcome, Overloaded, Writer
 log = logging.getLogger("shoppulse.ingest")
 
 UNKNOWN_SOURCE = "_unknown"
+MB = 1024 * 1024
+
+#: DuckDB's words for a database that stopped after a fatal error (a failed checkpoint, say):
+#: every later write fails until the process opens the file again.
+_FATAL_MARKERS = ("database has been invalidated", "FATAL Error")
 
 Clock = Callable[[], datetime]
 
@@ -50,6 +63,33 @@ def json_response(
     status: int, body: dict[str, Any], headers: dict[str, str] | None = None
 ) -> Response:
     return Response(orjson.dumps(body), status, headers, media_type="application/json")
+
+
+def describe_span(span: timedelta) -> str:
+    """A duration in words: "1 day", "6 hours", "90 seconds"."""
+    seconds = int(span.total_seconds())
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size and seconds % size == 0:
+            count = seconds // size
+            return f"{count} {unit}{'' if count == 1 else 's'}"
+    return f"{seconds} second{'' if seconds == 1 else 's'}"
+
+
+def future_event_reason(
+    events: list[CanonicalEvent], now: datetime, tolerance: timedelta
+) -> str | None:
+    """Why these events cannot be counted yet, if one is dated beyond `now + tolerance`."""
+    limit = now + tolerance
+    for event in events:
+        for name in ("created_at", "updated_at"):
+            value: datetime | None = getattr(event, name)
+            if value is not None and value > limit:
+                return (
+                    f"event time {value.isoformat()} ({name} of {event.kind} "
+                    f"{event.entity_id[:64]!r}) is more than {describe_span(tolerance)} in the "
+                    f"future (service clock {now.isoformat()})"
+                )
+    return None
 
 
 def _is_json(content_type: str) -> bool:
@@ -72,6 +112,7 @@ class Intake:
         self.writer = writer
         self.stats = stats
         self.clock = clock
+        self.in_flight = 0
         self._sources = {
             source.id: (source, get_provider(source.provider, settings), source.secret_values())
             for source in sources.values()
@@ -100,20 +141,81 @@ class Intake:
             )
         chunks: list[bytes] = []
         size = 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise self._reject(
-                    source_id, BodyTooLarge(f"the body is over the limit of {limit} bytes")
-                )
-            chunks.append(chunk)
+        timeout = self.settings.body_read_timeout_seconds
+        try:
+            async with asyncio.timeout(timeout):
+                async for chunk in request.stream():
+                    size += len(chunk)
+                    if size > limit:
+                        raise self._reject(
+                            source_id, BodyTooLarge(f"the body is over the limit of {limit} bytes")
+                        )
+                    chunks.append(chunk)
+        except TimeoutError:
+            raise self._reject(
+                source_id,
+                RequestTimeout(
+                    f"the body did not arrive within {timeout:g} s ({size} bytes received); "
+                    "send it again",
+                    headers={"Connection": "close"},
+                ),
+            ) from None
+        except ClientDisconnect:
+            raise self._reject(
+                source_id,
+                ClientDisconnected(f"the sender closed the connection after {size} bytes"),
+            ) from None
         return b"".join(chunks)
+
+    def disk_problem(self) -> str | None:
+        """Why the database's filesystem is too full to take deliveries, if it is."""
+        need = self.settings.min_free_disk_mb
+        if need <= 0:
+            return None
+        directory = self.settings.db_path.parent
+        try:
+            free = shutil.disk_usage(directory).free
+        except OSError as exc:
+            return f"cannot read the free space of {directory}: {exc}"
+        if free < need * MB:
+            return (
+                f"disk space low: {free // MB} MB free on the database's filesystem, "
+                f"min_free_disk_mb is {need}"
+            )
+        return None
+
+    def readiness_problem(self) -> str | None:
+        """Why deliveries would get 503 now (for /readyz), or None when they would be stored."""
+        if not self.writer.healthy:
+            return f"the last write failed: {self.writer.last_error}"
+        return self.disk_problem()
+
+    def liveness_problem(self) -> str | None:
+        """Why only a restart helps (for /healthz): DuckDB stopped after a fatal error."""
+        error = self.writer.last_error or ""
+        if not self.writer.healthy and any(marker in error for marker in _FATAL_MARKERS):
+            return (
+                f"the database stopped after a fatal error and needs a restart of the service "
+                f"(every acknowledged delivery is in its write-ahead log): {error}"
+            )
+        return None
 
     async def receive(self, source_id: str, request: Request) -> Response:
         started = time.perf_counter()
+        if self.in_flight >= self.settings.max_in_flight:
+            self.stats.ack_latency.observe(time.perf_counter() - started)
+            raise self._reject(
+                source_id if source_id in self._sources else UNKNOWN_SOURCE,
+                Unavailable(
+                    f"overloaded: {self.in_flight} requests are being handled; retry later",
+                    headers={"Retry-After": str(self.settings.retry_after_seconds)},
+                ),
+            )
+        self.in_flight += 1
         try:
             return await self._receive(source_id, request)
         finally:
+            self.in_flight -= 1
             self.stats.ack_latency.observe(time.perf_counter() - started)
 
     async def _receive(self, source_id: str, request: Request) -> Response:
@@ -157,6 +259,7 @@ class Intake:
             reason = f"invalid JSON: {exc}"[:300]
         info = provider.delivery_info(body, headers, payload)
         events = []
+        received_at = self.clock()
         if reason is None:
             try:
                 events = provider.normalize(info.topic, payload, headers)
@@ -164,21 +267,34 @@ class Intake:
                 reason = str(exc)[:300]
             except (ValueError, TypeError, KeyError, AttributeError, ArithmeticError) as exc:
                 reason = f"could not normalize: {type(exc).__name__}: {exc}"[:300]
+        if reason is None:
+            future = future_event_reason(events, received_at, self.settings.future_tolerance)
+            if future is not None:
+                reason, events = future[:300], []
         kept = {name: headers[name] for name in provider.kept_headers if name in headers}
-        keep_body = reason is not None or self.settings.store_raw_bodies
+        stored_body: bytes | None = None
+        if reason is not None:
+            stored_body = body  # kept as received, to be replayed after a fix
+        elif self.settings.store_raw_bodies:
+            stored_body = redacted_body(payload) if self.settings.redact_personal_data else body
         return Delivery(
             source=source.id,
             delivery_id=info.delivery_id,
             topic=info.topic[:128],
-            received_at=self.clock(),
+            received_at=received_at,
             headers=orjson.dumps(kept).decode(),
-            body=body if keep_body else None,
+            body=stored_body,
             reason=reason,
             events=events,
         )
 
     async def _store(self, delivery: Delivery) -> Response:
         retry = {"Retry-After": str(self.settings.retry_after_seconds)}
+        disk = self.disk_problem()
+        if disk is not None:
+            raise self._reject(
+                delivery.source, Unavailable(f"not stored: {disk}; retry later", headers=retry)
+            )
         try:
             outcome = await self.writer.submit(delivery)
         except Overloaded as exc:

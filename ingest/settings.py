@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DB_PATH = Path("data/shoppulse.duckdb")
@@ -28,6 +28,12 @@ class Settings(BaseSettings):
     )
     host: str = Field(default="127.0.0.1", description="Address the service listens on.")
     port: int = Field(default=8000, ge=1, le=65535, description="Port the service listens on.")
+    ssl_certfile: Path | None = Field(
+        default=None,
+        description="PEM certificate (with its chain) to serve HTTPS directly; needs ssl_keyfile. "
+        "Unset: plain HTTP, for 127.0.0.1 or behind a TLS reverse proxy (docs/operations.md).",
+    )
+    ssl_keyfile: Path | None = Field(default=None, description="PEM private key of ssl_certfile.")
     insecure_demo: bool = Field(
         default=False,
         description="Accept sources without secrets and skip signature checks for them. "
@@ -35,6 +41,12 @@ class Settings(BaseSettings):
     )
     max_body_bytes: int = Field(
         default=5 * 1024 * 1024, ge=1024, description="Largest accepted request body (413 above)."
+    )
+    body_read_timeout_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="Most time a sender may take to send a whole request body; a slower or "
+        "stalled upload gets 408 and its connection is closed.",
     )
     batch_max: int = Field(
         default=1000, ge=1, description="Most deliveries the writer commits in one transaction."
@@ -51,6 +63,21 @@ class Settings(BaseSettings):
         description="Most deliveries waiting for the writer; beyond it requests get 503 with "
         "Retry-After (bounds memory).",
     )
+    max_in_flight: int = Field(
+        default=256,
+        ge=1,
+        description="Most webhook requests handled at once (reading, verifying or waiting for "
+        "the writer); beyond it requests get 503 with Retry-After at once. Bounds memory and "
+        "ack latency under overload.",
+    )
+    min_free_disk_mb: int = Field(
+        default=256,
+        ge=0,
+        description="Free space the database's filesystem must keep; below it deliveries get 503 "
+        "and /readyz fails until space returns (0 disables the check). Keep it above twice "
+        "checkpoint_wal_mb: a checkpoint that runs out of space stops the database until a "
+        "restart.",
+    )
     retry_after_seconds: int = Field(
         default=5, ge=1, description="Retry-After value sent with a 503."
     )
@@ -64,6 +91,22 @@ class Settings(BaseSettings):
         ge=0,
         description="Days raw bodies of accepted deliveries are kept before the purge clears "
         "them (0 keeps them forever).",
+    )
+    purge_interval_seconds: float = Field(
+        default=3600.0,
+        gt=0,
+        description="How often the retention purge runs (it also runs at start).",
+    )
+    redact_personal_data: bool = Field(
+        default=False,
+        description="Replace customer fields (email, phone, names, addresses, customer, IP, note) "
+        'with "[redacted]" in the stored raw body of accepted deliveries. Metrics are '
+        "unaffected: they come from the canonical events, which hold no personal data.",
+    )
+    api_token: SecretStr | None = Field(
+        default=None,
+        description="When set, every endpoint except POST /webhooks/*, /healthz, /readyz and the "
+        "API docs requires `Authorization: Bearer <token>`.",
     )
     cart_abandon_after: timedelta = Field(
         default=timedelta(minutes=60),
@@ -79,14 +122,39 @@ class Settings(BaseSettings):
         description="Largest age (and future skew) of a signed timestamp (Stripe, Standard "
         "Webhooks) before the delivery is rejected as a replay.",
     )
+    future_tolerance: timedelta = Field(
+        default=timedelta(days=1),
+        description="How far ahead of the service clock an event's created_at or updated_at may "
+        "be; a delivery with a later event time is quarantined.",
+    )
     metrics_interval_seconds: float = Field(
         default=1.0,
         gt=0,
         description="How often the metrics worker advances abandonment timers when no "
-        "delivery arrives (deliveries trigger a fold at once).",
+        "delivery arrives (deliveries trigger a fold at once, see the minimum fold interval).",
+    )
+    metrics_min_fold_interval_seconds: float = Field(
+        default=0.25,
+        ge=0,
+        description="Least time between two metrics folds: deliveries committed meanwhile are "
+        "folded together (bounds the metrics' share of CPU under load; adds at most this "
+        "much to freshness).",
     )
     fold_batch_max: int = Field(
         default=20_000, ge=1, description="Most events the metrics engine folds in one transaction."
+    )
+    publish_interval_seconds: float = Field(
+        default=2.0,
+        gt=0,
+        description="How often the service publishes what changed to the analysts' Parquet "
+        "files and catalog (`analytics.duckdb` beside the live file): the most the SQL views "
+        "lag behind.",
+    )
+    publish_grace_seconds: float = Field(
+        default=3600.0,
+        ge=0,
+        description="How long replaced Parquet files are kept before they are deleted, so that "
+        "queries running on an older catalog keep working.",
     )
     checkpoint_wal_mb: int = Field(
         default=64,

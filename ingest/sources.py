@@ -5,9 +5,20 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from ingest.providers import PROVIDERS
+
+#: Where the BigCommerce store API lives (`api_base_url` changes it, e.g. for a test stand-in).
+BIGCOMMERCE_API_URL = "https://api.bigcommerce.com"
 
 
 class ConfigError(Exception):
@@ -25,6 +36,21 @@ class Source(BaseModel):
     secrets: tuple[SecretStr, ...] = Field(
         default=(), description="One or more secrets; any of them verifies a delivery."
     )
+    store_hash: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9]{1,64}$",
+        description="BigCommerce: the store hash (from the API path), to fetch order amounts.",
+    )
+    api_token: SecretStr | None = Field(
+        default=None,
+        description="BigCommerce: access token of a store API account with read-only Orders "
+        "scope, to fetch order amounts (webhooks carry only ids).",
+    )
+    api_base_url: str = Field(
+        default=BIGCOMMERCE_API_URL,
+        pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$",
+        description="BigCommerce: base URL of the store API.",
+    )
 
     @field_validator("provider")
     @classmethod
@@ -32,6 +58,26 @@ class Source(BaseModel):
         if value not in PROVIDERS:
             raise ValueError(f"unknown provider '{value}' (known: {', '.join(sorted(PROVIDERS))})")
         return value
+
+    @model_validator(mode="after")
+    def _api_credentials(self) -> Source:
+        uses_api = (
+            self.store_hash is not None
+            or self.api_token is not None
+            or self.api_base_url != BIGCOMMERCE_API_URL
+        )
+        if uses_api and self.provider != "bigcommerce":
+            raise ValueError("store_hash, api_token and api_base_url are for bigcommerce sources")
+        if (self.store_hash is None) != (self.api_token is None):
+            raise ValueError("store_hash and api_token go together: set both or neither")
+        if self.api_token is not None and not self.api_token.get_secret_value().strip():
+            raise ValueError("api_token is empty")
+        return self
+
+    @property
+    def has_api_credentials(self) -> bool:
+        """A BigCommerce source that may fetch order amounts from the store API."""
+        return self.store_hash is not None and self.api_token is not None
 
     def secret_values(self) -> list[str]:
         return [secret.get_secret_value() for secret in self.secrets]

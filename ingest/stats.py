@@ -82,6 +82,15 @@ class IngestStats:
             stats.last_delivery_at = datetime.now(UTC)
         self._deliveries.labels(source=source, outcome=outcome).inc()
 
+    def replayed(self, moved: dict[str, int]) -> None:
+        """Deliveries replayed out of quarantine count as accepted from now on (as after a
+        restart, which counts the stored statuses)."""
+        with self._lock:
+            for source, count in moved.items():
+                stats = self._sources[source]
+                stats.counts["quarantined"] -= count
+                stats.counts["accepted"] += count
+
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
             sources = {

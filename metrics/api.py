@@ -113,7 +113,7 @@ def build_router(get_context: Callable[[], MetricsContext]) -> APIRouter:
     def _window(start: datetime | None, end: datetime | None, source: str | None) -> Window:
         try:
             return Window.around(get_context().clock(), start, end, source)
-        except ValueError as exc:
+        except (ValueError, OverflowError) as exc:  # overflow: a bound at the edge of datetime
             raise HTTPException(422, str(exc)) from None
 
     @router.get("", response_model=WindowFigures, summary="Every metric for one window")

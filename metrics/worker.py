@@ -22,7 +22,9 @@ class MetricsWorker:
         interval: float = 1.0,
         compact_every: float = 300.0,
         demote_every: float = 60.0,
+        min_fold_interval: float = 0.25,
     ) -> None:
+        self.min_fold_interval = min_fold_interval
         self.compact_every = compact_every
         self.demote_every = demote_every
         self._last_compaction = time.monotonic()
@@ -89,6 +91,9 @@ class MetricsWorker:
             try:
                 self.fold_now()
                 backoff = self.interval
+                # Let commits accumulate: one fold of many events costs about as much as one
+                # fold of a few, so folding after every commit would starve ingestion.
+                self._stop.wait(self.min_fold_interval)
             except Exception as exc:  # keep running: the next fold retries from the cursor
                 self.last_error = str(exc)[:500]
                 log.exception("metrics fold failed; retrying")

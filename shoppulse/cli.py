@@ -75,6 +75,21 @@ def serve(
         ),
     ] = False,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+    ssl_certfile: Annotated[
+        Path | None,
+        typer.Option(
+            "--ssl-certfile",
+            help="Serve HTTPS with this PEM certificate chain (needs --ssl-keyfile). "
+            "Default: $SHOPPULSE_SSL_CERTFILE, else plain HTTP.",
+        ),
+    ] = None,
+    ssl_keyfile: Annotated[
+        Path | None,
+        typer.Option(
+            "--ssl-keyfile",
+            help="PEM private key of the certificate. Default: $SHOPPULSE_SSL_KEYFILE.",
+        ),
+    ] = None,
 ) -> None:
     """Run the pipeline service: webhook intake, metrics and the read API."""
     import uvicorn
@@ -83,7 +98,17 @@ def serve(
     from shoppulse.service import create_app
 
     configure_logging(log_level)
-    settings = make_settings(config, db, host=host, port=port, insecure_demo=insecure_demo or None)
+    settings = make_settings(
+        config,
+        db,
+        host=host,
+        port=port,
+        insecure_demo=insecure_demo or None,
+        ssl_certfile=ssl_certfile,
+        ssl_keyfile=ssl_keyfile,
+    )
+    if (settings.ssl_certfile is None) != (settings.ssl_keyfile is None):
+        raise fail("HTTPS needs both --ssl-certfile and --ssl-keyfile")
     try:
         sources = load_configured_sources(settings)
         unsigned = check_secrets(sources, insecure_demo=settings.insecure_demo)
@@ -97,7 +122,8 @@ def serve(
         )
     application = create_app(settings, sources)
     err.print(
-        f"ShopPulse listening on http://{settings.host}:{settings.port} "
+        f"ShopPulse listening on {'https' if settings.ssl_certfile else 'http'}://"
+        f"{settings.host}:{settings.port} "
         f"(database {settings.db_path}; sources: {', '.join(sources) or 'none'})"
     )
     uvicorn.run(
@@ -108,6 +134,8 @@ def serve(
         timeout_keep_alive=5,
         timeout_graceful_shutdown=10,
         h11_max_incomplete_event_size=64 * 1024,
+        ssl_certfile=str(settings.ssl_certfile) if settings.ssl_certfile else None,
+        ssl_keyfile=str(settings.ssl_keyfile) if settings.ssl_keyfile else None,
     )
 
 

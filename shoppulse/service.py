@@ -5,6 +5,7 @@ The service is the only process that opens the live DuckDB file.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -19,19 +20,25 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-from ingest.api import build_router
+from ingest.api import build_replay_router, build_router
+from ingest.enrichment import OrderEnricher
 from ingest.errors import IngestError, error_body
 from ingest.intake import Clock, Intake, json_response, utc_now
 from ingest.settings import Settings
 from ingest.sources import Source
 from ingest.stats import IngestStats
 from ingest.storage.database import open_database
+from ingest.storage.retention import RawBodyPurge
 from ingest.storage.writer import Writer
 from metrics.api import MetricsContext
 from metrics.api import build_router as build_metrics_router
 from metrics.engine import MetricsEngine
 from metrics.worker import MetricsWorker
 from shoppulse import __version__
+from shoppulse.auth import BearerTokenMiddleware
+from shoppulse.publish import Publisher, PublishWorker
+
+log = logging.getLogger("shoppulse.service")
 
 
 @dataclass
@@ -69,7 +76,7 @@ def _write_discovery(settings: Settings) -> Path:
     host = settings.host if settings.host not in ("0.0.0.0", "::", "") else "127.0.0.1"
     path = discovery_path(settings.db_path)
     record = {
-        "api_url": f"http://{host}:{settings.port}",
+        "api_url": f"{'https' if settings.ssl_certfile else 'http'}://{host}:{settings.port}",
         "pid": os.getpid(),
         "db_path": str(settings.db_path),
         "started_at": datetime.now(UTC).isoformat(),
@@ -106,6 +113,9 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
+        log.error(
+            "unexpected error answering %s %s", request.method, request.url.path, exc_info=exc
+        )
         return _error_response(500, "internal_error", "internal error; see the service log")
 
 
@@ -124,7 +134,12 @@ def create_app(settings: Settings, sources: dict[str, Source], clock: Clock = ut
             checkout_abandon_after=settings.checkout_abandon_after,
             batch_max=settings.fold_batch_max,
         )
-        worker = MetricsWorker(engine, clock, interval=settings.metrics_interval_seconds)
+        worker = MetricsWorker(
+            engine,
+            clock,
+            interval=settings.metrics_interval_seconds,
+            min_fold_interval=settings.metrics_min_fold_interval_seconds,
+        )
         writer = Writer(
             con,
             batch_max=settings.batch_max,
@@ -138,13 +153,28 @@ def create_app(settings: Settings, sources: dict[str, Source], clock: Clock = ut
         app.state.service = service
         writer.start()
         worker.start()
+        app.state.retention = RawBodyPurge(
+            writer,
+            clock,
+            retention_days=settings.raw_body_retention_days,
+            interval=settings.purge_interval_seconds,
+        )
+        app.state.retention.start()
+        app.state.enricher = OrderEnricher(con, writer, sources, clock)  # bigcommerce API sources
+        app.state.enricher.start()
+        publisher = Publisher(con, settings.db_path, grace_seconds=settings.publish_grace_seconds)
+        app.state.publish_worker = PublishWorker(publisher, settings.publish_interval_seconds)
+        app.state.publish_worker.start()
         discovery = _write_discovery(settings)
         try:
             yield
         finally:
             discovery.unlink(missing_ok=True)
+            app.state.retention.stop()
+            app.state.enricher.stop()
             writer.stop()
             worker.stop()
+            app.state.publish_worker.stop()  # publishes one last time
             con.close()
 
     app = FastAPI(
@@ -154,7 +184,12 @@ def create_app(settings: Settings, sources: dict[str, Source], clock: Clock = ut
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    if settings.api_token is not None:
+        app.add_middleware(BearerTokenMiddleware, token=settings.api_token.get_secret_value())
 
-    app.include_router(build_router(lambda: holder["service"].intake))
+    app.include_router(
+        build_router(lambda: holder["service"].intake, lambda: holder["service"].con)
+    )
+    app.include_router(build_replay_router(lambda: holder["service"].intake, sources))
     app.include_router(build_metrics_router(lambda: holder["service"].metrics_context()))
     return app

@@ -35,7 +35,8 @@ PLATFORM = "standard"
 SOURCE = "custom-store"
 SECRET = "whsec_" + base64.b64encode(b"shoppulse-standard-key-0001").decode()
 OTHER_SECRET = "whsec_" + base64.b64encode(b"shoppulse-standard-key-0002").decode()
-NOW = datetime(2026, 1, 1, tzinfo=UTC)
+#: The service clock: after the example events (events over a day ahead of it are quarantined).
+NOW = datetime(2026, 3, 6, tzinfo=UTC)
 TS = int(NOW.timestamp())
 FIXTURES = sorted(path.name for path in (WEBHOOKS / PLATFORM).glob("*.json"))
 
@@ -48,6 +49,11 @@ def vector(vector_id: str) -> dict[str, Any]:
 
 SIGN_VECTOR = vector("standard-webhooks-sign-v1")
 BAD_VECTOR = vector("standard-webhooks-invalid-signature")
+
+
+@pytest.fixture
+def clock() -> FrozenClock:
+    return FrozenClock(NOW)
 
 
 @pytest.fixture

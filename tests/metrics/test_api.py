@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
@@ -15,6 +16,12 @@ from tests.conftest import FrozenClock
 from tests.metrics.shop import WEEK, Shop, figures
 
 T0 = datetime(2026, 4, 6, 10, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def clock() -> FrozenClock:
+    """The service clock at T0: events dated more than a day ahead of it are quarantined."""
+    return FrozenClock(T0)
 
 WINDOW_FIELDS = {
     "source",
