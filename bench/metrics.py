@@ -1,0 +1,157 @@
+"""Benchmark: fold a batch of 1,000 new events into a large history vs a full recompute.
+
+For each history size it builds a live database directly with DuckDB SQL (carts, checkouts,
+orders and refunds in a realistic mix), folds it once, then measures in the same run:
+- the incremental fold of 1,000 new events (new entities and updates of recent ones),
+- the full recompute of every aggregate from the stored events,
+and prints both with their ratio. Not part of `make test`.
+
+    .venv/bin/python bench/metrics.py --sizes 1000000 10000000
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import statistics
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import duckdb
+
+from ingest.storage.database import open_database
+from metrics.engine import MetricsEngine
+from metrics.recompute import FUNNEL_SQL, SALES_SQL
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+# One group of ids makes: cart create + update, checkout create, an order for every third group,
+# a refund for every thirtieth: about 2.87 events per group.
+_GROUP_EVENTS = """
+WITH g AS (SELECT i, TIMESTAMPTZ '2026-01-01 00:00:00+00' + to_milliseconds(i * $spacing) AS t
+           FROM range($first, $last) r(i)),
+rows AS (
+    SELECT i, 0 AS part, 'cart' AS kind, 'create' AS action, 'cart' || i AS entity_id,
+           t AS created_at, t AS updated_at, 'cart' || i AS cart_token,
+           NULL AS checkout_token, NULL AS order_id,
+           NULL AS currency, NULL::DECIMAL(18,4) AS gross, NULL::DECIMAL(18,4) AS disc,
+           NULL::DECIMAL(18,4) AS refund, t AS received_at FROM g
+    UNION ALL SELECT i, 1, 'cart', 'update', 'cart' || i, t, t + INTERVAL 2 MINUTE, 'cart' || i,
+           NULL, NULL, NULL, NULL, NULL, NULL, t + INTERVAL 2 MINUTE FROM g
+    UNION ALL SELECT i, 2, 'checkout', 'create', 'co' || i, t + INTERVAL 3 MINUTE,
+           t + INTERVAL 3 MINUTE, 'cart' || i, 'co' || i, NULL, 'USD', NULL, NULL, NULL,
+           t + INTERVAL 3 MINUTE FROM g WHERE i % 2 = 0
+    UNION ALL SELECT i, 3, 'order', 'create', 'o' || i, t + INTERVAL 5 MINUTE,
+           t + INTERVAL 5 MINUTE, 'cart' || i, 'co' || i, 'o' || i,
+           CASE WHEN i % 7 = 0 THEN 'EUR' ELSE 'USD' END, (10 + i % 90)::DECIMAL(18,4),
+           (i % 5)::DECIMAL(18,4), NULL, t + INTERVAL 5 MINUTE FROM g WHERE i % 3 = 0
+    UNION ALL SELECT i, 4, 'refund', 'refund', 'r' || i, t + INTERVAL 1 DAY,
+           t + INTERVAL 1 DAY, NULL, NULL, 'o' || i, NULL, NULL, NULL, 5::DECIMAL(18,4),
+           t + INTERVAL 1 DAY FROM g WHERE i % 30 = 0
+)
+INSERT INTO events
+SELECT $seq0 + row_number() OVER (ORDER BY i, part), $seq0 + row_number() OVER (ORDER BY i, part),
+       'shop' || (i % 3), received_at, kind, action, entity_id, created_at, updated_at, cart_token,
+       checkout_token, order_id, currency, gross, disc, refund, false, false, false, false, false
+FROM rows
+"""
+
+
+def _add_groups(con: duckdb.DuckDBPyConnection, first: int, last: int, spacing_ms: int) -> int:
+    row = con.execute("SELECT coalesce(max(event_seq), 0) FROM events").fetchall()[0]
+    con.execute(
+        _GROUP_EVENTS,
+        {"first": first, "last": last, "spacing": spacing_ms, "seq0": int(row[0])},
+    )
+    return int(con.execute("SELECT count(*) FROM events").fetchall()[0][0])
+
+
+def _rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run(size: int, workdir: Path, repeats: int) -> dict[str, float]:
+    path = workdir / f"history-{size}.duckdb"
+    con = open_database(path)
+    groups = int(size / 2.87)
+    spacing = max(1, int(30 * 86400 * 1000 / groups))  # a month of history
+    print(f"\n== {size:,} events: building history ({groups:,} groups) ...", flush=True)
+    started = time.perf_counter()
+    total = 0
+    step = 500_000
+    for first in range(0, groups, step):
+        total = _add_groups(con, first, min(groups, first + step), spacing)
+    print(f"   {total:,} events written in {time.perf_counter() - started:.1f} s", flush=True)
+    engine = MetricsEngine(con, batch_max=250_000)
+    now = T0 + timedelta(days=32)
+    started = time.perf_counter()
+    engine.fold_all(now)
+    print(f"   first fold of the whole history: {time.perf_counter() - started:.1f} s", flush=True)
+    engine.demote()  # the service does this every minute: unchanged history goes cold
+    moved = engine.demote()
+    print(f"   {moved:,} unchanged state rows moved to the cold tables", flush=True)
+    con.execute("CHECKPOINT")
+
+    fold_times = []
+    next_group = groups
+    for _ in range(repeats):
+        # 1,000 new events: ~349 new groups at the end of the history (new carts, checkouts,
+        # orders, refunds) — the steady state of a live store.
+        _add_groups(con, next_group, next_group + 349, spacing)
+        next_group += 349
+        started = time.perf_counter()
+        report = engine.fold(now)
+        fold_times.append(time.perf_counter() - started)
+        assert report.events > 900, report
+
+    recompute_times = []
+    for _ in range(max(1, repeats // 5)):
+        started = time.perf_counter()
+        for sql in (SALES_SQL, FUNNEL_SQL):
+            params = {"upto": 1 << 62, "now": now, "cart_timeout": timedelta(minutes=60),
+                      "checkout_timeout": timedelta(minutes=10)}
+            used = {k: v for k, v in params.items() if f"${k}" in sql}
+            con.execute(f"SELECT count(*) FROM ({sql})", used).fetchall()
+        recompute_times.append(time.perf_counter() - started)
+    con.close()
+    fold = statistics.median(fold_times)
+    recompute = statistics.median(recompute_times)
+    result = {
+        "events": float(total),
+        "fold_ms": fold * 1000,
+        "fold_p90_ms": sorted(fold_times)[int(len(fold_times) * 0.9)] * 1000,
+        "recompute_s": recompute,
+        "ratio": recompute / fold,
+        "rss_mib": _rss_mib(),
+    }
+    print(
+        f"   fold 1,000 events: median {result['fold_ms']:.1f} ms (p90 "
+        f"{result['fold_p90_ms']:.1f} ms); full recompute {recompute:.2f} s; "
+        f"recompute / fold = {result['ratio']:.0f}x; peak RSS {result['rss_mib']:.0f} MiB",
+        flush=True,
+    )
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1_000_000, 10_000_000])
+    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--dir", type=Path, default=None, help="work directory (default: temp)")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
+        results = [run(size, Path(tmp), args.repeats) for size in args.sizes]
+    print("\nsize        fold 1k (ms)  recompute (s)  ratio")
+    for size, r in zip(args.sizes, results, strict=True):
+        print(f"{size:>10,}  {r['fold_ms']:>12.1f}  {r['recompute_s']:>13.2f}  {r['ratio']:>5.0f}x")
+    if len(results) > 1:
+        growth = results[-1]["fold_ms"] / results[0]["fold_ms"]
+        print(f"fold time growth {args.sizes[0]:,} -> {args.sizes[-1]:,}: {growth:.2f}x")
+    print(f"cpus: {os.cpu_count()}")
+
+
+if __name__ == "__main__":
+    main()
