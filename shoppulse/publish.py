@@ -1,0 +1,958 @@
+"""The publisher: immutable Parquet files and a catalog of views for analysts, beside the live file.
+
+DuckDB lets one process open a database file, so analysts never open the live one. Every
+`publish_interval_seconds` the service's publisher thread reads what changed since its last cycle,
+in ONE read transaction (a consistent snapshot), and writes it as new Parquet files:
+
+- `events`, `deliveries`: append-only; each cycle writes the rows after the last published
+  sequence number as one part file. Small parts are merged (tiered compaction: runs of
+  `COMPACT_FANOUT` parts of the same size class become one), so the file count stays small.
+  A later status change of a quarantined delivery (a replay) goes into a small overrides file.
+- `orders`, `refunds`, `carts`, `checkouts`: entity state, partitioned by the UTC day of
+  `created_at` (`none` when unknown). Rows whose `changed_seq` is newer than the last published
+  fold are merged into their day's file, which is rewritten; every other day stays untouched.
+  An entity whose `created_at` changed is dropped from its old day: the publisher's own index
+  (SQLite, point lookups) knows each published entity's day.
+- `sales_minute`, `funnel_minute`: per-minute aggregates, partitioned by day; days holding a
+  changed minute are rewritten.
+
+So a cycle costs what changed (and the size of the days it touches), not the whole history.
+New files get unique names and are renamed into place; the catalog (`analytics.duckdb`, views
+naming the exact current files) is written under a temporary name and renamed over the old
+one. Replaced files are deleted only `publish_grace_seconds` later, so a query that started on
+an older catalog keeps working.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import math
+import os
+import shutil
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from shoppulse.sql import (
+    CARTS,
+    CHECKOUTS,
+    DELIVERIES,
+    DELIVERY_OVERRIDES,
+    EVENTS,
+    FUNNEL_MINUTE,
+    INGEST_COUNTS,
+    ORDERS,
+    REFUNDS,
+    SALES_MINUTE,
+    Dataset,
+    Snapshot,
+    catalog_path,
+    fsync_dir,
+    fsync_file,
+    published_dir,
+    quote,
+    write_catalog,
+)
+
+log = logging.getLogger("shoppulse.publish")
+
+#: Parts of one size class merged together once this many are in a row.
+COMPACT_FANOUT = 8
+#: Size class 0 holds parts under this many rows; each class is COMPACT_FANOUT times larger.
+COMPACT_BASE_ROWS = 4096
+#: Parts with at least this many rows are final (never merged again).
+COMPACT_MAX_ROWS = 4_000_000
+
+NO_DAY = "none"
+STATE_FILE = "_publisher.sqlite3"
+LOCK_FILE = ".publisher.lock"
+
+
+def day_of(column: str) -> str:
+    """The partition of a row: the UTC day of `column`, or 'none'."""
+    return f"coalesce(strftime(timezone('UTC', {column}), '%Y-%m-%d'), '{NO_DAY}')"
+
+
+@dataclass(frozen=True)
+class _State:
+    """An entity-state dataset and where it comes from in the live database."""
+
+    dataset: Dataset
+    table: str
+    visible: str  # which live rows are entities (not placeholders)
+    enrich: str | None = None
+
+
+_STATES = (
+    _State(ORDERS, "metrics_orders", "has_version"),
+    _State(REFUNDS, "metrics_refunds", "true", "refund"),
+    _State(CARTS, "metrics_carts", "seen", "cart"),
+    _State(CHECKOUTS, "metrics_checkouts", "seen"),
+)
+_AGGREGATES = ((SALES_MINUTE, "metrics_sales_minute"), (FUNNEL_MINUTE, "metrics_funnel_minute"))
+
+#: Columns taken from the raw delivery body at publish time, by topic (the canonical event does
+#: not carry them). Bodies themselves are never published. `$j` is the body as JSON, `$id` the
+#: entity id. Missing or unparsable values are NULL.
+_REFUND_REASON = {
+    "refunds/create": "$j->>'$.note'",  # Shopify
+    "charge.refunded": (  # Stripe
+        "list_filter(json_extract($j, '$.data.object.refunds.data[*]'), "
+        "lambda x: x->>'id' = $id)[1]->>'reason'"
+    ),
+}
+_WOO_REFUND_REASON = (
+    "list_filter(json_extract($j, '$.refunds[*]'), lambda x: x->>'id' = $id)[1]->>'reason'"
+)
+_CART_VALUE = (  # Shopify carts/create, carts/update: sum of line_price in shop money
+    "CAST(list_aggregate(list_transform(json_extract($j, '$.line_items[*]'), "
+    "lambda x: TRY_CAST(coalesce(x->>'$.line_price_set.shop_money.amount', x->>'$.line_price') "
+    "AS DECIMAL(18,4))), 'sum') AS DECIMAL(18,4))"
+)
+
+
+@dataclass(frozen=True)
+class Heads:
+    event_seq: int
+    delivery_seq: int
+    fold_seq: int
+    counts: str
+    evaluated_at: datetime | None
+    watermark: datetime | None
+
+
+@dataclass
+class PublishReport:
+    changed: bool
+    generation: int
+    seconds: float
+    compaction_seconds: float = 0.0
+    files_written: int = 0
+    files_retired: int = 0
+    files_deleted: int = 0
+    rows_written: int = 0
+    heads: Heads | None = None
+
+
+@dataclass
+class _Cycle:
+    generation: int
+    written: list[Path] = field(default_factory=list)
+    added: list[tuple[str, str, str, int, int | None, int | None]] = field(default_factory=list)
+    retired: list[str] = field(default_factory=list)
+    rows: int = 0
+
+
+class PublishLock:
+    """An exclusive advisory lock: one publisher per published directory at a time."""
+
+    def __init__(self, root: Path) -> None:
+        self.path = root / LOCK_FILE
+        self._handle: IO[bytes] | None = None
+
+    @property
+    def held(self) -> bool:
+        return self._handle is not None
+
+    def acquire(self) -> bool:
+        if self._handle is not None:
+            return True
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        handle = self.path.open("ab")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.close()
+            return False
+        self._handle = handle
+        return True
+
+    def release(self) -> None:
+        if self._handle is not None:
+            fcntl.flock(self._handle, fcntl.LOCK_UN)
+            self._handle.close()
+            self._handle = None
+
+
+class Publisher:
+    """Publishes the live database at `db_path` through `con` (a connection to it)."""
+
+    def __init__(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        db_path: Path,
+        *,
+        grace_seconds: float = 3600.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.live = con.cursor()
+        self.live.execute("SET TimeZone = 'UTC'")
+        self.root = published_dir(db_path)
+        self.catalog = catalog_path(db_path)
+        self.grace_seconds = grace_seconds
+        self.clock = clock
+        self.fanout = COMPACT_FANOUT
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.state = sqlite3.connect(
+            self.root / STATE_FILE, isolation_level=None, check_same_thread=False
+        )
+        self.state.execute("PRAGMA journal_mode = WAL")
+        self.state.execute("PRAGMA synchronous = FULL")
+        self._init_state()
+        self._lock = threading.Lock()
+        self._cleanup_orphans()
+
+    # ------------------------------------------------------------------ bookkeeping
+
+    def _init_state(self) -> None:
+        self.state.executescript(
+            """
+            CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+            CREATE TABLE IF NOT EXISTS files (
+                dataset TEXT NOT NULL, part TEXT NOT NULL, path TEXT PRIMARY KEY,
+                rows INTEGER NOT NULL, lo INTEGER, hi INTEGER);
+            CREATE INDEX IF NOT EXISTS files_by_part ON files (dataset, part);
+            CREATE TABLE IF NOT EXISTS keys (
+                dataset TEXT NOT NULL, k TEXT NOT NULL, part TEXT NOT NULL,
+                PRIMARY KEY (dataset, k)) WITHOUT ROWID;
+            CREATE TABLE IF NOT EXISTS tracked (
+                delivery_seq INTEGER PRIMARY KEY, status TEXT NOT NULL, reason TEXT,
+                event_count INTEGER NOT NULL, overridden INTEGER NOT NULL);
+            CREATE TABLE IF NOT EXISTS retired (path TEXT PRIMARY KEY, at REAL NOT NULL);
+            CREATE TEMP TABLE wanted (k TEXT PRIMARY KEY);
+            """
+        )
+
+    def _meta(self, name: str, default: str = "0") -> str:
+        row = self.state.execute("SELECT value FROM meta WHERE name = ?", [name]).fetchone()
+        return str(row[0]) if row else default
+
+    def _set_meta(self, name: str, value: object) -> None:
+        self.state.execute(
+            "INSERT INTO meta VALUES (?, ?) "
+            "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+            [name, str(value)],
+        )
+
+    def files(self, dataset: str) -> list[str]:
+        rows = self.state.execute(
+            "SELECT path FROM files WHERE dataset = ? ORDER BY part, coalesce(lo, 0), path",
+            [dataset],
+        ).fetchall()
+        return [str(self.root / r[0]) for r in rows]
+
+    def _cleanup_orphans(self) -> None:
+        """Remove what a crashed cycle left: files that no manifest row names."""
+        shutil.rmtree(self.root / "_tmp", ignore_errors=True)
+        known = {
+            r[0]
+            for r in self.state.execute("SELECT path FROM files UNION SELECT path FROM retired")
+        }
+        for path in self.root.rglob("*.parquet"):
+            if str(path.relative_to(self.root)) not in known:
+                path.unlink(missing_ok=True)
+
+    # ------------------------------------------------------------------ the cycle
+
+    def publish(self) -> PublishReport:
+        """One publish cycle; returns what it did. Safe to call from any thread."""
+        with self._lock:
+            started = time.perf_counter()
+            cycle = _Cycle(int(self._meta("generation")) + 1)
+            first = cycle.generation == 1
+            live = self.live
+            self.state.execute("BEGIN IMMEDIATE")
+            try:
+                live.execute("BEGIN TRANSACTION")
+                try:
+                    heads = self._heads()
+                    changed = self._publish_snapshot(cycle, heads)
+                finally:
+                    live.execute("ROLLBACK")  # read only: nothing to keep
+                compacted = 0.0
+                if cycle.added:
+                    mark = time.perf_counter()
+                    for dataset, seq in ((EVENTS, "event_seq"), (DELIVERIES, "delivery_seq")):
+                        self._compact(cycle, dataset, seq)
+                    compacted = time.perf_counter() - mark
+                # A cycle that wrote nothing (the engine only advanced its timers) moves the
+                # watermarks on but keeps the catalog.
+                changed = changed and bool(cycle.added or cycle.retired or first)
+                if changed or self._head_tuple(heads) != self._last_heads():
+                    self._apply(cycle, heads, new_generation=changed)
+                self.state.execute("COMMIT")
+            except BaseException:
+                self.state.execute("ROLLBACK")
+                for path in cycle.written:
+                    path.unlink(missing_ok=True)
+                raise
+            if changed:
+                self.write_catalog()
+            deleted = self._delete_expired()
+            return PublishReport(
+                changed=changed,
+                generation=cycle.generation if changed else cycle.generation - 1,
+                seconds=time.perf_counter() - started,
+                compaction_seconds=compacted,
+                files_written=len(cycle.added),
+                files_retired=len(cycle.retired),
+                files_deleted=deleted,
+                rows_written=cycle.rows,
+                heads=heads,
+            )
+
+    def write_catalog(self) -> None:
+        """(Re)write the catalog from the manifest."""
+        datasets = [r[0] for r in self.state.execute("SELECT DISTINCT dataset FROM files")]
+        snapshot = Snapshot(
+            files={name: self.files(name) for name in datasets},
+            published_at=datetime.fromisoformat(self._meta("published_at", _EPOCH)),
+            events_through=int(self._meta("event_seq")),
+            deliveries_through=int(self._meta("delivery_seq")),
+            fold_seq=int(self._meta("fold_seq")),
+            metrics_as_of=_time_or_none(self._meta("evaluated_at", "")),
+            watermark=_time_or_none(self._meta("watermark", "")),
+        )
+        write_catalog(self.catalog, snapshot)
+
+    def _scalar(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        rows = self.live.execute(sql, list(params)).fetchall()
+        return rows[0][0] if rows else None
+
+    def _tables(self) -> set[str]:
+        rows = self.live.execute(
+            "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() "
+            "UNION ALL SELECT view_name FROM duckdb_views() "
+            "WHERE database_name = current_database() AND NOT internal"
+        ).fetchall()
+        return {str(r[0]) for r in rows}
+
+    def _heads(self) -> Heads:
+        tables = self._tables()
+        self._present = tables
+        last_event = int(self._meta("event_seq"))
+        last_delivery = int(self._meta("delivery_seq"))
+        event_seq = last_event
+        delivery_seq = last_delivery
+        if "events" in tables:
+            found = self._scalar(
+                "SELECT max(event_seq) FROM events WHERE event_seq > ?", [last_event]
+            )
+            event_seq = int(found) if found is not None else last_event
+        if "deliveries" in tables:
+            found = self._scalar(
+                "SELECT max(delivery_seq) FROM deliveries WHERE delivery_seq > ?", [last_delivery]
+            )
+            delivery_seq = int(found) if found is not None else last_delivery
+        fold_seq, evaluated_at, watermark = 0, None, None
+        if "metrics_cursor" in tables:
+            row = self.live.execute(
+                "SELECT fold_seq, evaluated_at, watermark_received_at FROM metrics_cursor"
+            ).fetchall()
+            if row:
+                fold_seq, evaluated_at, watermark = int(row[0][0]), row[0][1], row[0][2]
+        counts = ""
+        if "ingest_counts" in tables:
+            counts = repr(
+                self.live.execute(
+                    "SELECT count(*), sum(count), max(last_at) FROM ingest_counts"
+                ).fetchall()
+            )
+        return Heads(event_seq, delivery_seq, fold_seq, counts, evaluated_at, watermark)
+
+    def _publish_snapshot(self, cycle: _Cycle, heads: Heads) -> bool:
+        last_event = int(self._meta("event_seq"))
+        last_delivery = int(self._meta("delivery_seq"))
+        last_fold = int(self._meta("fold_seq"))
+        changed = int(self._meta("generation")) == 0  # the first cycle always writes a catalog
+        if heads.event_seq > last_event:
+            changed = True
+            self._append(cycle, EVENTS, "events", "event_seq", last_event, heads.event_seq)
+        if self._recheck_quarantine(cycle, last_delivery):
+            changed = True
+        if heads.delivery_seq > last_delivery:
+            changed = True
+            self._append(
+                cycle, DELIVERIES, "deliveries", "delivery_seq", last_delivery, heads.delivery_seq
+            )
+            self.state.executemany(
+                "INSERT OR IGNORE INTO tracked VALUES (?, ?, ?, ?, 0)",
+                self.live.execute(
+                    "SELECT delivery_seq, status, reason, event_count FROM deliveries "
+                    "WHERE delivery_seq > ? AND delivery_seq <= ? AND status = 'quarantined'",
+                    [last_delivery, heads.delivery_seq],
+                ).fetchall(),
+            )
+        if heads.fold_seq > last_fold:
+            changed = True
+            for spec in _STATES:
+                if spec.table in self._present:
+                    self._publish_state(cycle, spec, last_fold, heads.fold_seq)
+            for dataset, table in _AGGREGATES:
+                if table in self._present:
+                    self._publish_aggregate(cycle, dataset, table, last_fold, heads.fold_seq)
+        if heads.counts != self._meta("counts", "") and "ingest_counts" in self._present:
+            changed = True
+            self._replace_whole(cycle, INGEST_COUNTS, "SELECT {cols} FROM ingest_counts")
+        return changed
+
+    @staticmethod
+    def _head_tuple(heads: Heads) -> tuple[int, int, int, str]:
+        return (heads.event_seq, heads.delivery_seq, heads.fold_seq, heads.counts)
+
+    def _last_heads(self) -> tuple[int, int, int, str]:
+        return (
+            int(self._meta("event_seq")),
+            int(self._meta("delivery_seq")),
+            int(self._meta("fold_seq")),
+            self._meta("counts", ""),
+        )
+
+    def _apply(self, cycle: _Cycle, heads: Heads, *, new_generation: bool) -> None:
+        now = self.clock()
+        self.state.executemany(
+            "INSERT INTO retired VALUES (?, ?) ON CONFLICT (path) DO NOTHING",
+            [(path, now) for path in cycle.retired],
+        )
+        self.state.executemany(
+            "DELETE FROM files WHERE path = ?", [(path,) for path in cycle.retired]
+        )
+        self.state.executemany("INSERT INTO files VALUES (?, ?, ?, ?, ?, ?)", cycle.added)
+        if new_generation:
+            self._set_meta("generation", cycle.generation)
+            self._set_meta("published_at", datetime.now(UTC).isoformat())
+            self._set_meta("evaluated_at", _iso(heads.evaluated_at))
+            self._set_meta("watermark", _iso(heads.watermark))
+        self._set_meta("event_seq", heads.event_seq)
+        self._set_meta("delivery_seq", heads.delivery_seq)
+        self._set_meta("fold_seq", heads.fold_seq)
+        self._set_meta("counts", heads.counts)
+
+    # ------------------------------------------------------------------ writing files
+
+    def _tmp_dir(self, cycle: _Cycle, name: str) -> Path:
+        path = self.root / "_tmp" / f"g{cycle.generation:09d}-{name}"
+        shutil.rmtree(path, ignore_errors=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def _place(self, cycle: _Cycle, temporary: Path, relative: str) -> Path:
+        """Move a finished file to its final (never reused) name."""
+        target = self.root / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fsync_file(temporary)
+        os.chmod(temporary, 0o444)
+        os.replace(temporary, target)
+        cycle.written.append(target)
+        fsync_dir(target.parent)
+        return target
+
+    def _copy(self, con: duckdb.DuckDBPyConnection, select: str, target: Path) -> int:
+        rows = con.execute(
+            f"COPY ({select}) TO {quote(str(target))} (FORMAT parquet, COMPRESSION zstd)"
+        ).fetchall()
+        return int(rows[0][0]) if rows else 0
+
+    def _append(
+        self, cycle: _Cycle, dataset: Dataset, table: str, seq: str, lo: int, hi: int
+    ) -> None:
+        cols = ", ".join(c.expression + f" AS {c.name}" for c in dataset.columns)
+        temporary = self._tmp_dir(cycle, dataset.name).with_suffix(".parquet")
+        count = self._copy(
+            self.live,
+            f"SELECT {cols} FROM {table} WHERE {seq} > {int(lo)} AND {seq} <= {int(hi)} "
+            f"ORDER BY {seq}",
+            temporary,
+        )
+        relative = f"{dataset.name}/s{lo + 1:012d}-{hi:012d}-g{cycle.generation:09d}.parquet"
+        self._place(cycle, temporary, relative)
+        cycle.added.append((dataset.name, "", relative, count, lo + 1, hi))
+        cycle.rows += count
+
+    def _replace_whole(self, cycle: _Cycle, dataset: Dataset, select: str) -> None:
+        cols = ", ".join(f"CAST({c.expression} AS {c.type}) AS {c.name}" for c in dataset.columns)
+        temporary = self._tmp_dir(cycle, dataset.name).with_suffix(".parquet")
+        count = self._copy(self.live, select.format(cols=cols), temporary)
+        relative = f"{dataset.name}/g{cycle.generation:09d}.parquet"
+        self._place(cycle, temporary, relative)
+        cycle.retired += [
+            r[0]
+            for r in self.state.execute("SELECT path FROM files WHERE dataset = ?", [dataset.name])
+        ]
+        cycle.added.append((dataset.name, "", relative, count, None, None))
+        cycle.rows += count
+
+    def _write_partitioned(
+        self, cycle: _Cycle, dataset: Dataset, select: str, parts: set[str]
+    ) -> None:
+        """Write `select` (with a `_part` column) as one new file per part; retire the old ones.
+
+        Every part in `parts` is replaced: parts that come out empty simply disappear.
+        """
+        out = self._tmp_dir(cycle, dataset.name)
+        rows = self.live.execute(
+            f"COPY ({select}) TO {quote(str(out))} (FORMAT parquet, COMPRESSION zstd, "
+            "PARTITION_BY (_part), FILENAME_PATTERN 'data_{i}')"
+        ).fetchall()
+        cycle.rows += int(rows[0][0]) if rows else 0
+        if out.exists():
+            for directory in sorted(out.iterdir()):
+                part = directory.name.split("=", 1)[1]
+                for index, written in enumerate(sorted(directory.glob("*.parquet"))):
+                    relative = f"{dataset.name}/day={part}/g{cycle.generation:09d}-{index}.parquet"
+                    self._place(cycle, written, relative)
+                    cycle.added.append((dataset.name, part, relative, 0, None, None))
+            shutil.rmtree(out, ignore_errors=True)
+        for part in parts:
+            cycle.retired += [
+                r[0]
+                for r in self.state.execute(
+                    "SELECT path FROM files WHERE dataset = ? AND part = ?", [dataset.name, part]
+                )
+            ]
+
+    def _old_files(self, dataset: Dataset, parts: set[str]) -> list[str]:
+        files: list[str] = []
+        for part in sorted(parts):
+            files += [
+                str(self.root / r[0])
+                for r in self.state.execute(
+                    "SELECT path FROM files WHERE dataset = ? AND part = ?", [dataset.name, part]
+                )
+            ]
+        return files
+
+    # ------------------------------------------------------------------ datasets
+
+    def _publish_state(self, cycle: _Cycle, spec: _State, last_fold: int, fold: int) -> None:
+        dataset = spec.dataset
+        cols = ", ".join(f"CAST({c.expression} AS {c.type}) AS {c.name}" for c in dataset.columns)
+        changed = _arrow(
+            self.live,
+            f"SELECT {cols}, {day_of('created_at')} AS _part FROM {spec.table} "
+            f"WHERE changed_seq > ? AND changed_seq <= ? AND {spec.visible}",
+            [last_fold, fold],
+        )
+        if changed.num_rows == 0:
+            return
+        keys = [
+            f"{s}\x1f{i}"
+            for s, i in zip(
+                changed.column("source").to_pylist(), changed.column("id").to_pylist(), strict=True
+            )
+        ]
+        new_parts = [str(p) for p in changed.column("_part").to_pylist()]
+        self.state.execute("DELETE FROM wanted")
+        self.state.executemany("INSERT OR IGNORE INTO wanted VALUES (?)", [(k,) for k in keys])
+        old_parts = {
+            str(r[0])
+            for r in self.state.execute(
+                "SELECT DISTINCT k.part FROM wanted w JOIN keys k ON k.dataset = ? AND k.k = w.k",
+                [dataset.name],
+            )
+        }
+        affected = set(new_parts) | old_parts
+        old_files = self._old_files(dataset, affected)
+        names = ", ".join(c.name for c in dataset.columns)
+        live = self.live
+        live.register("_pub_changed", changed)
+        try:
+            if spec.enrich is not None:
+                changed = self._enrich(spec, changed, old_files)
+                live.unregister("_pub_changed")
+                live.register("_pub_changed", changed)
+            old = (
+                f"SELECT {names}, {day_of('created_at')} AS _part FROM "
+                f"{dataset.source_sql(old_files)} o WHERE NOT EXISTS (SELECT 1 FROM "
+                "_pub_changed c WHERE c.source = o.source AND c.id = o.id) UNION ALL "
+                if old_files
+                else ""
+            )
+            self._write_partitioned(
+                cycle,
+                dataset,
+                f"{old}SELECT {names}, _part FROM _pub_changed ORDER BY _part, created_at, "
+                "source, id",
+                affected,
+            )
+        finally:
+            live.unregister("_pub_changed")
+        self.state.executemany(
+            "INSERT INTO keys VALUES (?, ?, ?) ON CONFLICT (dataset, k) "
+            "DO UPDATE SET part = excluded.part",
+            [(dataset.name, k, p) for k, p in zip(keys, new_parts, strict=True)],
+        )
+
+    def _enrich(self, spec: _State, changed: pa.Table, old_files: list[str]) -> pa.Table:
+        """Fill the columns taken from raw bodies: kept from the last publish when the entity's
+        version is unchanged (its body may have been purged since), else read now."""
+        extra = [c for c in spec.dataset.columns if c.live is None]
+        extra_names = [c.name for c in extra]
+        live = self.live
+        known = "(SELECT NULL::VARCHAR AS source, NULL::VARCHAR AS id, NULL::BIGINT AS version_seq"
+        known += "".join(f", NULL::{c.type} AS {c.name}" for c in extra) + " WHERE false)"
+        if old_files:
+            known = (
+                f"(SELECT source, id, version_seq, {', '.join(extra_names)} FROM "
+                f"{spec.dataset.source_sql(old_files)} o SEMI JOIN _pub_changed c "
+                "ON c.source = o.source AND c.id = o.id)"
+            )
+        reused = "_pub_known"
+        live.register(reused, _arrow(live, f"SELECT * FROM {known}"))
+        try:
+            wanted = [
+                int(r[0])
+                for r in live.execute(
+                    "SELECT DISTINCT c.version_seq FROM _pub_changed c ANTI JOIN "
+                    f"{reused} k ON k.source = c.source AND k.id = c.id "
+                    "AND k.version_seq = c.version_seq WHERE c.version_seq IS NOT NULL"
+                ).fetchall()
+            ]
+            fresh = "_pub_fresh"
+            live.register(fresh, self._from_bodies(spec, wanted))
+            picks = ", ".join(
+                f"CASE WHEN k.id IS NOT NULL THEN k.{n} ELSE f.{n} END AS {n}" for n in extra_names
+            )
+            try:
+                table = _arrow(
+                    live,
+                    f"SELECT c.* EXCLUDE ({', '.join(extra_names)}), {picks} "
+                    f"FROM _pub_changed c LEFT JOIN {reused} k ON k.source = c.source "
+                    "AND k.id = c.id AND k.version_seq = c.version_seq "
+                    f"LEFT JOIN {fresh} f ON f.event_seq = c.version_seq",
+                )
+            finally:
+                live.unregister(fresh)
+        finally:
+            live.unregister(reused)
+        order = [c.name for c in spec.dataset.columns] + ["_part"]
+        return table.select(order)
+
+    def _from_bodies(self, spec: _State, event_seqs: list[int]) -> pa.Table:
+        """(event_seq, enriched columns) of these versions, read from their raw bodies."""
+        extra = [c for c in spec.dataset.columns if c.live is None]
+        empty = "".join(f", NULL::{c.type} AS {c.name}" for c in extra)
+        live = self.live
+        if not event_seqs or "deliveries" not in self._present:
+            return _arrow(live, f"SELECT NULL::BIGINT AS event_seq{empty} WHERE false")
+        if spec.enrich == "refund":
+            cases = "".join(
+                f"WHEN d.topic = {quote(t)} THEN {e} " for t, e in _REFUND_REASON.items()
+            )
+            cases += f"WHEN d.topic LIKE 'order.%' THEN {_WOO_REFUND_REASON} "
+            value = f"CAST(CASE {cases}END AS VARCHAR) AS reason"
+        else:
+            value = (
+                "e.currency AS currency, "
+                f"CASE WHEN d.topic LIKE 'carts/%' THEN {_CART_VALUE} END AS value"
+            )
+        value = value.replace("$j", "d.j").replace("$id", "e.entity_id")
+        seqs = pa.table({"seq": pa.array(sorted(set(event_seqs)), pa.int64())})
+        live.register("_pub_seqs", seqs)
+        try:
+            lo, hi = int(seqs["seq"][0].as_py()), int(seqs["seq"][-1].as_py())
+            versions = _arrow(
+                live,
+                "SELECT event_seq, delivery_seq, entity_id, currency FROM events "
+                f"WHERE event_seq BETWEEN {lo} AND {hi} "
+                "AND event_seq IN (SELECT seq FROM _pub_seqs)",
+            )
+        finally:
+            live.unregister("_pub_seqs")
+        if versions.num_rows == 0:
+            return _arrow(live, f"SELECT NULL::BIGINT AS event_seq{empty} WHERE false")
+        deliveries = pa.table({"seq": pc.unique(versions["delivery_seq"])})
+        dlo = int(pc.min(versions["delivery_seq"]).as_py())
+        dhi = int(pc.max(versions["delivery_seq"]).as_py())
+        live.register("_pub_versions", versions)
+        live.register("_pub_dseqs", deliveries)
+        try:
+            return _arrow(
+                live,
+                f"SELECT e.event_seq, {value} FROM _pub_versions e JOIN ("
+                "SELECT delivery_seq, topic, CASE WHEN json_valid(b) THEN b::JSON END AS j "
+                "FROM (SELECT delivery_seq, topic, TRY(decode(body)) AS b FROM deliveries "
+                f"WHERE delivery_seq BETWEEN {dlo} AND {dhi} "
+                "AND delivery_seq IN (SELECT seq FROM _pub_dseqs))"
+                ") d USING (delivery_seq)",
+            )
+        finally:
+            live.unregister("_pub_versions")
+            live.unregister("_pub_dseqs")
+
+    def _publish_aggregate(
+        self, cycle: _Cycle, dataset: Dataset, table: str, last_fold: int, fold: int
+    ) -> None:
+        # Where the engine keeps a log of aggregate changes, read the changed days from it
+        # (it is append-only, so the range of new rows is cheap to find).
+        log_table = table.replace("_minute", "_deltas")
+        changes = log_table if log_table in self._present else table
+        days = [
+            str(r[0])
+            for r in self.live.execute(
+                f"SELECT DISTINCT {day_of('minute')} FROM {changes} "
+                "WHERE changed_seq > ? AND changed_seq <= ?",
+                [last_fold, fold],
+            ).fetchall()
+        ]
+        if not days:
+            return
+        cols = ", ".join(f"CAST({c.expression} AS {c.type}) AS {c.name}" for c in dataset.columns)
+        listed = ", ".join(quote(d) for d in days)
+        first = min(days)
+        self._write_partitioned(
+            cycle,
+            dataset,
+            f"SELECT {cols}, {day_of('minute')} AS _part FROM {table} "
+            f"WHERE minute >= {quote(first)}::TIMESTAMPTZ AND {day_of('minute')} IN ({listed}) "
+            f"AND {_nonzero(dataset)} "
+            "ORDER BY minute",
+            set(days),
+        )
+
+    def _recheck_quarantine(self, cycle: _Cycle, last_delivery: int) -> bool:
+        """Did a published quarantined delivery change (a replay)? Then rewrite the overrides."""
+        tracked = self.state.execute(
+            "SELECT delivery_seq, status, reason, event_count FROM tracked "
+            "WHERE status = 'quarantined' AND delivery_seq <= ?",
+            [last_delivery],
+        ).fetchall()
+        if not tracked or "deliveries" not in self._present:
+            return False
+        seqs = ", ".join(str(int(r[0])) for r in tracked)
+        current = self.live.execute(
+            "SELECT delivery_seq, status, reason, event_count FROM deliveries "
+            f"WHERE delivery_seq BETWEEN {int(tracked[0][0])} AND {int(tracked[-1][0])} "
+            f"AND delivery_seq IN ({seqs})"
+        ).fetchall()
+        known = {int(r[0]): tuple(r[1:]) for r in tracked}
+        moved = [r for r in current if tuple(r[1:]) != known[int(r[0])]]
+        if not moved:
+            return False
+        self.state.executemany(
+            "UPDATE tracked SET status = ?, reason = ?, event_count = ?, overridden = 1 "
+            "WHERE delivery_seq = ?",
+            [(r[1], r[2], r[3], r[0]) for r in moved],
+        )
+        overrides = self.state.execute(
+            "SELECT delivery_seq, status, reason, event_count FROM tracked WHERE overridden = 1 "
+            "ORDER BY delivery_seq"
+        ).fetchall()
+        frame = pa.table(
+            {
+                "delivery_seq": pa.array([r[0] for r in overrides], pa.int64()),
+                "status": pa.array([r[1] for r in overrides], pa.string()),
+                "reason": pa.array([r[2] for r in overrides], pa.string()),
+                "event_count": pa.array([r[3] for r in overrides], pa.int32()),
+            }
+        )
+        self.live.register("_pub_overrides", frame)
+        try:
+            self._replace_whole(cycle, DELIVERY_OVERRIDES, "SELECT {cols} FROM _pub_overrides")
+        finally:
+            self.live.unregister("_pub_overrides")
+        return True
+
+    # ------------------------------------------------------------------ compaction, deletion
+
+    def _compact(self, cycle: _Cycle, dataset: Dataset, seq: str) -> None:
+        """Merge the newest run of `fanout` same-size parts into one (repeatedly)."""
+        while True:
+            parts = self.state.execute(
+                "SELECT path, rows, lo, hi FROM files WHERE dataset = ? ORDER BY lo",
+                [dataset.name],
+            ).fetchall()
+            retired = set(cycle.retired)
+            parts = [p for p in parts if p[0] not in retired]
+            parts += [
+                (a[2], a[3], a[4], a[5])
+                for a in cycle.added
+                if a[0] == dataset.name and a[2] not in retired
+            ]
+            parts.sort(key=lambda p: int(p[2]))
+            run = _tail_run(parts, self.fanout)
+            if run is None:
+                return
+            files = [str(self.root / p[0]) for p in run]
+            lo, hi = int(run[0][2]), int(run[-1][3])
+            temporary = self._tmp_dir(cycle, f"{dataset.name}-merge").with_suffix(".parquet")
+            with duckdb.connect(":memory:") as merger:
+                count = self._copy(
+                    merger,
+                    f"SELECT * FROM read_parquet([{', '.join(quote(f) for f in files)}]) "
+                    f"ORDER BY {seq}",
+                    temporary,
+                )
+            relative = f"{dataset.name}/s{lo:012d}-{hi:012d}-g{cycle.generation:09d}m.parquet"
+            self._place(cycle, temporary, relative)
+            merged = {p[0] for p in run}
+            fresh = [a for a in cycle.added if a[2] in merged]
+            for item in fresh:  # written this cycle and merged at once: never published
+                cycle.added.remove(item)
+                (self.root / item[2]).unlink(missing_ok=True)
+            cycle.retired += [p for p in merged if p not in {a[2] for a in fresh}]
+            cycle.added.append((dataset.name, "", relative, count, lo, hi))
+
+    def _delete_expired(self) -> int:
+        cutoff = self.clock() - self.grace_seconds
+        expired = [
+            str(r[0])
+            for r in self.state.execute("SELECT path FROM retired WHERE at <= ?", [cutoff])
+        ]
+        for relative in expired:
+            path = self.root / relative
+            path.unlink(missing_ok=True)
+            with suppress(OSError):
+                path.parent.rmdir()  # an emptied day directory
+        self.state.executemany("DELETE FROM retired WHERE path = ?", [(p,) for p in expired])
+        return len(expired)
+
+    def close(self) -> None:
+        with suppress(Exception):
+            self.live.close()
+        with suppress(Exception):
+            self.state.close()
+
+
+def _nonzero(dataset: Dataset) -> str:
+    """Buckets whose every figure is zero (all contributions undone) are not published."""
+    return (
+        "("
+        + " OR ".join(
+            f"{c.name} <> 0" for c in dataset.columns if c.type != "VARCHAR" and c.name != "minute"
+        )
+        + ")"
+    )
+
+
+def _size_class(rows: int, fanout: int) -> int:
+    if rows >= COMPACT_MAX_ROWS:
+        return -1  # final
+    return max(0, int(math.log(max(rows, 1) / COMPACT_BASE_ROWS, fanout)) + 1)
+
+
+def _tail_run(parts: list[Any], fanout: int) -> list[Any] | None:
+    """The newest `fanout` parts if they share one (non-final) size class."""
+    if len(parts) < fanout:
+        return None
+    tail = parts[-fanout:]
+    classes = {_size_class(int(p[1]), fanout) for p in tail}
+    if len(classes) == 1 and -1 not in classes:
+        return list(tail)
+    return None
+
+
+_EPOCH = "1970-01-01T00:00:00+00:00"
+
+
+def _arrow(
+    con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any] | None = None
+) -> pa.Table:
+    return con.sql(sql, params=list(params) if params else None).to_arrow_table()
+
+
+def _iso(moment: datetime | None) -> str:
+    return moment.isoformat() if moment else ""
+
+
+def _time_or_none(text: str) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None
+
+
+# ----------------------------------------------------------------------------- the thread
+
+
+class PublishWorker:
+    """Runs `Publisher.publish` every `interval` seconds on its own thread, and once at stop."""
+
+    def __init__(self, publisher: Publisher, interval: float = 2.0) -> None:
+        self.publisher = publisher
+        self.interval = interval
+        self.lock = PublishLock(publisher.root)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="shoppulse-publish", daemon=True)
+        self.last_report: PublishReport | None = None
+        self.last_error: str | None = None
+        self.cycles = 0
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop the thread, publish one last time, and give up the lock."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+        try:
+            if self.lock.acquire():
+                self._cycle()
+        finally:
+            self.lock.release()
+            self.publisher.close()
+
+    def _cycle(self) -> None:
+        try:
+            self.last_report = self.publisher.publish()
+            self.cycles += 1
+            self.last_error = None
+        except Exception as exc:  # keep running: the next cycle starts from the manifest
+            self.last_error = str(exc)[:500]
+            log.exception("publish failed; retrying")
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            if self.lock.acquire():
+                self._cycle()
+            self._stop.wait(self.interval)
+
+
+@contextmanager
+def exclusive_publish(db_path: Path) -> Iterator[bool]:
+    """Hold the publish lock of `db_path`'s published directory if nobody else does."""
+    lock = PublishLock(published_dir(db_path))
+    held = lock.acquire()
+    try:
+        yield held
+    finally:
+        lock.release()
+
+
+def refresh_stopped(db_path: Path) -> str:
+    """Bring the catalog up to date when no service runs on `db_path`.
+
+    Returns "service" when a running service publishes (its catalog is current within the
+    publish interval), "published" when this call published from the stopped live file (opened
+    read-only, for the few moments of one cycle), or "catalog" when there is no live file and
+    the existing catalog is used as it is.
+    """
+    if not db_path.exists():
+        return "catalog"
+    with exclusive_publish(db_path) as held:
+        if not held:
+            return "service"
+        try:
+            con = duckdb.connect(str(db_path), read_only=True)
+        except duckdb.Error as exc:
+            if "lock" in str(exc).lower():  # a service is starting right now
+                return "service"
+            raise
+        try:
+            publisher = Publisher(con, db_path)
+            try:
+                publisher.publish()
+            finally:
+                publisher.close()
+        finally:
+            con.close()
+        return "published"

@@ -1,0 +1,245 @@
+"""The publisher through the real app: what the views show, and what each cycle rewrites."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import orjson
+import pytest
+from fastapi.testclient import TestClient
+
+from ingest.settings import Settings
+from ingest.sources import Source
+from shoppulse.publish import Publisher, PublishReport, PublishWorker
+from shoppulse.service import create_app
+from shoppulse.sql import catalog_path, open_catalog
+from tests.conftest import FrozenClock, signed_post
+from tests.metrics.shop import WEEK, Shop, figures
+
+T0 = datetime(2026, 1, 10, 9, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def settings(db_path: Path) -> Settings:
+    # The thread publishes rarely: the tests publish by hand and look at each cycle.
+    return Settings(db_path=db_path, batch_linger_ms=0.5, publish_interval_seconds=3600)
+
+
+@pytest.fixture
+def app_client(
+    settings: Settings, sources: dict[str, Source], clock: FrozenClock
+) -> Iterator[TestClient]:
+    clock.now = T0 + timedelta(days=1)
+    with TestClient(create_app(settings, sources, clock=clock)) as client:
+        yield client
+
+
+def publisher(client: TestClient) -> Publisher:
+    worker: PublishWorker = client.app.state.publish_worker  # type: ignore[attr-defined]
+    return worker.publisher
+
+
+def publish(client: TestClient) -> PublishReport:
+    """Fold what is stored, then run one publish cycle."""
+    client.app.state.service.worker.fold_now()  # type: ignore[attr-defined]
+    return publisher(client).publish()
+
+
+def rows(db_path: Path, sql: str) -> list[tuple[Any, ...]]:
+    con = open_catalog(catalog_path(db_path))
+    try:
+        return con.sql(sql).fetchall()
+    finally:
+        con.close()
+
+
+def files(client: TestClient, dataset: str) -> set[str]:
+    return set(publisher(client).files(dataset))
+
+
+def test_views_agree_with_the_api(app_client: TestClient, db_path: Path) -> None:
+    shop = Shop(app_client)
+    shop.cart("c1", T0)
+    shop.cart("c2", T0 + timedelta(minutes=1))
+    shop.checkout("k1", "c1", T0 + timedelta(minutes=2))
+    shop.order("o1", T0 + timedelta(minutes=5), gross="100.00", discounts="10.00", cart_token="c1")
+    shop.order("o2", T0 + timedelta(minutes=7), gross="33.33", discounts="0.00")
+    shop.order("o3", T0 + timedelta(minutes=8), gross="10.00", test=True)
+    shop.order("o4", T0 + timedelta(minutes=9), gross="20.00")
+    shop.order(
+        "o4",
+        T0 + timedelta(minutes=9),
+        gross="20.00",
+        cancelled=True,
+        updated=T0 + timedelta(minutes=30),
+        topic="orders/cancelled",
+    )
+    shop.refund("r1", "o1", T0 + timedelta(hours=3), ["5.00", "2.50"])
+    api = figures(app_client, **WEEK)
+    publish(app_client)
+
+    (orders, gross, discounts, returns, net) = rows(
+        db_path,
+        "SELECT sum(orders), sum(gross_sales), sum(discounts), sum(returns), sum(net_sales) "
+        "FROM sales_by_day",
+    )[0]
+    assert orders == api["orders"] == 2
+    assert gross == Decimal(api["gross_sales"]) == Decimal("133.33")
+    assert discounts == Decimal(api["discounts"])
+    assert returns == Decimal(api["returns"]) == Decimal("7.50")
+    assert net == Decimal(api["net_sales"])
+    day_aov = rows(db_path, "SELECT aov FROM sales_by_day")[0][0]
+    assert day_aov == Decimal(api["aov"]) == Decimal("61.6650")
+    assert isinstance(day_aov, Decimal)
+    funnel = rows(
+        db_path,
+        "SELECT sum(carts_created), sum(carts_converted), sum(carts_abandoned), sum(carts_open), "
+        "sum(checkouts_started), sum(checkouts_completed) FROM funnel_by_hour",
+    )[0]
+    assert funnel == (
+        api["carts_created"],
+        api["carts_converted"],
+        api["carts_abandoned"],
+        api["carts_open"],
+        api["checkouts_started"],
+        api["checkouts_completed"],
+    )
+    counted = rows(db_path, "SELECT id FROM orders WHERE counted ORDER BY id")
+    assert counted == [("o1",), ("o2",)]
+    assert rows(db_path, "SELECT count(*) FROM events")[0][0] == 9
+    assert rows(db_path, "SELECT reason, amount FROM refunds") == [
+        ("Things were damaged", Decimal("7.5000"))
+    ]
+    values = dict(rows(db_path, "SELECT id, value FROM carts"))
+    assert values == {"c1": Decimal("59.9700"), "c2": Decimal("59.9700")}
+
+
+def test_a_cycle_rewrites_only_what_changed(app_client: TestClient, db_path: Path) -> None:
+    shop = Shop(app_client)
+    for day in range(5):
+        shop.order(f"o{day}", T0 - timedelta(days=day), gross="10.00")
+    publish(app_client)
+    before = files(app_client, "orders")
+    assert len(before) == 5  # one file per created day
+    events_before = files(app_client, "events")
+
+    # A late update of a four-day-old order touches that day only.
+    shop.order("o4", T0 - timedelta(days=4), gross="12.00", updated=T0, topic="orders/updated")
+    report = publish(app_client)
+    after = files(app_client, "orders")
+    assert len(before - after) == 1 and len(after - before) == 1
+    (replaced,) = before - after
+    assert "day=2026-01-06" in replaced
+    assert events_before <= files(app_client, "events")  # old parts stay, one part is added
+    assert report.rows_written < 10
+    assert rows(db_path, "SELECT gross_sales FROM orders WHERE id = 'o4'") == [
+        (Decimal("12.0000"),)
+    ]
+
+    # Nothing new: no file written, the catalog stays.
+    catalog = catalog_path(db_path)
+    inode = catalog.stat().st_ino
+    report = publish(app_client)
+    assert report.files_written == 0 and catalog.stat().st_ino == inode
+
+
+def test_an_entity_whose_day_changes_appears_once(app_client: TestClient, db_path: Path) -> None:
+    shop = Shop(app_client)
+    shop.cart("c1", T0)
+    publish(app_client)
+    assert rows(db_path, "SELECT count(*) FROM carts")[0][0] == 1
+    # A newer version says the cart was created two days earlier: it moves to that day.
+    shop.cart("c1", T0 - timedelta(days=2), updated=T0 + timedelta(minutes=1), topic="carts/update")
+    publish(app_client)
+    assert rows(db_path, "SELECT id, created_at FROM carts") == [("c1", T0 - timedelta(days=2))]
+    assert not any("day=2026-01-10" in f for f in files(app_client, "carts"))
+
+
+def test_a_replayed_quarantined_delivery_shows_its_new_status(
+    app_client: TestClient, db_path: Path
+) -> None:
+    shop = Shop(app_client)
+    shop.order("o1", T0)
+    body = orjson.dumps({"id": 99, "created_at": T0.isoformat()})  # no amounts: quarantined
+    response = signed_post(
+        app_client, "acme", "shopify", body, topic="orders/create", delivery_id="bad-1"
+    )
+    assert response.status_code == 202
+    publish(app_client)
+    quarantined = rows(db_path, "SELECT delivery_id, reason FROM quarantine")
+    assert [q[0] for q in quarantined] == ["bad-1"] and quarantined[0][1]
+    columns = [r[0] for r in rows(db_path, "DESCRIBE deliveries")]
+    assert "body" not in columns and "headers" not in columns  # personal data stays home
+
+    # A replay (on the writer thread, as replays run) accepts it.
+    service = app_client.app.state.service  # type: ignore[attr-defined]
+    done: list[bool] = []
+    service.writer.run_job(
+        lambda con: (
+            con.execute(
+                "UPDATE deliveries SET status = 'accepted', reason = NULL "
+                "WHERE delivery_id = 'bad-1'"
+            ),
+            done.append(True),
+        )
+    )
+    deadline = datetime.now(UTC) + timedelta(seconds=10)
+    while not done and datetime.now(UTC) < deadline:
+        pass
+    assert done
+    publish(app_client)
+    assert rows(db_path, "SELECT count(*) FROM quarantine")[0][0] == 0
+    assert rows(db_path, "SELECT status FROM deliveries WHERE delivery_id = 'bad-1'") == [
+        ("accepted",)
+    ]
+    assert rows(db_path, "SELECT count(*) FROM deliveries")[0][0] == 2
+
+
+def test_small_parts_are_compacted_and_old_files_kept_for_the_grace_period(
+    app_client: TestClient, db_path: Path
+) -> None:
+    shop = Shop(app_client)
+    pub = publisher(app_client)
+    now = [1000.0]
+    pub.clock = lambda: now[0]
+    pub.grace_seconds = 60
+    pub.fanout = 3
+    first_files: set[str] = set()
+    for n in range(8):
+        shop.order(f"o{n}", T0 + timedelta(minutes=n))
+        publish(app_client)
+        if n == 0:
+            first_files = files(app_client, "events")
+    parts = files(app_client, "events")
+    assert len(parts) < 4, parts  # 8 cycles, merged in runs of 3
+    assert rows(db_path, "SELECT count(*), count(DISTINCT event_seq) FROM events")[0] == (8, 8)
+    assert not first_files & parts
+    # Replaced files are still on disk (a query on an older catalog may read them) ...
+    assert all(Path(f).exists() for f in first_files)
+    # ... until the grace period is over.
+    now[0] += 61
+    report = pub.publish()
+    assert report.files_deleted > 0
+    assert not any(Path(f).exists() for f in first_files)
+    assert rows(db_path, "SELECT count(*) FROM events")[0][0] == 8
+
+
+def test_a_connection_keeps_its_snapshot_and_a_new_one_sees_new_data(
+    app_client: TestClient, db_path: Path
+) -> None:
+    shop = Shop(app_client)
+    shop.order("o1", T0)
+    publish(app_client)
+    reader = duckdb.connect(str(catalog_path(db_path)), read_only=True)  # the stock way
+    try:
+        shop.order("o2", T0)
+        publish(app_client)
+        assert reader.sql("SELECT count(*) FROM orders").fetchall() == [(1,)]
+        assert rows(db_path, "SELECT count(*) FROM orders") == [(2,)]
+    finally:
+        reader.close()
