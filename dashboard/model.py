@@ -1,0 +1,455 @@
+"""The dashboard's values: windows, figures, KPIs, trends and ingestion health.
+
+Pure data and arithmetic, no I/O: `dashboard.data` fills these from the service's read API.
+Money stays an exact `Decimal` with its currency.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any, Literal
+
+from metrics.catalog import METRICS
+
+UNKNOWN_SOURCE = "_unknown"
+OUTCOMES = ("accepted", "duplicate", "quarantined", "rejected")
+
+Grain = Literal["minute", "hour", "day"]
+KpiKind = Literal["count", "money", "rate"]
+
+RANGES: dict[str, timedelta] = {
+    "Last 15 minutes": timedelta(minutes=15),
+    "Last hour": timedelta(hours=1),
+    "Last 24 hours": timedelta(hours=24),
+    "Last 7 days": timedelta(days=7),
+}
+CUSTOM_RANGE = "Custom"
+
+
+def floor_minute(moment: datetime) -> datetime:
+    return moment.astimezone(UTC).replace(second=0, microsecond=0)
+
+
+def grain_for(span: timedelta) -> Grain:
+    """Minute buckets up to three hours, hour buckets up to eight days, then days."""
+    if span <= timedelta(hours=3):
+        return "minute"
+    if span <= timedelta(days=8):
+        return "hour"
+    return "day"
+
+
+_GRAIN_STEP: dict[Grain, timedelta] = {
+    "minute": timedelta(minutes=1),
+    "hour": timedelta(hours=1),
+    "day": timedelta(days=1),
+}
+
+
+def _truncate(moment: datetime, grain: Grain) -> datetime:
+    moment = floor_minute(moment)
+    if grain == "minute":
+        return moment
+    if grain == "hour":
+        return moment.replace(minute=0)
+    return moment.replace(hour=0, minute=0)
+
+
+@dataclass(frozen=True)
+class TimeRange:
+    """A half-open window [start, end), minute-aligned like the service's aggregates."""
+
+    start: datetime
+    end: datetime
+
+    @classmethod
+    def last(cls, span: timedelta, now: datetime) -> TimeRange:
+        """The `span` that ends with the current minute (included)."""
+        end = floor_minute(now) + timedelta(minutes=1)
+        return cls(end - span, end)
+
+    @classmethod
+    def between(cls, start: datetime, end: datetime) -> TimeRange:
+        start, end = floor_minute(start), floor_minute(end)
+        if start >= end:
+            raise ValueError("the start must be before the end")
+        return cls(start, end)
+
+    @property
+    def span(self) -> timedelta:
+        return self.end - self.start
+
+    @property
+    def grain(self) -> Grain:
+        return grain_for(self.span)
+
+    def previous(self) -> TimeRange:
+        """The period of equal length just before this one."""
+        return TimeRange(self.start - self.span, self.start)
+
+    def buckets(self) -> list[datetime]:
+        step = _GRAIN_STEP[self.grain]
+        moment = _truncate(self.start, self.grain)
+        out = []
+        while moment < self.end:
+            out.append(moment)
+            moment += step
+        return out
+
+
+# ----------------------------------------------------------------------------- values
+
+
+def decimal_or_none(value: Any) -> Decimal | None:
+    return None if value is None else Decimal(str(value))
+
+
+def _time(value: Any) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(str(value)).astimezone(UTC)
+
+
+@dataclass(frozen=True)
+class CurrencyFigures:
+    currency: str | None
+    orders: int
+    gross_sales: Decimal | None
+    discounts: Decimal | None
+    returns: Decimal | None
+    net_sales: Decimal | None
+    aov: Decimal | None
+
+
+@dataclass(frozen=True)
+class Figures:
+    """Every metric of one window, as `GET /api/v1/metrics` returns it."""
+
+    source: str | None
+    start: datetime
+    end: datetime
+    orders: int
+    by_currency: tuple[CurrencyFigures, ...]
+    orders_without_amounts: int
+    carts_created: int
+    carts_converted: int
+    carts_abandoned: int
+    carts_open: int
+    checkouts_started: int
+    checkouts_completed: int
+    checkouts_abandoned: int
+    checkouts_open: int
+    cart_conversion_rate: float | None
+    cart_abandonment_rate: float | None
+    checkout_conversion_rate: float | None
+    checkout_abandonment_rate: float | None
+    provisional: bool
+    as_of: datetime | None
+    watermark: datetime | None
+    freshness_seconds: float | None
+
+    @classmethod
+    def from_json(cls, body: Mapping[str, Any]) -> Figures:
+        def rate(name: str) -> float | None:
+            return None if body[name] is None else float(body[name])
+
+        freshness = body.get("freshness_seconds")
+        return cls(
+            source=body.get("source"),
+            start=datetime.fromisoformat(body["from"]).astimezone(UTC),
+            end=datetime.fromisoformat(body["to"]).astimezone(UTC),
+            orders=int(body["orders"]),
+            by_currency=tuple(
+                CurrencyFigures(
+                    currency=item["currency"],
+                    orders=int(item["orders"]),
+                    gross_sales=decimal_or_none(item["gross_sales"]),
+                    discounts=decimal_or_none(item["discounts"]),
+                    returns=decimal_or_none(item["returns"]),
+                    net_sales=decimal_or_none(item["net_sales"]),
+                    aov=decimal_or_none(item["aov"]),
+                )
+                for item in body["by_currency"]
+            ),
+            orders_without_amounts=int(body["orders_without_amounts"]),
+            carts_created=int(body["carts_created"]),
+            carts_converted=int(body["carts_converted"]),
+            carts_abandoned=int(body["carts_abandoned"]),
+            carts_open=int(body["carts_open"]),
+            checkouts_started=int(body["checkouts_started"]),
+            checkouts_completed=int(body["checkouts_completed"]),
+            checkouts_abandoned=int(body["checkouts_abandoned"]),
+            checkouts_open=int(body["checkouts_open"]),
+            cart_conversion_rate=rate("cart_conversion_rate"),
+            cart_abandonment_rate=rate("cart_abandonment_rate"),
+            checkout_conversion_rate=rate("checkout_conversion_rate"),
+            checkout_abandonment_rate=rate("checkout_abandonment_rate"),
+            provisional=bool(body["provisional"]),
+            as_of=_time(body.get("as_of")),
+            watermark=_time(body.get("watermark")),
+            freshness_seconds=None if freshness is None else float(freshness),
+        )
+
+    def money(self, currency: str | None) -> CurrencyFigures | None:
+        """The money figures of `currency` (None when the window has none in it)."""
+        for figures in self.by_currency:
+            if figures.currency == currency and currency is not None:
+                return figures
+        return None
+
+    @property
+    def currencies(self) -> list[str]:
+        """Currencies with figures, the one with most orders first."""
+        ranked = sorted(
+            (c for c in self.by_currency if c.currency is not None),
+            key=lambda c: (-c.orders, c.currency or ""),
+        )
+        return [c.currency for c in ranked if c.currency is not None]
+
+
+@dataclass(frozen=True)
+class Kpi:
+    """One tile: the window's value and the previous period's, in one currency for money."""
+
+    name: str
+    label: str
+    kind: KpiKind
+    value: int | Decimal | float | None
+    previous: int | Decimal | float | None
+    currency: str | None = None
+    provisional: bool = False
+    higher_is_better: bool = True
+
+    @property
+    def delta(self) -> int | Decimal | float | None:
+        value, previous = self.value, self.previous
+        if isinstance(value, Decimal) and isinstance(previous, Decimal):
+            return value - previous
+        if isinstance(value, (int, float)) and isinstance(previous, (int, float)):
+            return value - previous
+        return None
+
+
+#: Tile labels; the metric catalog's otherwise.
+_LABELS = {"aov": "AOV"}
+
+
+def _label(name: str) -> str:
+    return _LABELS.get(name, METRICS[name].label)
+
+
+def _money_kpi(
+    name: str, current: Figures, previous: Figures, currency: str | None, zero_when_empty: bool
+) -> Kpi:
+    def value(figures: Figures) -> Decimal | None:
+        money = figures.money(currency)
+        if money is not None:
+            result: Decimal | None = getattr(money, name)
+            return result
+        return Decimal(0) if zero_when_empty and currency is not None else None
+
+    return Kpi(name, _label(name), "money", value(current), value(previous), currency)
+
+
+def _rate_kpi(name: str, current: Figures, previous: Figures, provisional: bool) -> Kpi:
+    return Kpi(
+        name,
+        _label(name),
+        "rate",
+        getattr(current, name),
+        getattr(previous, name),
+        provisional=provisional,
+        higher_is_better="abandonment" not in name,
+    )
+
+
+def build_kpis(current: Figures, previous: Figures) -> tuple[Kpi, ...]:
+    """Orders, net sales, AOV, cart conversion, cart abandonment and checkout abandonment."""
+    currencies = current.currencies or previous.currencies
+    currency = currencies[0] if currencies else None
+    return (
+        Kpi("orders", _label("orders"), "count", current.orders, previous.orders),
+        _money_kpi("net_sales", current, previous, currency, zero_when_empty=True),
+        _money_kpi("aov", current, previous, currency, zero_when_empty=False),
+        _rate_kpi("cart_conversion_rate", current, previous, current.carts_open > 0),
+        _rate_kpi("cart_abandonment_rate", current, previous, current.carts_open > 0),
+        _rate_kpi("checkout_abandonment_rate", current, previous, current.checkouts_open > 0),
+    )
+
+
+@dataclass(frozen=True)
+class Point:
+    bucket: datetime
+    value: int | Decimal | float | None
+    currency: str | None = None
+
+
+@dataclass(frozen=True)
+class Trend:
+    """One metric per bucket over the whole window; empty buckets of counts and money are 0."""
+
+    metric: str
+    grain: Grain
+    points: tuple[Point, ...]
+
+    @classmethod
+    def from_json(cls, body: Mapping[str, Any], window: TimeRange) -> Trend:
+        """A `GET /api/v1/metrics/timeseries` answer, with the buckets it left out filled in."""
+        metric = str(body["metric"])
+        kind = METRICS[metric].kind
+        points = [
+            Point(
+                bucket=datetime.fromisoformat(p["bucket"]).astimezone(UTC),
+                value=decimal_or_none(p["value"]) if kind in ("money", "average") else p["value"],
+                currency=p.get("currency"),
+            )
+            for p in body["points"]
+        ]
+        if kind in ("count", "money"):
+            zero: int | Decimal = Decimal(0) if kind == "money" else 0
+            points = fill_buckets(points, window.buckets(), zero)
+        return cls(metric, window.grain, tuple(points))
+
+
+@dataclass(frozen=True)
+class SourceRow:
+    source: str
+    figures: Figures
+    accepted: int
+    duplicate: int
+    quarantined: int
+    rejected: int
+
+
+@dataclass(frozen=True)
+class Health:
+    """Ingestion health, for all sources or the one filtered on."""
+
+    accepted: int
+    duplicate: int
+    quarantined: int
+    rejected: int
+    rejected_by_reason: tuple[tuple[str, int], ...]
+    last_delivery_at: datetime | None
+    deliveries_per_second: float | None
+    queue_depth: int
+    writer_healthy: bool
+    freshness_seconds: float | None
+    watermark: datetime | None
+    as_of: datetime | None
+
+
+@dataclass(frozen=True)
+class QuarantinedDelivery:
+    source: str
+    delivery_id: str
+    topic: str
+    received_at: datetime
+    reason: str
+
+    @classmethod
+    def from_json(cls, item: Mapping[str, Any]) -> QuarantinedDelivery:
+        return cls(
+            source=str(item["source"]),
+            delivery_id=str(item["delivery_id"]),
+            topic=str(item["topic"]),
+            received_at=datetime.fromisoformat(item["received_at"]).astimezone(UTC),
+            reason=str(item["reason"] or ""),
+        )
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Everything the live part of the page shows, read at one moment."""
+
+    window: TimeRange
+    source: str | None
+    current: Figures
+    previous: Figures
+    kpis: tuple[Kpi, ...]
+    orders_trend: Trend
+    sales_trend: Trend
+    sources: tuple[SourceRow, ...]
+    health: Health
+    read_at: datetime
+
+
+class RateMeter:
+    """Deliveries per second from successive cumulative counts (bounded memory)."""
+
+    def __init__(self, window_seconds: float = 10.0, max_samples: int = 16) -> None:
+        self.window_seconds = window_seconds
+        self._samples: deque[tuple[float, int]] = deque(maxlen=max_samples)
+
+    def add(self, at: float, total: int) -> float | None:
+        """Record the total seen at monotonic time `at`; the rate over the recent window."""
+        if self._samples and total < self._samples[-1][1]:
+            self._samples.clear()  # the service restarted with other counts: start over
+        self._samples.append((at, total))
+        while len(self._samples) > 2 and at - self._samples[1][0] >= self.window_seconds:
+            self._samples.popleft()
+        first_at, first_total = self._samples[0]
+        if at - first_at < 0.5:
+            return None
+        return (total - first_total) / (at - first_at)
+
+
+def fill_buckets(points: list[Point], buckets: list[datetime], zero: int | Decimal) -> list[Point]:
+    """Every bucket of the window, per currency (money) or once (counts), missing ones as 0."""
+    currencies = sorted({p.currency for p in points if p.currency is not None})
+    keys: list[str | None] = list(currencies) if currencies else [None]
+    given = {(p.bucket, p.currency): p for p in points}
+    return [
+        given.get((bucket, currency)) or Point(bucket, zero, currency)
+        for currency in keys
+        for bucket in buckets
+    ]
+
+
+def list_sources(stats: Mapping[str, Any]) -> list[str]:
+    """Sources that have sent anything, busiest first (the unknown-source bucket left out)."""
+    sources: Mapping[str, Mapping[str, Any]] = stats.get("sources", {})
+    ranked = sorted(
+        (name for name in sources if name != UNKNOWN_SOURCE),
+        key=lambda name: (-sum(int(sources[name].get(o, 0)) for o in OUTCOMES), name),
+    )
+    return ranked
+
+
+def build_health(
+    stats: Mapping[str, Any], current: Figures, source: str | None, rate: float | None
+) -> Health:
+    counts: Mapping[str, Any]
+    if source:
+        counts = stats.get("sources", {}).get(source) or {}
+        reasons: Mapping[str, int] = counts.get("rejected_by_reason", {})
+        last = counts.get("last_delivery_at")
+    else:
+        counts = stats.get("totals", {})
+        merged: dict[str, int] = {}
+        for per_source in stats.get("sources", {}).values():
+            for reason, count in per_source.get("rejected_by_reason", {}).items():
+                merged[reason] = merged.get(reason, 0) + int(count)
+        reasons = merged
+        last = stats.get("last_delivery_at")
+    return Health(
+        accepted=int(counts.get("accepted", 0)),
+        duplicate=int(counts.get("duplicate", 0)),
+        quarantined=int(counts.get("quarantined", 0)),
+        rejected=int(counts.get("rejected", 0)),
+        rejected_by_reason=tuple(sorted(reasons.items(), key=lambda item: (-item[1], item[0]))),
+        last_delivery_at=_time(last),
+        deliveries_per_second=rate,
+        queue_depth=int(stats.get("queue_depth", 0)),
+        writer_healthy=bool(stats.get("writer_healthy", True)),
+        freshness_seconds=current.freshness_seconds,
+        watermark=current.watermark,
+        as_of=current.as_of,
+    )
+
+
+def delivery_total(stats: Mapping[str, Any], source: str | None) -> int:
+    counts = stats.get("sources", {}).get(source, {}) if source else stats.get("totals", {})
+    return sum(int(counts.get(outcome, 0)) for outcome in OUTCOMES)

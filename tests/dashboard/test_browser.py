@@ -1,0 +1,167 @@
+"""A real browser: headless Chromium (the system's, driven by Playwright) on the live dashboard.
+
+The service runs on 127.0.0.1; `shoppulse dashboard --db <the service's database>` finds it by
+itself and serves the page. The test checks the KPI tiles against the API, sends new signed
+orders, waits for the tiles to follow without a page reload, and checks that no tile ever
+disappeared or faded while the page refreshed. A screenshot is kept in test-artifacts/.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.dashboard.reading import api_figures, expected_tiles, kpi_tiles
+from tests.dashboard.store import Store, wait_for
+from tests.e2e.server import ServiceProcess, free_port, service_env
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(120)]
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+SPAN = timedelta(hours=1)  # the page's default range
+
+#: In the page: sample every 50 ms how many metric tiles exist and the lowest opacity of any
+#: element, to catch a refresh that blanks or fades the page.
+_SAMPLER = """() => {
+  window.__samples = [];
+  window.__sampler = setInterval(() => {
+    let lowest = 1;
+    for (const el of document.querySelectorAll('[data-testid="stElementContainer"]')) {
+      lowest = Math.min(lowest, parseFloat(getComputedStyle(el).opacity));
+    }
+    window.__samples.push([document.querySelectorAll('[data-testid="stMetric"]').length, lowest]);
+  }, 50);
+}"""
+
+
+_SAMPLES = "() => { clearInterval(window.__sampler); return window.__samples; }"
+_METRIC = '[data-testid="stMetricValue"]'
+
+
+@pytest.fixture
+def dashboard_url(service: ServiceProcess, tmp_path: Path) -> Iterator[str]:
+    """`shoppulse dashboard --db <db>` on a free port of 127.0.0.1 (found via discovery)."""
+    port = free_port()
+    log_path = tmp_path / "dashboard.log"
+    command = [
+        sys.executable,
+        "-c",
+        "from shoppulse.cli import main; main()",
+        "dashboard",
+        "--db",
+        str(service.db),
+        "--port",
+        str(port),
+    ]
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(command, env=service_env(), stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+
+        def healthy() -> bool:
+            assert process.poll() is None, log_path.read_text(errors="replace")
+            try:
+                return httpx.get(f"{url}/_stcore/health", timeout=1.0).status_code == 200
+            except httpx.TransportError:
+                return False
+
+        wait_for(healthy, bool, timeout=45)
+        said = " ".join(log_path.read_text(errors="replace").split())  # the console wraps lines
+        assert f"reading the service at {service.base_url} (from the service running on" in said
+        yield url
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(15)
+
+
+def page_tiles(page: Any) -> dict[str, str]:
+    shown = []
+    metrics = page.locator('[data-testid="stMetric"]')
+    for index in range(metrics.count()):
+        metric = metrics.nth(index)
+        label = metric.locator('[data-testid="stMetricLabel"]').inner_text().strip()
+        value = metric.locator('[data-testid="stMetricValue"]').inner_text().strip()
+        shown.append((label, value))
+    return kpi_tiles(shown)
+
+
+def matches_api(page: Any, http: httpx.Client) -> tuple[dict[str, str], dict[str, str]]:
+    return page_tiles(page), expected_tiles(api_figures(http, SPAN))
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium: run `make browser`")
+def test_browser_shows_the_api_figures_and_follows_new_orders(
+    dashboard_url: str, http: httpx.Client
+) -> None:
+    from playwright.sync_api import sync_playwright
+
+    shop = Store(http, "acme")
+    start = api_figures(http, SPAN)
+    shop.cart("browser-cart")
+    shop.order("64.00", "4.00", cart_token="browser-cart")
+    wait_for(
+        lambda: api_figures(http, SPAN),
+        lambda body: (
+            (body["orders"], body["carts_converted"])
+            == (start["orders"] + 1, start["carts_converted"] + 1)
+        ),
+    )
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            page = browser.new_page(viewport={"width": 1440, "height": 1150})
+            page.goto(dashboard_url, wait_until="domcontentloaded")
+            page.wait_for_selector(
+                '[data-testid="stMetricValue"]', state="attached", timeout=45_000
+            )
+            before = wait_for(
+                lambda: matches_api(page, http), lambda pair: pair[0] == pair[1], timeout=20
+            )[1]
+
+            page.evaluate(_SAMPLER)
+            for gross in ("100.00", "250.00", "9.99"):
+                shop.order(gross, "0.00")
+            orders = int(before["Orders"].replace(",", "")) + 3
+            after = wait_for(
+                lambda: matches_api(page, http),
+                lambda pair: pair[0] == pair[1] and pair[1]["Orders"] == f"{orders:,d}",
+                timeout=30,
+            )[0]
+            assert after["Net sales"] != before["Net sales"]
+            time.sleep(2.5)  # at least one more refresh under the sampler
+            samples = page.evaluate(
+                "() => { clearInterval(window.__sampler); return window.__samples; }"
+            )
+            assert len(samples) > 20
+            assert {count for count, _ in samples} == {11}, "a refresh removed tiles"
+            assert min(opacity for _, opacity in samples) == 1, "a refresh faded the page"
+
+            ARTIFACTS.mkdir(exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
+        finally:
+            browser.close()

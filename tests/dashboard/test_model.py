@@ -1,0 +1,280 @@
+"""The dashboard's values without any service: windows, KPIs, the rate meter and formatting."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from dashboard import charts
+from dashboard import formatting as fmt
+from dashboard.model import (
+    Figures,
+    Kpi,
+    Point,
+    RateMeter,
+    SourceRow,
+    TimeRange,
+    build_health,
+    build_kpis,
+    fill_buckets,
+    grain_for,
+    list_sources,
+)
+
+NOW = datetime(2026, 3, 14, 15, 9, 26, 535000, tzinfo=UTC)
+
+
+def figures(**changes: Any) -> Figures:
+    """A window's figures as the API would describe them, with `changes` on top."""
+    body: dict[str, Any] = {
+        "source": None,
+        "from": "2026-03-14T14:10:00+00:00",
+        "to": "2026-03-14T15:10:00+00:00",
+        "orders": 0,
+        "by_currency": [],
+        "orders_without_amounts": 0,
+        **dict.fromkeys(
+            (
+                "carts_created",
+                "carts_converted",
+                "carts_abandoned",
+                "carts_open",
+                "checkouts_started",
+                "checkouts_completed",
+                "checkouts_abandoned",
+                "checkouts_open",
+            ),
+            0,
+        ),
+        "cart_conversion_rate": None,
+        "cart_abandonment_rate": None,
+        "checkout_conversion_rate": None,
+        "checkout_abandonment_rate": None,
+        "provisional": False,
+        "as_of": None,
+        "watermark": None,
+        "freshness_seconds": None,
+    }
+    body.update(changes)
+    return Figures.from_json(body)
+
+
+def money(currency: str | None, orders: int, net: str, aov: str | None) -> dict[str, Any]:
+    return {
+        "currency": currency,
+        "orders": orders,
+        "gross_sales": net,
+        "discounts": "0.00",
+        "returns": "0.00",
+        "net_sales": net,
+        "aov": aov,
+    }
+
+
+def test_last_range_ends_with_the_current_minute_and_the_previous_one_is_adjacent() -> None:
+    window = TimeRange.last(timedelta(minutes=15), NOW)
+    assert window.end == datetime(2026, 3, 14, 15, 10, tzinfo=UTC)
+    assert window.start == datetime(2026, 3, 14, 14, 55, tzinfo=UTC)
+    previous = window.previous()
+    assert (previous.start, previous.end) == (window.start - timedelta(minutes=15), window.start)
+    assert len(window.buckets()) == 15
+    assert window.buckets()[-1] == datetime(2026, 3, 14, 15, 9, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("span", "grain", "buckets"),
+    [
+        (timedelta(minutes=15), "minute", 15),
+        (timedelta(hours=1), "minute", 60),
+        (timedelta(hours=24), "hour", 25),  # the window starts mid-hour: 25 partial hours
+        (timedelta(days=7), "hour", 169),
+        (timedelta(days=30), "day", 31),
+    ],
+)
+def test_the_grain_follows_the_range(span: timedelta, grain: str, buckets: int) -> None:
+    window = TimeRange.last(span, NOW)
+    assert grain_for(span) == window.grain == grain
+    assert len(window.buckets()) == buckets
+
+
+def test_a_custom_range_must_run_forwards() -> None:
+    with pytest.raises(ValueError, match="before"):
+        TimeRange.between(NOW, NOW - timedelta(hours=1))
+    window = TimeRange.between(NOW - timedelta(hours=2), NOW)
+    assert window.span == timedelta(hours=2)
+
+
+def test_kpis_compare_with_the_previous_period_in_the_main_currency() -> None:
+    current = figures(
+        orders=3,
+        by_currency=[money("EUR", 1, "10.00", "10.00"), money("USD", 2, "300.50", "150.25")],
+        carts_created=4,
+        carts_converted=1,
+        carts_open=2,
+        carts_abandoned=1,
+        cart_conversion_rate=0.25,
+        cart_abandonment_rate=0.25,
+        checkouts_started=2,
+        checkouts_abandoned=1,
+        checkouts_completed=1,
+        checkout_abandonment_rate=0.5,
+        provisional=True,
+    )
+    previous = figures(
+        orders=1,
+        by_currency=[money("USD", 1, "99.99", "99.99")],
+        carts_created=2,
+        carts_converted=1,
+        carts_abandoned=1,
+        cart_conversion_rate=0.5,
+        cart_abandonment_rate=0.5,
+    )
+    orders, net, aov, conversion, abandonment, checkout = build_kpis(current, previous)
+    assert (orders.value, orders.delta) == (3, 2)
+    assert net.currency == "USD"  # the currency with the most orders
+    assert (net.value, net.delta) == (Decimal("300.50"), Decimal("200.51"))
+    assert (aov.value, aov.delta) == (Decimal("150.25"), Decimal("50.26"))
+    assert conversion.value == 0.25 and conversion.delta == pytest.approx(-0.25)
+    assert conversion.provisional and abandonment.provisional and not checkout.provisional
+    assert not abandonment.higher_is_better and conversion.higher_is_better
+    assert checkout.previous is None and checkout.delta is None
+    assert fmt.kpi_value(net) == "300.50" and fmt.kpi_label(net) == "Net sales (USD)"
+    assert fmt.kpi_delta(net) == "+200.51 USD"
+    assert fmt.kpi_delta(conversion) == "-25.0 pp"
+    assert fmt.kpi_value(abandonment) == "25.0%"
+    assert fmt.kpi_label(abandonment) == "Cart abandonment"
+    assert fmt.kpi_note(abandonment, "1 h") == "provisional · vs previous 1 h"
+    assert fmt.kpi_note(checkout, "15 min") == "vs previous 15 min"
+
+
+def test_without_sales_net_sales_is_zero_against_the_previous_period_and_aov_unknown() -> None:
+    previous = figures(orders=2, by_currency=[money("USD", 2, "50.00", "25.00")])
+    _, net, aov, *_ = build_kpis(figures(), previous)
+    assert (net.value, net.previous, net.delta) == (Decimal(0), Decimal("50.00"), Decimal(-50))
+    assert aov.value is None and aov.delta is None
+    assert fmt.kpi_value(aov) == fmt.DASH and fmt.kpi_delta(aov) is None
+    _, net, _, *_ = build_kpis(figures(), figures())
+    assert net.value is None and fmt.kpi_value(net) == fmt.DASH
+
+
+def test_a_kpi_delta_needs_both_sides() -> None:
+    assert Kpi("orders", "Orders", "count", 5, None).delta is None
+    assert Kpi("orders", "Orders", "count", 5, 7).delta == -2
+
+
+def test_rate_meter_measures_deliveries_per_second_over_a_bounded_window() -> None:
+    meter = RateMeter(window_seconds=10.0, max_samples=16)
+    assert meter.add(100.0, 50) is None  # one sample: no rate yet
+    assert meter.add(102.0, 70) == 10.0
+    assert meter.add(104.0, 70) == pytest.approx(20 / 4)
+    for second in range(106, 400, 2):  # hours of refreshes keep at most 16 samples
+        rate = meter.add(float(second), 70 + (second - 104) * 3)
+    assert rate == pytest.approx(3.0)
+    assert len(meter._samples) <= 16
+    assert meter.add(402.0, 5) is None  # the counts went back (a new service): start again
+
+
+def test_missing_buckets_are_zero_per_currency() -> None:
+    buckets = [NOW.replace(minute=m, second=0, microsecond=0) for m in (1, 2, 3)]
+    points = [Point(buckets[1], Decimal("5.00"), "USD"), Point(buckets[2], Decimal("1"), "EUR")]
+    filled = fill_buckets(points, buckets, Decimal(0))
+    assert [(p.currency, p.value) for p in filled] == [
+        ("EUR", Decimal(0)),
+        ("EUR", Decimal(0)),
+        ("EUR", Decimal(1)),
+        ("USD", Decimal(0)),
+        ("USD", Decimal("5.00")),
+        ("USD", Decimal(0)),
+    ]
+
+
+def test_sources_busiest_first_without_the_unknown_bucket() -> None:
+    stats = {
+        "sources": {
+            "_unknown": {"rejected": 90},
+            "quiet": {"accepted": 1},
+            "busy": {"accepted": 5, "duplicate": 2},
+        }
+    }
+    assert list_sources(stats) == ["busy", "quiet"]
+
+
+def test_health_sums_rejection_reasons_over_sources() -> None:
+    stats = {
+        "totals": {"accepted": 7, "duplicate": 2, "quarantined": 1, "rejected": 4},
+        "last_delivery_at": "2026-03-14T15:09:00+00:00",
+        "sources": {
+            "a": {"accepted": 7, "rejected": 1, "rejected_by_reason": {"invalid_signature": 1}},
+            "_unknown": {"rejected": 3, "rejected_by_reason": {"unknown_source": 3}},
+        },
+        "queue_depth": 0,
+        "writer_healthy": True,
+    }
+    health = build_health(stats, figures(freshness_seconds=1.5), None, 2.0)
+    assert (health.accepted, health.duplicate, health.quarantined, health.rejected) == (7, 2, 1, 4)
+    assert health.rejected_by_reason == (("unknown_source", 3), ("invalid_signature", 1))
+    assert health.freshness_seconds == 1.5
+    one = build_health(stats, figures(), "a", None)
+    assert (one.accepted, one.rejected, one.rejected_by_reason) == (
+        7,
+        1,
+        (("invalid_signature", 1),),
+    )
+
+
+@pytest.mark.parametrize(
+    ("amount", "currency", "signed", "shown"),
+    [
+        (Decimal("1234.5"), "USD", False, "1,234.50 USD"),
+        (Decimal("0.005"), "USD", False, "0.01 USD"),  # half up, exactly
+        (Decimal("-0.004"), "USD", True, "+0.00 USD"),  # never "-0.00"
+        (Decimal("-12.5"), "EUR", True, "-12.50 EUR"),
+        (Decimal("1000.4"), "JPY", False, "1,000 JPY"),
+        (None, "USD", False, fmt.DASH),
+    ],
+)
+def test_money_is_shown_exactly_with_its_currency(
+    amount: Decimal | None, currency: str, signed: bool, shown: str
+) -> None:
+    assert fmt.money(amount, currency, signed=signed) == shown
+
+
+def test_rates_ages_and_spans_read_naturally() -> None:
+    assert fmt.percent(0.41256) == "41.3%"
+    assert fmt.percent(None) == fmt.DASH
+    assert fmt.points(0.025) == "+2.5 pp"
+    assert [fmt.age(s) for s in (0.42, 12.9, 185, 7260, 90000)] == [
+        "0.4 s",
+        "12 s",
+        "3 min 5 s",
+        "2 h 1 min",
+        "1 d 1 h",
+    ]
+    spans = [timedelta(minutes=15), timedelta(hours=1), timedelta(days=1), timedelta(days=7)]
+    assert [fmt.span(s) for s in spans] == ["15 min", "1 h", "24 h", "7 d"]
+    assert fmt.span(timedelta(minutes=90)) == "1 h 30 min"
+
+
+def test_funnel_shows_each_step_against_the_one_before() -> None:
+    frame = charts.funnel_frame(figures(carts_created=10, checkouts_started=4, orders=3))
+    assert list(frame["count"]) == [10, 4, 3]
+    assert list(frame["label"]) == ["10", "4 (40.0%)", "3 (75.0%)"]
+
+
+def test_source_table_keeps_money_exact_per_currency() -> None:
+    row = SourceRow(
+        "a",
+        figures(
+            orders=2, by_currency=[money("USD", 1, "10.005", "10.005"), money("EUR", 1, "3", "3")]
+        ),
+        accepted=5,
+        duplicate=1,
+        quarantined=0,
+        rejected=2,
+    )
+    frame = charts.sources_frame((row,))
+    assert frame.loc[0, "net sales"] == "10.01 USD · 3.00 EUR"
+    assert frame.loc[0, "rejected"] == 2

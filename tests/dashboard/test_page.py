@@ -1,0 +1,139 @@
+"""The Streamlit page (AppTest) against a real service: the tiles show what the API says.
+
+AppTest runs the script in this process; the live fragment's timer does not fire here, so each
+refresh is an explicit `at.run()`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+from streamlit.testing.v1 import AppTest
+
+import dashboard
+from dashboard import formatting as fmt
+from tests.dashboard.reading import api_figures, expected_tiles, kpi_tiles
+from tests.dashboard.store import Store, wait_for
+from tests.e2e.server import ServiceProcess, free_port
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(90)]
+
+APP = str(Path(dashboard.__file__).parent / "app.py")
+
+
+def app_for(url: str, monkeypatch: pytest.MonkeyPatch) -> AppTest:
+    monkeypatch.setenv("SHOPPULSE_API_URL", url)
+    monkeypatch.delenv("SHOPPULSE_API_TOKEN", raising=False)
+    return AppTest.from_file(APP, default_timeout=30)
+
+
+def tiles(at: AppTest) -> dict[str, str]:
+    """KPI name -> the value the page shows."""
+    return kpi_tiles((metric.label, metric.value) for metric in at.metric)
+
+
+@pytest.fixture
+def page(service: ServiceProcess, monkeypatch: pytest.MonkeyPatch) -> Iterator[AppTest]:
+    at = app_for(service.base_url, monkeypatch)
+    at.run()
+    assert not at.exception, at.exception
+    yield at
+
+
+def test_tiles_show_the_api_figures_and_follow_new_orders(
+    page: AppTest, http: httpx.Client
+) -> None:
+    shop = Store(http, "acme")
+    span = timedelta(hours=1)  # the page's default range
+    start = api_figures(http, span)
+    shop.cart("page-cart-1")
+    shop.cart("page-cart-2")
+    shop.order("120.00", "20.00", cart_token="page-cart-1")
+    before = wait_for(
+        lambda: api_figures(http, span),
+        lambda body: (
+            (body["carts_created"], body["carts_converted"], body["orders"])
+            == (start["carts_created"] + 2, start["carts_converted"] + 1, start["orders"] + 1)
+        ),
+    )
+    page.run()
+    assert not page.exception, page.exception
+    assert tiles(page) == expected_tiles(api_figures(http, span))
+    labels = [metric.label for metric in page.metric]
+    assert f"Net sales ({before['currency']})" in labels
+    conversion = next(m for m in page.metric if m.label == "Cart conversion")
+    assert conversion.proto.delta_description == "provisional · vs previous 1 h"  # page-cart-2
+    assert any("Provisional:" in caption.value for caption in page.caption)
+
+    shop.order("80.00", "0.00")
+    shop.order("19.99", "0.00")
+    after = wait_for(
+        lambda: api_figures(http, span), lambda body: body["orders"] == before["orders"] + 2
+    )
+    page.run()
+    assert not page.exception, page.exception
+    shown = tiles(page)
+    assert shown == expected_tiles(after)
+    assert shown["Orders"] == fmt.count(before["orders"] + 2)
+    orders_tile = next(m for m in page.metric if m.label == "Orders")
+    assert orders_tile.delta.startswith("+")
+    health = {m.label: m.value for m in page.metric}
+    assert int(health["Duplicates"]) >= 0 and health["Freshness"] != fmt.DASH
+
+
+def test_source_filter_and_quarantine_reasons(page: AppTest, http: httpx.Client) -> None:
+    shop = Store(http, "shop-d")
+    shop.order("33.33", "3.33")
+    shop.unusable()
+    wait_for(lambda: api_figures(http, timedelta(hours=1), "shop-d"), lambda b: b["orders"] == 1)
+    page.run()  # the filter offers the new source
+    page.selectbox(key="source").set_value("shop-d").run()
+    assert not page.exception, page.exception
+    shown = tiles(page)
+    assert shown["Orders"] == "1" and shown["Net sales"] == "30.00" and shown["AOV"] == "30.00"
+    health = {m.label: m.value for m in page.metric}
+    assert (health["Quarantined"], health["Rejected"]) == ("1", "0")
+
+    assert not any("Recently quarantined" in m.value for m in page.markdown)
+    page.session_state["reasons"] = True  # open "Quarantine and rejection reasons"
+    page.run()
+    assert not page.exception, page.exception
+    assert any("Recently quarantined" in m.value for m in page.markdown)
+    table = next(frame.value for frame in page.dataframe if "topic" in frame.value.columns)
+    assert list(table["reason"]) == ["unknown topic 'products/update'"]
+    assert list(table["source"]) == ["shop-d"]
+
+    page.radio(key="range").set_value("Last 15 minutes").run()
+    assert not page.exception, page.exception
+    assert any("15 min from" in caption.value for caption in page.caption)
+    assert tiles(page)["Orders"] == "1"
+
+
+def test_unreachable_service_shows_a_message_then_recovers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    port = free_port()
+    at = app_for(f"http://127.0.0.1:{port}", monkeypatch)
+    at.run()
+    assert not at.exception, at.exception
+    assert [w.value for w in at.warning if "not reachable" in w.value], at.warning
+    assert not at.metric
+
+    token = "dashboard-test-token"
+    sources = {"acme": ("shopify", "secret")}
+    env = {"SHOPPULSE_API_TOKEN": token}
+    with ServiceProcess.for_sources(tmp_path, sources, port=port, env=env):
+        at.run()  # the next refresh: the service answers now, but wants its token
+        assert not at.exception, at.exception
+        assert [w.value for w in at.warning if "SHOPPULSE_API_TOKEN" in w.value], at.warning
+        assert not at.metric
+
+        monkeypatch.setenv("SHOPPULSE_API_TOKEN", token)
+        at.run()
+        assert not at.exception, at.exception
+        assert not at.warning
+        assert tiles(at)["Orders"] == "0"
