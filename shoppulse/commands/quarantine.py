@@ -1,0 +1,319 @@
+"""`shoppulse quarantine list` and `shoppulse replay`: look at quarantined deliveries, replay them.
+
+With the service stopped they open the live file directly. While it runs (the file is locked),
+they ask it instead, at the address in its discovery record beside the database:
+`GET /api/v1/ingest/quarantine` and `POST /api/v1/ingest/replay`. See docs/replay.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import duckdb
+import httpx
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from rich.text import Text
+
+from ingest.api import recent_quarantine
+from ingest.replay import (
+    CHUNK,
+    QuarantineFilter,
+    ReplayReport,
+    ReplayRequest,
+    count_quarantined,
+    providers_for,
+    replay_chunk,
+)
+from ingest.settings import Settings
+from ingest.sources import ConfigError
+from ingest.storage.database import StorageError, open_database
+from ingest.storage.writer import Writer
+from shoppulse.cli import (
+    ConfigOption,
+    DbOption,
+    app,
+    err,
+    fail,
+    load_configured_sources,
+    make_settings,
+)
+from shoppulse.service import discovery_path, read_discovery
+
+out = Console()
+
+quarantine_app = typer.Typer(help="Quarantined deliveries and why.", no_args_is_help=True)
+app.add_typer(quarantine_app, name="quarantine")
+
+SourceFilter = Annotated[str | None, typer.Option("--source", help="Only this source.")]
+ReasonFilter = Annotated[
+    str | None, typer.Option("--reason", help="Only reasons containing this text (any case).")
+]
+
+HTTP_TIMEOUT = 120.0
+
+
+@dataclass
+class _Service:
+    """The running service, reached over HTTP."""
+
+    client: httpx.Client
+    url: str
+
+    def call(self, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            response = self.client.request(method, path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise fail(
+                escape(
+                    f"the database is in use, and the service at {self.url} does not answer "
+                    f"({exc}). Is it still starting or stopping? Retry in a moment."
+                )
+            ) from None
+        if response.status_code >= 400:
+            try:
+                message = response.json()["error"]["message"]
+            except (ValueError, KeyError, TypeError):
+                message = response.text[:300]
+            raise fail(escape(f"the service answered {response.status_code}: {message}"))
+        return response.json()
+
+
+@contextmanager
+def _target(settings: Settings) -> Iterator[duckdb.DuckDBPyConnection | _Service]:
+    """The live database when the service is stopped, else the running service."""
+    path = settings.db_path
+    if not path.exists():
+        raise fail(f"no database at {path}")
+    try:
+        con = open_database(path, checkpoint_wal_mb=settings.checkpoint_wal_mb)
+    except StorageError as exc:
+        record = read_discovery(path)
+        url = record.get("api_url") if record else None
+        if not isinstance(url, str):
+            raise fail(
+                f"{exc} No running service was found to ask instead "
+                f"({discovery_path(path)} is missing)."
+            ) from None
+        headers = {}
+        if settings.api_token is not None:
+            headers["Authorization"] = f"Bearer {settings.api_token.get_secret_value()}"
+        with httpx.Client(base_url=url, headers=headers, timeout=HTTP_TIMEOUT) as client:
+            err.print(f"[dim]the service is running: asking it at {url}[/]")
+            yield _Service(client, url)
+        return
+    try:
+        yield con
+    finally:
+        con.close()
+
+
+# ----------------------------------------------------------------------------- quarantine list
+
+
+@quarantine_app.command("list")
+def list_command(
+    source: SourceFilter = None,
+    reason: ReasonFilter = None,
+    limit: Annotated[int, typer.Option(min=1, max=500, help="Most deliveries shown.")] = 50,
+    config: ConfigOption = None,
+    db: DbOption = None,
+) -> None:
+    """Show quarantined deliveries, newest first, with the reason each was quarantined."""
+    settings = make_settings(config, db)
+    with _target(settings) as target:
+        if isinstance(target, _Service):
+            params: dict[str, Any] = {"limit": limit}
+            params.update({k: v for k, v in (("source", source), ("reason", reason)) if v})
+            rows = target.call("GET", "/api/v1/ingest/quarantine", params=params)["deliveries"]
+        else:
+            rows = recent_quarantine(target, limit, source, reason)
+    if not rows:
+        out.print("no quarantined deliveries" + (" match" if source or reason else ""))
+        return
+    table = Table(title=f"{len(rows)} quarantined deliveries (newest first)", expand=True)
+    for column, ratio in (
+        ("source", 1),
+        ("delivery id", 2),
+        ("topic", 2),
+        ("received at", 2),
+        ("reason", 5),
+    ):
+        table.add_column(column, overflow="fold", ratio=ratio)
+    for row in rows:
+        table.add_row(
+            *(Text(str(row[k] or "")) for k in ("source", "delivery_id", "topic", "received_at")),
+            Text(str(row["reason"] or "")),
+        )
+    out.print(table)
+
+
+# ----------------------------------------------------------------------------- replay
+
+
+def parse_since(text: str) -> datetime:
+    """An ISO 8601 time for `--since`; without an offset it is UTC."""
+    try:
+        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(
+            f"--since {text!r} is not an ISO 8601 time (e.g. 2026-01-31T12:00Z)"
+        ) from None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+    )
+
+
+def _replay_live(
+    con: duckdb.DuckDBPyConnection,
+    settings: Settings,
+    where: QuarantineFilter,
+    dry_run: bool,
+) -> ReplayReport:
+    try:
+        sources = load_configured_sources(settings)
+    except ConfigError as exc:
+        raise fail(escape(f"{exc} (replay normalizes with each source's provider)")) from None
+    if where.source and where.source not in sources:
+        raise fail(f"source '{where.source}' is not in {settings.config}")
+    providers = providers_for(sources, settings)
+    writer = Writer(con)  # not started: it hands out the event seqs
+    report = ReplayReport(dry_run=dry_run)
+    after = 0
+    with _progress() as progress:
+        task = progress.add_task("replaying", total=count_quarantined(con, where))
+        while True:
+            chunk = replay_chunk(
+                con,
+                providers,
+                settings,
+                where,
+                now=datetime.now(UTC),
+                append_events=writer.append_events,
+                after_seq=after,
+                limit=CHUNK,
+                dry_run=dry_run,
+            )
+            report.add(chunk)
+            progress.advance(task, chunk.examined)
+            if chunk.next_after is None:
+                return report
+            after = chunk.next_after
+
+
+def _replay_remote(service: _Service, request: ReplayRequest) -> ReplayReport:
+    report = ReplayReport(dry_run=request.dry_run)
+    with _progress() as progress:
+        task = progress.add_task("replaying (in the service)", total=None)
+        while True:
+            body = service.call(
+                "POST",
+                "/api/v1/ingest/replay",
+                content=request.model_dump_json(),
+                headers={"Content-Type": "application/json"},
+            )
+            chunk = ReplayReport(
+                dry_run=bool(body["dry_run"]),
+                total=body.get("total"),
+                examined=int(body["examined"]),
+                moved=int(body["moved"]),
+                stayed=int(body["stayed"]),
+                skipped=int(body["skipped"]),
+                events=int(body["events"]),
+                reasons_changed=int(body["reasons_changed"]),
+                next_after=body["next_after"],
+                still_quarantined=list(body["still_quarantined"]),
+            )
+            if report.total is None and chunk.total is not None:
+                progress.update(task, total=chunk.total)
+            report.add(chunk)
+            progress.advance(task, chunk.examined)
+            if chunk.next_after is None:
+                return report
+            request = request.model_copy(update={"after": chunk.next_after})
+
+
+def _print_report(report: ReplayReport, *, live: bool) -> None:
+    verb = "would move" if report.dry_run else "moved"
+    out.print(
+        f"{report.examined} quarantined deliveries replayed: {verb} {report.moved} out of "
+        f"quarantine ({report.events} events); {report.stayed} stay in quarantine"
+        + (
+            f"; {report.skipped} of unconfigured sources left as they were"
+            if report.skipped
+            else ""
+        )
+        + ("" if not report.dry_run else " (dry run: nothing changed)"),
+        soft_wrap=True,
+    )
+    if report.moved and not report.dry_run:
+        out.print(
+            "the metrics include the moved deliveries as soon as the service folds them"
+            + (" (at its next start)" if live else " (now)"),
+            soft_wrap=True,
+        )
+    if report.still_quarantined:
+        table = Table(title="still quarantined")
+        for column in ("source", "delivery id", "topic", "reason"):
+            table.add_column(column, overflow="fold")
+        for row in report.still_quarantined:
+            changed = row["reason"] != row["previous_reason"]
+            table.add_row(
+                Text(str(row["source"])),
+                Text(str(row["delivery_id"])),
+                Text(str(row["topic"])),
+                Text(("(new) " if changed else "") + (row["reason"] or "")),
+            )
+        out.print(table)
+        if report.stayed > len(report.still_quarantined):
+            out.print(f"... and {report.stayed - len(report.still_quarantined)} more")
+
+
+@app.command()
+def replay(
+    source: SourceFilter = None,
+    since: Annotated[
+        str | None,
+        typer.Option("--since", help="Only deliveries received at or after this ISO time (UTC)."),
+    ] = None,
+    reason: ReasonFilter = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show what would move; change nothing.")
+    ] = False,
+    config: ConfigOption = None,
+    db: DbOption = None,
+) -> None:
+    """Normalize quarantined deliveries again; move those that pass out of quarantine.
+
+    Signatures are not checked again (they were checked on arrival). Replaying twice moves
+    nothing the second time.
+    """
+    settings = make_settings(config, db)
+    try:
+        since_time = parse_since(since) if since else None
+    except ValueError as exc:
+        raise fail(escape(str(exc))) from None
+    request = ReplayRequest(source=source, since=since_time, reason=reason, dry_run=dry_run)
+    with _target(settings) as target:
+        if isinstance(target, _Service):
+            report = _replay_remote(target, request.model_copy(update={"limit": CHUNK}))
+            live = False
+        else:
+            report = _replay_live(target, settings, request.quarantine_filter(), dry_run)
+            live = True
+    _print_report(report, live=live)
