@@ -76,6 +76,11 @@ class MetricsWorker:
                 log.info("compacted the aggregate change log: %d rows merged away", saved)
             return total
 
+    def compact_now(self) -> int:
+        """Merge the aggregate change log now (normally done on a timer)."""
+        with self._lock:
+            return self.engine.compact()
+
     def demote_now(self) -> int:
         """Move unchanged state rows to the cold tables now (normally done on a timer)."""
         with self._lock:

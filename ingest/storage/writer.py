@@ -299,8 +299,9 @@ class Writer:
             error = StorageError(f"the database could not store the delivery: {exc}")
             self._resolve([(pending, error) for pending in batch])
             return
-        self.healthy = True
-        self.last_error = None
+        if fresh:  # only a commit that stored deliveries proves deliveries can be stored again
+            self.healthy = True
+            self.last_error = None
         self.last_commit_at = time.time()
         self.batches += 1
         for pending in fresh:

@@ -257,7 +257,7 @@ def test_compaction_merges_the_change_log_and_keeps_every_figure(
     rows_before = con.execute("SELECT count(*) FROM metrics_sales_deltas").fetchall()[0][0]
     before = figures(client, **WEEK)
     assert rows_before > 1
-    saved = service.worker.engine.compact()
+    saved = service.worker.compact_now()
     assert saved == rows_before - 1
     assert con.execute("SELECT count(*) FROM metrics_sales_deltas").fetchall()[0][0] == 1
     after = figures(client, **WEEK)
