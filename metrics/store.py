@@ -96,7 +96,8 @@ class StateStore:
 
     # ------------------------------------------------------------------ state rows
 
-    def _empty(self, spec: Kind) -> pl.DataFrame:
+    def empty(self, spec: Kind) -> pl.DataFrame:
+        """No state rows, with the columns `load` returns."""
         return (
             conform(pl.DataFrame(), spec)
             .with_columns(pl.lit(0, pl.Int64).alias("_rowid"), pl.lit(False).alias("_cold"))
@@ -118,7 +119,7 @@ class StateStore:
         and `_cold` (which table they live in)."""
         keys = keys.select(KEY).unique()
         if keys.is_empty():
-            return self._empty(spec)
+            return self.empty(spec)
         hot = self._load_from(spec, "hot", column, keys)
         missing = keys if column != "id" else keys.join(hot.select(KEY), on=KEY, how="anti")
         candidates = missing.filter(
