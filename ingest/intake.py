@@ -17,6 +17,7 @@ import shutil
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -47,6 +48,8 @@ log = logging.getLogger("shoppulse.ingest")
 
 UNKNOWN_SOURCE = "_unknown"
 MB = 1024 * 1024
+#: Seconds a reading of the database filesystem's free space is reused.
+FREE_SPACE_TTL = 0.5
 
 #: DuckDB's words for a database that stopped after a fatal error (a failed checkpoint, say):
 #: every later write fails until the process opens the file again.
@@ -113,6 +116,7 @@ class Intake:
         self.stats = stats
         self.clock = clock
         self.in_flight = 0
+        self._free_space: tuple[Path, float, int] | None = None
         self._sources = {
             source.id: (source, get_provider(source.provider, settings), source.secret_values())
             for source in sources.values()
@@ -167,6 +171,17 @@ class Intake:
             ) from None
         return b"".join(chunks)
 
+    def _free_bytes(self, directory: Path) -> int:
+        """Free bytes on `directory`'s filesystem, read at most every FREE_SPACE_TTL seconds
+        (a statvfs per delivery costs more than everything else the check does)."""
+        now = time.monotonic()
+        cached = self._free_space
+        if cached is not None and cached[0] == directory and now - cached[1] < FREE_SPACE_TTL:
+            return cached[2]
+        free = shutil.disk_usage(directory).free
+        self._free_space = (directory, now, free)
+        return free
+
     def disk_problem(self) -> str | None:
         """Why the database's filesystem is too full to take deliveries, if it is."""
         need = self.settings.min_free_disk_mb
@@ -174,7 +189,7 @@ class Intake:
             return None
         directory = self.settings.db_path.parent
         try:
-            free = shutil.disk_usage(directory).free
+            free = self._free_bytes(directory)
         except OSError as exc:
             return f"cannot read the free space of {directory}: {exc}"
         if free < need * MB:

@@ -66,6 +66,9 @@ class _Pending:
 
 _STOP = object()
 
+#: Seconds the writer keeps checking every batch for duplicates after it met one (see `_write`).
+DUPLICATE_COOLDOWN = 5.0
+
 EVENT_COLUMNS = (
     "event_seq",
     "delivery_seq",
@@ -138,6 +141,7 @@ class Writer:
         self._jobs: queue.SimpleQueue[Callable[[duckdb.DuckDBPyConnection], None]] = (
             queue.SimpleQueue()
         )
+        self._careful_until = 0.0  # check batches for duplicates until then (monotonic)
         self._appended = False  # a job added events: wake the on_commit listener after it
         row = self._con.execute(
             f"SELECT coalesce(max(delivery_seq), 0) FROM {DELIVERIES}"
@@ -319,80 +323,76 @@ class Writer:
     def _write(
         self, fresh: list[_Pending], counts: Counter[tuple[str, str, str]]
     ) -> set[tuple[str, str]]:
+        """Store `fresh` and `counts` in one transaction; return the (source, delivery id) pairs
+        that were new.
+
+        Deliveries are appended optimistically: a batch without a duplicate (nearly all of them)
+        is one append, and the primary key rejects the whole batch if it holds one. That batch is
+        then written again with `INSERT … ON CONFLICT DO NOTHING RETURNING`, which finds the
+        duplicates but costs about as much as the rest of the batch; the next batches take that
+        path too until DUPLICATE_COOLDOWN seconds pass without a duplicate.
+        """
+        optimistic = time.monotonic() >= self._careful_until
+        try:
+            return self._write_once(fresh, counts, optimistic=optimistic)
+        except duckdb.ConstraintException:
+            if not optimistic:
+                raise
+        self._careful_until = time.monotonic() + DUPLICATE_COOLDOWN
+        return self._write_once(fresh, counts, optimistic=False)
+
+    def _write_once(
+        self, fresh: list[_Pending], counts: Counter[tuple[str, str, str]], *, optimistic: bool
+    ) -> set[tuple[str, str]]:
         con = self._con
         inserted: set[tuple[str, str]] = set()
         event_seq = self._event_seq
+        duplicates: Counter[tuple[str, str, str]] = Counter()
         con.execute("BEGIN")
         try:
             if fresh:
                 first_seq = self._delivery_seq + 1
-                deliveries = pl.DataFrame(
-                    {
-                        "delivery_seq": range(first_seq, first_seq + len(fresh)),
-                        "source": [p.delivery.source for p in fresh],
-                        "delivery_id": [p.delivery.delivery_id for p in fresh],
-                        "topic": [p.delivery.topic for p in fresh],
-                        "received_at": [p.delivery.received_at for p in fresh],
-                        "headers": [p.delivery.headers for p in fresh],
-                        "body": [p.delivery.body for p in fresh],
-                        "status": [p.delivery.status for p in fresh],
-                        "reason": [p.delivery.reason for p in fresh],
-                        "event_count": [len(p.delivery.events) for p in fresh],
-                    },
-                    schema=_DELIVERY_SCHEMA,
-                )
-                con.register("batch_deliveries", deliveries)
-                rows = con.execute(
-                    f"INSERT INTO {DELIVERIES} SELECT * FROM batch_deliveries "
-                    "ON CONFLICT DO NOTHING RETURNING delivery_seq"
-                ).fetchall()
-                con.unregister("batch_deliveries")
-                new_seqs = {int(r[0]) for r in rows}
+                rows = [
+                    (
+                        first_seq + offset,
+                        d.source,
+                        d.delivery_id,
+                        d.topic,
+                        d.received_at,
+                        d.headers,
+                        d.body,
+                        d.status,
+                        d.reason,
+                        len(d.events),
+                    )
+                    for offset, d in enumerate(p.delivery for p in fresh)
+                ]
+                if optimistic:
+                    appender = con.appender(DELIVERIES)
+                    appender.append_rows(rows)
+                    appender.flush()
+                    new_seqs = {row[0] for row in rows}
+                else:
+                    new_seqs = self._insert_new(rows)
                 event_rows = []
                 for offset, pending in enumerate(fresh):
                     seq = first_seq + offset
-                    if seq not in new_seqs:
-                        continue
                     d = pending.delivery
+                    if seq not in new_seqs:
+                        duplicates[(d.source, "duplicate", "")] += 1
+                        continue
                     inserted.add((d.source, d.delivery_id))
                     for event in d.events:
                         event_seq += 1
                         event_rows.append((event_seq, seq, d.source, d.received_at, event))
-                for pending in fresh:
-                    d = pending.delivery
-                    if (d.source, d.delivery_id) not in inserted:
-                        counts[(d.source, "duplicate", "")] += 1
                 if event_rows:
                     # An appender inserts the rows with one statement of this transaction,
-                    # without building and registering a frame first (a quarter of a small
-                    # batch's cost that way).
+                    # without building and registering a frame first.
                     appender = con.appender(EVENTS)
                     appender.append_rows(event_values(event_rows))
                     appender.flush()
-            if counts:
-                now = datetime.now(UTC)
-                frame = pl.DataFrame(
-                    {
-                        "source": [k[0] for k in counts],
-                        "outcome": [k[1] for k in counts],
-                        "reason": [k[2] for k in counts],
-                        "count": list(counts.values()),
-                        "last_at": [now] * len(counts),
-                    },
-                    schema={
-                        "source": pl.String,
-                        "outcome": pl.String,
-                        "reason": pl.String,
-                        "count": pl.Int64,
-                        "last_at": pl.Datetime("us", "UTC"),
-                    },
-                )
-                con.register("batch_counts", frame)
-                con.execute(
-                    f"INSERT INTO {INGEST_COUNTS} SELECT * FROM batch_counts ON CONFLICT DO "
-                    "UPDATE SET count = count + excluded.count, last_at = excluded.last_at"
-                )
-                con.unregister("batch_counts")
+            if counts or duplicates:
+                self._add_counts(counts + duplicates)
             con.execute("COMMIT")
         except BaseException:
             try:
@@ -400,10 +400,51 @@ class Writer:
             except duckdb.Error:
                 pass
             raise
+        counts.update(duplicates)
         if fresh:
             self._delivery_seq += len(fresh)
             self._event_seq = event_seq
         return inserted
+
+    def _insert_new(self, rows: Sequence[tuple[object, ...]]) -> set[int]:
+        """Insert the delivery rows that are not stored yet; return their seqs."""
+        frame = pl.DataFrame(rows, schema=_DELIVERY_SCHEMA, orient="row")
+        self._con.register("batch_deliveries", frame)
+        try:
+            found = self._con.execute(
+                f"INSERT INTO {DELIVERIES} SELECT * FROM batch_deliveries "
+                "ON CONFLICT DO NOTHING RETURNING delivery_seq"
+            ).fetchall()
+        finally:
+            self._con.unregister("batch_deliveries")
+        return {int(r[0]) for r in found}
+
+    def _add_counts(self, counts: Counter[tuple[str, str, str]]) -> None:
+        now = datetime.now(UTC)
+        frame = pl.DataFrame(
+            {
+                "source": [k[0] for k in counts],
+                "outcome": [k[1] for k in counts],
+                "reason": [k[2] for k in counts],
+                "count": list(counts.values()),
+                "last_at": [now] * len(counts),
+            },
+            schema={
+                "source": pl.String,
+                "outcome": pl.String,
+                "reason": pl.String,
+                "count": pl.Int64,
+                "last_at": pl.Datetime("us", "UTC"),
+            },
+        )
+        self._con.register("batch_counts", frame)
+        try:
+            self._con.execute(
+                f"INSERT INTO {INGEST_COUNTS} SELECT * FROM batch_counts ON CONFLICT DO "
+                "UPDATE SET count = count + excluded.count, last_at = excluded.last_at"
+            )
+        finally:
+            self._con.unregister("batch_counts")
 
     @staticmethod
     def _resolve(outcomes: list[tuple[_Pending, Outcome | BaseException]]) -> None:

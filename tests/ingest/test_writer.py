@@ -1,0 +1,61 @@
+"""The group-commit writer on a real DuckDB file: optimistic appends and duplicate batches."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from ingest.providers.base import build_event
+from ingest.storage import writer as writer_module
+from ingest.storage.database import open_database
+from ingest.storage.writer import Delivery, Outcome, Writer
+
+
+def delivery(delivery_id: str) -> Delivery:
+    now = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+    event = build_event(
+        kind="cart",
+        action="create",
+        entity_id=f"cart-{delivery_id}",
+        created_at=now,
+        updated_at=now,
+        cart_token=f"cart-{delivery_id}",
+    )
+    return Delivery("shop", delivery_id, "carts/create", now, "{}", b"{}", None, [event])
+
+
+async def submit_all(writer: Writer, ids: list[str]) -> list[Outcome]:
+    return list(await asyncio.gather(*(writer.submit(delivery(i)) for i in ids)))
+
+
+@pytest.mark.parametrize("cooldown", [0.0, 60.0])
+def test_a_batch_holding_a_stored_delivery_stores_the_rest_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cooldown: float
+) -> None:
+    monkeypatch.setattr(writer_module, "DUPLICATE_COOLDOWN", cooldown)
+    con = open_database(tmp_path / "live.duckdb")
+    writer = Writer(con, batch_linger_ms=50)
+    writer.start()
+    try:
+        assert asyncio.run(submit_all(writer, ["a", "b"])) == [Outcome.STORED] * 2
+        # one batch: two new deliveries around one already stored (the append fails, the batch
+        # is written again with the duplicate left out)
+        outcomes = asyncio.run(submit_all(writer, ["c", "a", "d"]))
+        assert outcomes == [Outcome.STORED, Outcome.DUPLICATE, Outcome.STORED]
+        # later batches: careful (cooldown) or optimistic again (no cooldown), same answers
+        assert asyncio.run(submit_all(writer, ["e", "b"])) == [Outcome.STORED, Outcome.DUPLICATE]
+        assert asyncio.run(submit_all(writer, ["f"])) == [Outcome.STORED]
+    finally:
+        writer.stop()
+    rows = con.execute(
+        "SELECT d.delivery_id, count(e.event_seq) FROM deliveries d "
+        "LEFT JOIN events e USING (delivery_seq) GROUP BY ALL ORDER BY 1"
+    ).fetchall()
+    assert rows == [(i, 1) for i in "abcdef"]
+    seqs = con.execute("SELECT event_seq FROM events ORDER BY 1").fetchall()
+    assert [s[0] for s in seqs] == list(range(1, 7))  # no gaps from the rolled-back attempt
+    counts = con.execute("SELECT outcome, sum(count) FROM ingest_counts GROUP BY ALL").fetchall()
+    assert dict(counts) == {"duplicate": 2}
