@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import logging
+import logging.handlers
+import queue
 import sys
 from datetime import UTC, datetime
 
@@ -29,9 +32,21 @@ class JsonFormatter(logging.Formatter):
 
 
 def configure_logging(level: str = "info") -> None:
+    """JSON lines on stderr, written by a background thread.
+
+    The request path only formats its line and queues it: writing (a system call per line)
+    happens on the listener thread, so a busy endpoint never waits on the terminal or a pipe.
+    Lines queued at exit are written by the `atexit` hook that stops the listener.
+    """
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter())
+    handler.setFormatter(logging.Formatter("%(message)s"))  # the line is formatted when queued
+    lines: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+    queued = logging.handlers.QueueHandler(lines)
+    queued.setFormatter(JsonFormatter())
+    listener = logging.handlers.QueueListener(lines, handler)
+    listener.start()
+    atexit.register(listener.stop)
     root = logging.getLogger("shoppulse")
-    root.handlers[:] = [handler]
+    root.handlers[:] = [queued]
     root.setLevel(level.upper())
     root.propagate = False

@@ -22,8 +22,8 @@ from starlette.responses import Response
 
 from ingest.api import build_replay_router, build_router
 from ingest.enrichment import OrderEnricher
-from ingest.errors import IngestError, error_body
-from ingest.intake import Clock, Intake, json_response, utc_now
+from ingest.errors import IngestError
+from ingest.intake import Clock, Intake, utc_now
 from ingest.settings import Settings
 from ingest.sources import Source
 from ingest.stats import IngestStats
@@ -36,6 +36,7 @@ from metrics.engine import MetricsEngine
 from metrics.worker import MetricsWorker
 from shoppulse import __version__
 from shoppulse.auth import BearerTokenMiddleware
+from shoppulse.fastpath import ShopPulseApp, error_response, unexpected_error_response
 from shoppulse.publish import Publisher, PublishWorker
 
 log = logging.getLogger("shoppulse.service")
@@ -87,36 +88,27 @@ def _write_discovery(settings: Settings) -> Path:
     return path
 
 
-def _error_response(
-    status: int, code: str, message: str, headers: dict[str, str] | None = None
-) -> Response:
-    return json_response(status, error_body(status, code, message), headers)
-
-
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(IngestError)
     async def _ingest_error(request: Request, exc: IngestError) -> Response:
-        return _error_response(exc.status, exc.code, exc.message, exc.headers)
+        return error_response(exc.status, exc.code, exc.message, exc.headers)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
         codes = {404: "not_found", 405: "method_not_allowed", 422: "invalid_request"}
         code = codes.get(exc.status_code, "http_error")
-        return _error_response(exc.status_code, code, str(exc.detail), dict(exc.headers or {}))
+        return error_response(exc.status_code, code, str(exc.detail), dict(exc.headers or {}))
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> Response:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
         )
-        return _error_response(422, "invalid_request", problems or "invalid request")
+        return error_response(422, "invalid_request", problems or "invalid request")
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
-        log.error(
-            "unexpected error answering %s %s", request.method, request.url.path, exc_info=exc
-        )
-        return _error_response(500, "internal_error", "internal error; see the service log")
+        return unexpected_error_response(request, exc)
 
 
 def create_app(settings: Settings, sources: dict[str, Source], clock: Clock = utc_now) -> FastAPI:
@@ -177,13 +169,14 @@ def create_app(settings: Settings, sources: dict[str, Source], clock: Clock = ut
             app.state.publish_worker.stop()  # publishes one last time
             con.close()
 
-    app = FastAPI(
+    app = ShopPulseApp(
         title="ShopPulse",
         version=__version__,
         description="Verified, durable webhook intake and live e-commerce metrics.",
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    app.webhook_intake = lambda: holder["service"].intake
     if settings.api_token is not None:
         app.add_middleware(BearerTokenMiddleware, token=settings.api_token.get_secret_value())
 
