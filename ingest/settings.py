@@ -137,8 +137,8 @@ class Settings(BaseSettings):
         default=0.25,
         ge=0,
         description="Least time between two metrics folds: deliveries committed meanwhile are "
-        "folded together (bounds the metrics' share of CPU under load; adds at most this "
-        "much to freshness).",
+        "folded together. The wait is also at least twice the last fold's duration, so "
+        "folding never takes more than a third of the time under load.",
     )
     fold_batch_max: int = Field(
         default=20_000, ge=1, description="Most events the metrics engine folds in one transaction."
