@@ -171,15 +171,15 @@ class Intake:
             ) from None
         return b"".join(chunks)
 
-    def _free_bytes(self, directory: Path) -> int:
-        """Free bytes on `directory`'s filesystem, read at most every FREE_SPACE_TTL seconds
+    def _free_bytes(self, db_path: Path) -> int:
+        """Free bytes on the filesystem of `db_path`, read at most every FREE_SPACE_TTL seconds
         (a statvfs per delivery costs more than everything else the check does)."""
         now = time.monotonic()
         cached = self._free_space
-        if cached is not None and cached[0] == directory and now - cached[1] < FREE_SPACE_TTL:
+        if cached is not None and cached[0] is db_path and now - cached[1] < FREE_SPACE_TTL:
             return cached[2]
-        free = shutil.disk_usage(directory).free
-        self._free_space = (directory, now, free)
+        free = shutil.disk_usage(db_path.parent).free
+        self._free_space = (db_path, now, free)
         return free
 
     def disk_problem(self) -> str | None:
@@ -187,11 +187,10 @@ class Intake:
         need = self.settings.min_free_disk_mb
         if need <= 0:
             return None
-        directory = self.settings.db_path.parent
         try:
-            free = self._free_bytes(directory)
+            free = self._free_bytes(self.settings.db_path)
         except OSError as exc:
-            return f"cannot read the free space of {directory}: {exc}"
+            return f"cannot read the free space of {self.settings.db_path.parent}: {exc}"
         if free < need * MB:
             return (
                 f"disk space low: {free // MB} MB free on the database's filesystem, "

@@ -46,6 +46,10 @@ def configure_logging(level: str = "info") -> None:
     listener = logging.handlers.QueueListener(lines, handler)
     listener.start()
     atexit.register(listener.stop)
+    # Records need no caller, thread or process names (the JSON line has none of them), and
+    # finding them costs more than formatting the line.
+    logging._srcfile = None
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     root = logging.getLogger("shoppulse")
     root.handlers[:] = [queued]
     root.setLevel(level.upper())
