@@ -4,7 +4,10 @@ For each history size it builds a live database directly with DuckDB SQL (carts,
 orders and refunds in a realistic mix), folds it once, then measures in the same run:
 - the incremental fold of 1,000 new events (new entities and updates of recent ones),
 - the full recompute of every aggregate from the stored events,
-and prints both with their ratio. Not part of `make test`.
+and prints both with their ratio. With `--service-rss` it then starts `shoppulse serve` on that
+database, sends a few hundred signed deliveries, waits until the service is idle (its first
+publish of the whole history done) and prints the service's resident memory. Not part of
+`make test`.
 
     .venv/bin/python bench/metrics.py --sizes 1000000 10000000
 """
@@ -14,19 +17,27 @@ from __future__ import annotations
 import argparse
 import os
 import resource
+import socket
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
+import httpx
 
+from ingest.providers import get_provider
 from ingest.storage.database import open_database
 from metrics.engine import MetricsEngine
 from metrics.recompute import FUNNEL_SQL, SALES_SQL
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
+ORDER_FIXTURE = (
+    Path(__file__).resolve().parent.parent / "tests/fixtures/webhooks/shopify/orders_create.json"
+)
 
 # One group of ids makes: cart create + update, checkout create, an order for every third group,
 # a refund for every thirtieth: about 2.87 events per group.
@@ -73,7 +84,87 @@ def _rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def run(size: int, workdir: Path, repeats: int) -> dict[str, float]:
+def _status_kib(pid: int, field: str) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return float(line.split()[1])
+    return float("nan")
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def service_rss(path: Path, deliveries: int = 500) -> tuple[float, float]:
+    """(current, peak) RSS in MiB of `shoppulse serve` on `path` once idle after `deliveries`."""
+    provider = get_provider("shopify")
+    secret = "bench-secret"
+    config = path.parent / "sources.toml"
+    config.write_text(f'[[sources]]\nid = "rss"\nprovider = "shopify"\nsecrets = ["{secret}"]\n')
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SHOPPULSE_")}
+    command = [
+        sys.executable,
+        "-m",
+        "shoppulse.cli",
+        "serve",
+        "--config",
+        str(config),
+        "--db",
+        str(path),
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+    ]
+    process = subprocess.Popen(
+        command,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        with httpx.Client(base_url=base, timeout=30.0) as client:
+            deadline = time.monotonic() + 600
+            while True:
+                try:
+                    if client.get("/healthz").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("the service did not start")
+                time.sleep(0.2)
+            body = ORDER_FIXTURE.read_bytes()
+            for i in range(deliveries):
+                headers = provider.sign(
+                    body,
+                    secret,
+                    topic="orders/create",
+                    delivery_id=f"rss-{i}",
+                    timestamp=int(time.time()),
+                )
+                client.post("/webhooks/rss", content=body, headers=headers)
+            before = _cpu_seconds(process.pid)
+            while True:  # idle: under 5 % of a core for 2 s (first publish done)
+                time.sleep(2.0)
+                now = _cpu_seconds(process.pid)
+                if now - before < 0.1 or time.monotonic() > deadline:
+                    break
+                before = now
+            client.get("/api/v1/metrics")
+        return (_status_kib(process.pid, "VmRSS") / 1024, _status_kib(process.pid, "VmHWM") / 1024)
+    finally:
+        process.terminate()
+        process.wait(120)
+
+
+def run(size: int, workdir: Path, repeats: int, rss: bool = False) -> dict[str, float]:
     path = workdir / f"history-{size}.duckdb"
     con = open_database(path)
     groups = int(size / 2.87)
@@ -111,12 +202,23 @@ def run(size: int, workdir: Path, repeats: int) -> dict[str, float]:
     for _ in range(max(1, repeats // 5)):
         started = time.perf_counter()
         for sql in (SALES_SQL, FUNNEL_SQL):
-            params = {"upto": 1 << 62, "now": now, "cart_timeout": timedelta(minutes=60),
-                      "checkout_timeout": timedelta(minutes=10)}
+            params = {
+                "upto": 1 << 62,
+                "now": now,
+                "cart_timeout": timedelta(minutes=60),
+                "checkout_timeout": timedelta(minutes=10),
+            }
             used = {k: v for k, v in params.items() if f"${k}" in sql}
             con.execute(f"SELECT count(*) FROM ({sql})", used).fetchall()
         recompute_times.append(time.perf_counter() - started)
     con.close()
+    if rss:
+        current, peak = service_rss(path)
+        print(
+            f"   service on this database: RSS {current:,.0f} MiB once idle "
+            f"(peak {peak:,.0f} MiB, first publish of the history included)",
+            flush=True,
+        )
     fold = statistics.median(fold_times)
     recompute = statistics.median(recompute_times)
     result = {
@@ -141,9 +243,14 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[1_000_000, 10_000_000])
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--dir", type=Path, default=None, help="work directory (default: temp)")
+    parser.add_argument(
+        "--service-rss",
+        action="store_true",
+        help="also start the service on each history and print its memory",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
-        results = [run(size, Path(tmp), args.repeats) for size in args.sizes]
+        results = [run(size, Path(tmp), args.repeats, args.service_rss) for size in args.sizes]
     print("\nsize        fold 1k (ms)  recompute (s)  ratio")
     for size, r in zip(args.sizes, results, strict=True):
         print(f"{size:>10,}  {r['fold_ms']:>12.1f}  {r['recompute_s']:>13.2f}  {r['ratio']:>5.0f}x")
