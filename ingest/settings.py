@@ -159,5 +159,13 @@ class Settings(BaseSettings):
     checkpoint_wal_mb: int = Field(
         default=64,
         ge=1,
-        description="WAL size at which the writer checkpoints the database between batches.",
+        description="WAL size at which DuckDB checkpoints the database, in the commit that "
+        "crosses it (deliveries acknowledged meanwhile wait for it).",
+    )
+    duckdb_memory_limit_mb: int = Field(
+        default=512,
+        ge=64,
+        description="Most memory DuckDB's buffer pool keeps for the live database (its cache of "
+        "table pages; larger queries spill to a temporary directory beside the file). Bounds "
+        "the service's memory as history grows; DuckDB's own default is 80 % of the machine.",
     )

@@ -117,7 +117,11 @@ def create_app(settings: Settings, sources: dict[str, Source], clock: Clock = ut
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        con = open_database(settings.db_path, checkpoint_wal_mb=settings.checkpoint_wal_mb)
+        con = open_database(
+            settings.db_path,
+            checkpoint_wal_mb=settings.checkpoint_wal_mb,
+            memory_limit_mb=settings.duckdb_memory_limit_mb,
+        )
         stats = IngestStats()
         stats.load(con)
         engine = MetricsEngine(

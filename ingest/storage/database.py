@@ -13,7 +13,9 @@ class StorageError(Exception):
     """The database cannot be written right now (transient: the sender should retry)."""
 
 
-def open_database(path: Path, *, checkpoint_wal_mb: int = 64) -> duckdb.DuckDBPyConnection:
+def open_database(
+    path: Path, *, checkpoint_wal_mb: int = 64, memory_limit_mb: int | None = None
+) -> duckdb.DuckDBPyConnection:
     """Open (creating if needed) the live database and bring ingest's schema up to date.
 
     The returned connection is the process's root; give each thread its own `con.cursor()`.
@@ -30,5 +32,7 @@ def open_database(path: Path, *, checkpoint_wal_mb: int = 64) -> duckdb.DuckDBPy
         raise
     con.execute(f"SET checkpoint_threshold = '{int(checkpoint_wal_mb)}MB'")
     con.execute("SET TimeZone = 'UTC'")
+    if memory_limit_mb is not None:
+        con.execute(f"SET memory_limit = '{int(memory_limit_mb)}MB'")
     migrate(con, "ingest", INGEST_MIGRATIONS)
     return con
