@@ -23,6 +23,7 @@ def clock() -> FrozenClock:
     """The service clock at T0: events dated more than a day ahead of it are quarantined."""
     return FrozenClock(T0)
 
+
 WINDOW_FIELDS = {
     "source",
     "from",
