@@ -37,15 +37,16 @@ class FoldReport:
     transitions: int
 
 
+_SPECS = (F.ORDER, F.REFUND, F.CHECKOUT, F.CART)
+
+
 def _keys(*frames: pl.DataFrame) -> pl.DataFrame:
-    parts = [f.select(F.KEY) for f in frames if not f.is_empty()]
-    if not parts:
-        return pl.DataFrame(schema={"source": pl.String, "id": pl.String})
-    return pl.concat(parts).unique()
+    """The (source, id) pairs of these frames (not unique)."""
+    return pl.concat([f.lazy().select(F.KEY) for f in frames]).collect()
 
 
-def _without_rowid(frame: pl.DataFrame) -> pl.DataFrame:
-    return frame.drop([c for c in ("_rowid", "_cold") if c in frame.columns])
+def _all_empty(*frames: pl.DataFrame) -> bool:
+    return all(f.is_empty() for f in frames)
 
 
 class MetricsEngine:
@@ -74,6 +75,7 @@ class MetricsEngine:
         con.execute("BEGIN")
         try:
             cursor, fold_seq, evaluated_at, watermark = self.store.cursor()
+            self.store.open_mirror(_SPECS, fold_seq)
             if evaluated_at is not None and evaluated_at > now:
                 now = evaluated_at  # time never runs backwards for the state
             events = self._new_events(cursor)
@@ -87,8 +89,10 @@ class MetricsEngine:
             self.store.set_cursor(cursor, fold_seq, now, watermark)
             con.execute("COMMIT")
         except BaseException:
+            self.store.drop_mirror()
             con.execute("ROLLBACK")
             raise
+        self.store.commit_mirror(fold_seq)
         return FoldReport(len(events), cursor, now, transitions)
 
     def fold_all(self, now: datetime) -> int:
@@ -119,10 +123,12 @@ class MetricsEngine:
             fold_seq = self.store.cursor()[1]
             moved = 0
             if self._demoted_upto is not None:
-                for spec in (F.ORDER, F.REFUND, F.CHECKOUT, F.CART):
+                self.store.open_mirror(_SPECS, fold_seq)
+                for spec in _SPECS:
                     moved += self.store.demote(spec, self._demoted_upto)
             self.con.execute("COMMIT")
         except BaseException:
+            self.store.drop_mirror()
             self.con.execute("ROLLBACK")
             raise
         self._demoted_upto = fold_seq
@@ -149,95 +155,48 @@ class MetricsEngine:
 
     def _apply(self, events: pl.DataFrame, now: datetime, fold_seq: int) -> int:
         store = self.store
-        converts = F.order_converts()
-        due_checkouts = store.due_keys(F.CHECKOUT, self.checkout_abandon_after, now)
-        due_carts = store.due_keys(F.CART, self.cart_abandon_after, now)
-        if events.is_empty() and due_checkouts.is_empty() and due_carts.is_empty():
+        due_checkouts = F.due(store.hot(F.CHECKOUT), self.checkout_abandon_after, now)
+        due_carts = F.due(store.hot(F.CART), self.cart_abandon_after, now)
+        if _all_empty(events, due_checkouts, due_carts):
             return 0  # nothing to fold and no timeout passed: the common timer tick
 
         # Stages whose entities the batch does not touch are skipped: each costs a few
-        # statements and dozens of frame operations even when empty.
-
-        # orders
-        order_batch = F.reduce_orders(events)
-        orders_old = orders_new = store.empty(F.ORDER)
-        if not order_batch.is_empty():
-            orders_old = store.load(F.ORDER, order_batch)
-            orders_new = F.merge(F.ORDER, _without_rowid(orders_old), order_batch)
-        checkout_order_refs = F.link_deltas(orders_old, orders_new, converts, "checkout_token")
-        cart_order_refs = F.link_deltas(orders_old, orders_new, converts, "cart_token")
-
-        # refunds: those in the batch and those of every touched order
-        refund_batch = F.reduce_refunds(events)
-        refunds_old = refunds_new = store.empty(F.REFUND)
-        if not (refund_batch.is_empty() and order_batch.is_empty()):
-            refunds_old = store.load_refunds(F.REFUND, refund_batch, order_batch)
-            refunds_new = F.merge(F.REFUND, _without_rowid(refunds_old), refund_batch)
-            parent_keys = refunds_new.select("source", pl.col("order_id").alias("id")).unique()
-            missing = parent_keys.join(orders_new.select(F.KEY), on=F.KEY, how="anti")
-            parents = pl.concat(
-                [_without_rowid(orders_new), _without_rowid(store.load(F.ORDER, missing))],
-                how="diagonal_relaxed",
-            )
-            refunds_new = F.evaluate_refunds(refunds_new, parents)
-
-        # checkouts
-        checkout_batch = F.reduce_checkouts(events)
-        checkout_keys = _keys(
-            checkout_batch,
-            checkout_order_refs,
-            due_checkouts,
+        # frame operations even when empty.
+        batch = F.reduce_batch(events)
+        orders_old, orders_new = self._fold_orders(batch)
+        checkout_order_refs, cart_order_refs = pl.collect_all(
+            [
+                F.link_deltas(orders_old, orders_new, F.order_converts(), "checkout_token"),
+                F.link_deltas(orders_old, orders_new, F.order_converts(), "cart_token"),
+            ]
         )
-        checkouts_old = checkouts_new = store.empty(F.CHECKOUT)
-        if not checkout_keys.is_empty():
-            checkouts_old = store.load(F.CHECKOUT, checkout_keys)
-            checkouts_new = F.merge(F.CHECKOUT, _without_rowid(checkouts_old), checkout_batch)
-            checkouts_new = F.add_refs(F.CHECKOUT, checkouts_new, checkout_order_refs, "order_refs")
-            checkouts_new = F.evaluate_fate(
-                checkouts_new,
-                pl.col("platform_completed") | (pl.col("order_refs") > 0),
-                self.checkout_abandon_after,
-                now,
-            )
+        refunds_old, refunds_new = self._fold_refunds(batch, orders_new)
+        checkouts_old, checkouts_new = self._fold_checkouts(
+            batch, checkout_order_refs, due_checkouts, now
+        )
         cart_checkout_refs = F.link_deltas(
             checkouts_old, checkouts_new, pl.col("fate") == "converted", "cart_token"
+        ).collect()
+        carts_old, carts_new = self._fold_carts(
+            batch, cart_order_refs, cart_checkout_refs, due_carts, now
         )
-
-        # carts
-        cart_batch = F.reduce_carts(events)
-        cart_keys = _keys(
-            cart_batch,
-            cart_order_refs,
-            cart_checkout_refs,
-            due_carts,
-        )
-        carts_old = carts_new = store.empty(F.CART)
-        if not cart_keys.is_empty():
-            carts_old = store.load(F.CART, cart_keys)
-            carts_new = F.merge(F.CART, _without_rowid(carts_old), cart_batch)
-            carts_new = F.add_refs(F.CART, carts_new, cart_order_refs, "order_refs")
-            carts_new = F.add_refs(F.CART, carts_new, cart_checkout_refs, "checkout_refs")
-            carts_new = F.evaluate_fate(
-                carts_new,
-                pl.col("platform_converted")
-                | (pl.col("order_refs") > 0)
-                | (pl.col("checkout_refs") > 0),
-                self.cart_abandon_after,
-                now,
-            )
 
         # aggregates: new contributions minus old ones
-        sales = F.net_change(
-            F.sales_contributions(orders_new, refunds_new, 1),
-            F.sales_contributions(orders_old, refunds_old, -1),
-            F.SALES_KEY,
-            F.SALES_VALUES,
-        )
-        funnel = F.net_change(
-            F.funnel_contributions(carts_new, checkouts_new, 1),
-            F.funnel_contributions(carts_old, checkouts_old, -1),
-            F.FUNNEL_KEY,
-            F.FUNNEL_VALUES,
+        sales, funnel = pl.collect_all(
+            [
+                F.net_change(
+                    F.sales_contributions(orders_new, refunds_new, 1),
+                    F.sales_contributions(orders_old, refunds_old, -1),
+                    F.SALES_KEY,
+                    F.SALES_VALUES,
+                ),
+                F.net_change(
+                    F.funnel_contributions(carts_new, checkouts_new, 1),
+                    F.funnel_contributions(carts_old, checkouts_old, -1),
+                    F.FUNNEL_KEY,
+                    F.FUNNEL_VALUES,
+                ),
+            ]
         )
         store.add_sales(sales, fold_seq)
         store.add_funnel(funnel, fold_seq)
@@ -249,12 +208,83 @@ class MetricsEngine:
             (F.CART, carts_old, carts_new),
         ):
             store.save(spec, new, old, fold_seq)
+        return _transitions(carts_old, carts_new) + _transitions(checkouts_old, checkouts_new)
 
-        transitions = 0
-        for old, new in ((carts_old, carts_new), (checkouts_old, checkouts_new)):
-            if not old.is_empty():
-                changed = old.select(*F.KEY, pl.col("fate").alias("_old")).join(
-                    new.select(*F.KEY, "fate"), on=F.KEY
-                )
-                transitions += changed.filter(pl.col("_old") != pl.col("fate")).height
-        return transitions
+    def _fold_orders(self, batch: F.Batch) -> tuple[pl.DataFrame, pl.DataFrame]:
+        empty = self.store.empty(F.ORDER)
+        if batch.orders.is_empty():
+            return empty, empty
+        old = self.store.load(F.ORDER, batch.orders)
+        return old, F.merge(F.ORDER, old, batch.orders).collect()
+
+    def _fold_refunds(
+        self, batch: F.Batch, orders_new: pl.DataFrame
+    ) -> tuple[pl.DataFrame, pl.DataFrame]:
+        """Refunds in the batch and those of every touched order."""
+        empty = self.store.empty(F.REFUND)
+        if _all_empty(batch.refunds, batch.orders):
+            return empty, empty
+        old = self.store.load_refunds(F.REFUND, batch.refunds, batch.orders)
+        merged = F.merge(F.REFUND, old, batch.refunds).collect()
+        parent_keys = merged.lazy().select("source", pl.col("order_id").alias("id")).unique()
+        missing = parent_keys.join(orders_new.lazy().select(F.KEY), on=F.KEY, how="anti").collect()
+        parents = pl.concat(
+            [orders_new.lazy(), self.store.load(F.ORDER, missing).lazy()],
+            how="diagonal_relaxed",
+        )
+        return old, F.evaluate_refunds(merged, parents)
+
+    def _fold_checkouts(
+        self, batch: F.Batch, order_refs: pl.DataFrame, due: pl.DataFrame, now: datetime
+    ) -> tuple[pl.DataFrame, pl.DataFrame]:
+        empty = self.store.empty(F.CHECKOUT)
+        if _all_empty(batch.checkouts, order_refs, due):
+            return empty, empty
+        old = self.store.load(F.CHECKOUT, _keys(batch.checkouts, order_refs, due))
+        merged = F.merge(F.CHECKOUT, old, batch.checkouts)
+        merged = F.add_refs(F.CHECKOUT, merged, order_refs, "order_refs")
+        new = F.evaluate_fate(
+            merged,
+            pl.col("platform_completed") | (pl.col("order_refs") > 0),
+            self.checkout_abandon_after,
+            now,
+        )
+        return old, new.collect()
+
+    def _fold_carts(
+        self,
+        batch: F.Batch,
+        order_refs: pl.DataFrame,
+        checkout_refs: pl.DataFrame,
+        due: pl.DataFrame,
+        now: datetime,
+    ) -> tuple[pl.DataFrame, pl.DataFrame]:
+        empty = self.store.empty(F.CART)
+        if _all_empty(batch.carts, order_refs, checkout_refs, due):
+            return empty, empty
+        old = self.store.load(F.CART, _keys(batch.carts, order_refs, checkout_refs, due))
+        merged = F.merge(F.CART, old, batch.carts)
+        merged = F.add_refs(F.CART, merged, order_refs, "order_refs")
+        merged = F.add_refs(F.CART, merged, checkout_refs, "checkout_refs")
+        new = F.evaluate_fate(
+            merged,
+            pl.col("platform_converted")
+            | (pl.col("order_refs") > 0)
+            | (pl.col("checkout_refs") > 0),
+            self.cart_abandon_after,
+            now,
+        )
+        return old, new.collect()
+
+
+def _transitions(old: pl.DataFrame, new: pl.DataFrame) -> int:
+    """How many of the `old` rows changed fate."""
+    if old.is_empty():
+        return 0
+    changed = (
+        old.lazy()
+        .select(*F.KEY, pl.col("fate").alias("_old"))
+        .join(new.lazy().select(*F.KEY, "fate"), on=F.KEY)
+        .filter(pl.col("_old") != pl.col("fate"))
+    )
+    return changed.collect().height

@@ -170,96 +170,168 @@ CART = Kind(
 )
 
 
+# ----------------------------------------------------------------------------- constants
+
+# Literal expressions are built once: building one costs more than evaluating it on a small batch.
+_TRUE = pl.lit(True)
+_OLDEST = pl.lit(OLDEST, TS)
+_NO_STRING = pl.lit(None, pl.String)
+_EMPTY_STRING = pl.lit("")
+_ZERO_SUM = pl.lit(0, SUM)
+_ZERO_COUNT = pl.lit(0, pl.Int64)
+_FATES = {fate: pl.lit(fate) for fate in FATES}
+_SIGNS = {sign: pl.lit(sign, pl.Int64) for sign in (-1, 1)}
+_LINK_SIGNS = {sign: pl.lit(sign, pl.Int32) for sign in (-1, 1)}
+_KEYS_SCHEMA = {"source": pl.String(), "id": pl.String()}
+_DELTAS_SCHEMA = {**_KEYS_SCHEMA, "delta": pl.Int32()}
+
+
 # ----------------------------------------------------------------------------- reduce
 
 
-def _latest(events: pl.DataFrame) -> pl.DataFrame:
-    """One row per entity: the event with the greatest (updated_at, event_seq)."""
-    return (
-        events.with_columns(pl.col("updated_at").fill_null(OLDEST).alias("_vkey"))
+@dataclass(frozen=True)
+class Batch:
+    """A batch of events reduced to one candidate row per entity, for each kind."""
+
+    orders: pl.DataFrame
+    refunds: pl.DataFrame
+    checkouts: pl.DataFrame
+    carts: pl.DataFrame
+
+
+def reduce_batch(events: pl.DataFrame) -> Batch:
+    """Reduce the events of every kind: one sort of the batch, then one grouping per kind.
+
+    The events are sorted by version, (updated_at, event_seq) with a missing updated_at older
+    than any, so that the last row of a group is the entity's latest version."""
+    by_version = (
+        events.lazy()
+        .with_columns(pl.col("updated_at").fill_null(_OLDEST).alias("_vkey"))
         .sort(["_vkey", "event_seq"])
-        .unique(subset=KEY, keep="last", maintain_order=False)
-        .drop("_vkey")
+        .rename({"entity_id": "id"})
+        .collect()
+        .lazy()
+    )
+    orders, refunds, checkouts, carts = pl.collect_all(
+        [
+            _reduce_orders(by_version),
+            _reduce_refunds(by_version),
+            _reduce_funnel(by_version, "checkout", CHECKOUT),
+            _reduce_funnel(by_version, "cart", CART),
+        ]
+    )
+    return Batch(orders, refunds, checkouts, carts)
+
+
+def _latest(column: str, among: pl.Expr | None = None) -> pl.Expr:
+    """In a grouping of events sorted by version: `column` of the latest version (`among` the
+    events where it holds); null when there is none."""
+    values = pl.col(column) if among is None else pl.col(column).filter(among)
+    return values.last()
+
+
+def _reduce_orders(events: pl.LazyFrame) -> pl.LazyFrame:
+    """Deletions count for `deleted` and `created_at`; versions come from the other events."""
+    version = ~pl.col("deleted")
+    return (
+        events.filter(pl.col("kind") == "order")
+        .group_by(KEY)
+        .agg(
+            pl.col("deleted").any(),
+            pl.col("created_at").min(),
+            version.any().alias("has_version"),
+            _latest("updated_at", version).alias("v_updated_at"),
+            _latest("event_seq", version).alias("v_seq"),
+            *[
+                _latest(name, version).alias(name)
+                for name in ORDER.version_fields
+                if name != "created_at"
+            ],
+        )
     )
 
 
-def reduce_orders(events: pl.DataFrame) -> pl.DataFrame:
-    orders = events.filter(pl.col("kind") == "order").rename({"entity_id": "id"})
-    versions = _latest(orders.filter(~pl.col("deleted"))).select(
-        *KEY,
-        pl.lit(True).alias("has_version"),
-        pl.col("updated_at").alias("v_updated_at"),
-        pl.col("event_seq").alias("v_seq"),
-        *ORDER.version_fields,
-    )
-    deleted = orders.group_by(KEY).agg(pl.col("deleted").any(), pl.col("created_at").min())
-    return deleted.join(versions, on=KEY, how="left").with_columns(
-        pl.col("has_version").fill_null(False)
-    )
-
-
-def reduce_refunds(events: pl.DataFrame) -> pl.DataFrame:
-    refunds = events.filter(pl.col("kind") == "refund").rename({"entity_id": "id"})
-    return _latest(refunds).select(
-        *KEY,
-        pl.lit(True).alias("_present"),
-        pl.col("updated_at").alias("v_updated_at"),
-        pl.col("event_seq").alias("v_seq"),
-        pl.col("order_id").fill_null(""),
-        "created_at",
-        "currency",
-        pl.col("refund_amount").fill_null(0).cast(MONEY).alias("amount"),
+def _reduce_refunds(events: pl.LazyFrame) -> pl.LazyFrame:
+    return (
+        events.filter(pl.col("kind") == "refund")
+        .group_by(KEY)
+        .agg(
+            _latest("updated_at").alias("v_updated_at"),
+            _latest("event_seq").alias("v_seq"),
+            _latest("order_id"),
+            _latest("created_at"),
+            _latest("currency"),
+            _latest("refund_amount"),
+        )
+        .select(
+            *KEY,
+            _TRUE.alias("_present"),
+            "v_updated_at",
+            "v_seq",
+            pl.col("order_id").fill_null(""),
+            "created_at",
+            "currency",
+            pl.col("refund_amount").fill_null(0).cast(MONEY).alias("amount"),
+        )
     )
 
 
-def _reduce_funnel(events: pl.DataFrame, kind: str, spec: Kind) -> pl.DataFrame:
+def _reduce_funnel(events: pl.LazyFrame, kind: str, spec: Kind) -> pl.LazyFrame:
     """Carts or checkouts: deletions are housekeeping and are not folded."""
-    rows = events.filter((pl.col("kind") == kind) & ~pl.col("deleted")).rename({"entity_id": "id"})
     if kind == "cart":
-        rows = rows.with_columns(
-            (pl.col("completed") | pl.col("order_id").is_not_null()).alias("platform_converted")
+        converted = (pl.col("completed") | pl.col("order_id").is_not_null()).alias(
+            "platform_converted"
         )
     else:
-        rows = rows.with_columns(pl.col("completed").alias("platform_completed"))
-    rows = rows.with_columns(
-        pl.col("abandoned").alias("platform_abandoned"),
-        pl.coalesce("updated_at", "created_at").alias("last_activity"),
+        converted = pl.col("completed").alias("platform_completed")
+    return (
+        events.filter((pl.col("kind") == kind) & ~pl.col("deleted"))
+        .with_columns(
+            converted,
+            pl.col("abandoned").alias("platform_abandoned"),
+            pl.coalesce("updated_at", "created_at").alias("last_activity"),
+        )
+        .group_by(KEY)
+        .agg(
+            _latest("updated_at").alias("v_updated_at"),
+            _latest("event_seq").alias("v_seq"),
+            *[_latest(name) for name in spec.version_fields],
+            pl.col("last_activity").max(),
+            pl.col("created_at").min(),
+            *[pl.col(name).any() for name in spec.sticky],
+        )
+        .with_columns(_TRUE.alias("seen"))
     )
-    versions = _latest(rows).select(
-        *KEY,
-        pl.lit(True).alias("seen"),
-        pl.col("updated_at").alias("v_updated_at"),
-        pl.col("event_seq").alias("v_seq"),
-        *spec.version_fields,
-    )
-    aggregated = rows.group_by(KEY).agg(
-        pl.col("last_activity").max(),
-        pl.col("created_at").min(),
-        *[pl.col(name).any() for name in spec.sticky],
-    )
-    return versions.join(aggregated, on=KEY, how="left")
-
-
-def reduce_checkouts(events: pl.DataFrame) -> pl.DataFrame:
-    return _reduce_funnel(events, "checkout", CHECKOUT)
-
-
-def reduce_carts(events: pl.DataFrame) -> pl.DataFrame:
-    return _reduce_funnel(events, "cart", CART)
 
 
 # ----------------------------------------------------------------------------- merge
 
 
-def merge(spec: Kind, old: pl.DataFrame, batch: pl.DataFrame) -> pl.DataFrame:
-    """New state for every key in `old` or `batch`: batch versions win when not older."""
-    batch = batch.rename({c: f"{c}_b" for c in batch.columns if c not in KEY})
-    joined = old.join(batch, on=KEY, how="full", coalesce=True)
+def merge(spec: Kind, old: pl.DataFrame, batch: pl.DataFrame) -> pl.LazyFrame:
+    """New state for every key in `old` or `batch`: batch versions win when not older.
+
+    Columns of `old` that are not state (such as where a row was loaded from) are dropped."""
+    renamed = batch.lazy().rename({c: f"{c}_b" for c in batch.columns if c not in KEY})
+    joined = old.lazy().join(renamed, on=KEY, how="full", coalesce=True)
+    return joined.select(*KEY, *_merge_exprs(spec), *[c for c in spec.derived if c in old.columns])
+
+
+_MERGE_EXPRS: dict[str, list[pl.Expr]] = {}
+
+
+def _merge_exprs(spec: Kind) -> list[pl.Expr]:
+    exprs = _MERGE_EXPRS.get(spec.table)
+    if exprs is None:
+        exprs = _MERGE_EXPRS[spec.table] = _build_merge_exprs(spec)
+    return exprs
+
+
+def _build_merge_exprs(spec: Kind) -> list[pl.Expr]:
     has_b = pl.col("v_seq_b").is_not_null()
     has_o = pl.col("v_seq").is_not_null()
     take = has_b & (
         ~has_o
-        | (pl.col("v_updated_at_b").fill_null(OLDEST) >= pl.col("v_updated_at").fill_null(OLDEST))
+        | (pl.col("v_updated_at_b").fill_null(_OLDEST) >= pl.col("v_updated_at").fill_null(_OLDEST))
     )
     exprs: list[pl.Expr] = [
         pl.when(take).then(pl.col(f"{c}_b")).otherwise(pl.col(c)).alias(c)
@@ -275,35 +347,45 @@ def merge(spec: Kind, old: pl.DataFrame, batch: pl.DataFrame) -> pl.DataFrame:
     if spec.latest_activity:
         exprs.append(pl.max_horizontal("last_activity", "last_activity_b").alias("last_activity"))
     exprs += [pl.col(c).fill_null(0).alias(c) for c in spec.counters]
-    derived = [c for c in spec.derived if c in old.columns]
-    merged = joined.select(*KEY, *exprs, *derived)
-    return merged
+    return exprs
 
 
-def add_refs(spec: Kind, state: pl.DataFrame, deltas: pl.DataFrame, counter: str) -> pl.DataFrame:
+def add_refs(spec: Kind, state: pl.LazyFrame, deltas: pl.DataFrame, counter: str) -> pl.LazyFrame:
     """Add link-count deltas (columns source, id, delta) to `counter`; new keys get placeholders."""
     if deltas.is_empty():
         return state
-    joined = state.join(deltas, on=KEY, how="full", coalesce=True)
-    fill: list[pl.Expr] = [
-        (pl.col(counter).fill_null(0) + pl.col("delta").fill_null(0)).cast(pl.Int32).alias(counter)
-    ]
-    fill += [pl.col(c).fill_null(0) for c in spec.counters if c != counter]
-    fill += [pl.col(c).fill_null(False) for c in (spec.present, *spec.sticky)]
-    return joined.with_columns(fill).drop("delta")
+    joined = state.join(deltas.lazy(), on=KEY, how="full", coalesce=True)
+    return joined.with_columns(_ref_fills(spec, counter)).drop("delta")
 
 
-def link_deltas(old: pl.DataFrame, new: pl.DataFrame, active: pl.Expr, link: str) -> pl.DataFrame:
+_REF_FILLS: dict[tuple[str, str], list[pl.Expr]] = {}
+
+
+def _ref_fills(spec: Kind, counter: str) -> list[pl.Expr]:
+    fill = _REF_FILLS.get((spec.table, counter))
+    if fill is None:
+        fill = [
+            (pl.col(counter).fill_null(0) + pl.col("delta").fill_null(0))
+            .cast(pl.Int32)
+            .alias(counter)
+        ]
+        fill += [pl.col(c).fill_null(0) for c in spec.counters if c != counter]
+        fill += [pl.col(c).fill_null(False) for c in (spec.present, *spec.sticky)]
+        _REF_FILLS[(spec.table, counter)] = fill
+    return fill
+
+
+def link_deltas(old: pl.DataFrame, new: pl.DataFrame, active: pl.Expr, link: str) -> pl.LazyFrame:
     """-1 for the old row's link and +1 for the new row's link where `active` holds."""
     parts = [
-        frame.filter(active & pl.col(link).is_not_null()).select(
-            "source", pl.col(link).alias("id"), pl.lit(sign, pl.Int32).alias("delta")
-        )
+        frame.lazy()
+        .filter(active & pl.col(link).is_not_null())
+        .select("source", pl.col(link).alias("id"), _LINK_SIGNS[sign].alias("delta"))
         for frame, sign in ((old, -1), (new, 1))
         if not frame.is_empty()
     ]
     if not parts:
-        return pl.DataFrame(schema={"source": pl.String, "id": pl.String, "delta": pl.Int32})
+        return pl.LazyFrame(schema=_DELTAS_SCHEMA)
     return (
         pl.concat(parts)
         .group_by(KEY)
@@ -317,56 +399,85 @@ def link_deltas(old: pl.DataFrame, new: pl.DataFrame, active: pl.Expr, link: str
 
 def order_counts() -> pl.Expr:
     """An order counts in sales: a real version, not test, not deleted, not cancelled."""
-    return (
-        pl.col("has_version")
-        & pl.col("created_at").is_not_null()
-        & ~pl.col("test").fill_null(False)
-        & ~pl.col("deleted")
-        & ~pl.col("cancelled").fill_null(False)
-    )
+    return _ORDER_COUNTS
 
 
 def order_converts() -> pl.Expr:
     """An order converts its cart and checkout: a real version of a non-test order."""
-    return pl.col("has_version") & ~pl.col("test").fill_null(False)
+    return _ORDER_CONVERTS
+
+
+_ORDER_COUNTS = (
+    pl.col("has_version")
+    & pl.col("created_at").is_not_null()
+    & ~pl.col("test").fill_null(False)
+    & ~pl.col("deleted")
+    & ~pl.col("cancelled").fill_null(False)
+)
+_ORDER_CONVERTS = pl.col("has_version") & ~pl.col("test").fill_null(False)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def timestamp(moment: datetime) -> pl.Expr:
+    """`moment` as a literal of type TS (a naive moment is UTC).
+
+    Built from its integer microseconds: a datetime literal costs far more to build."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return pl.lit((moment - _EPOCH) // _MICROSECOND, pl.Int64).cast(TS)
 
 
 def evaluate_fate(
-    state: pl.DataFrame, converted: pl.Expr, timeout: timedelta, now: datetime
-) -> pl.DataFrame:
+    state: pl.LazyFrame, converted: pl.Expr, timeout: timedelta, now: datetime
+) -> pl.LazyFrame:
     fate = (
         pl.when(~pl.col("seen"))
-        .then(pl.lit(None, pl.String))
+        .then(_NO_STRING)
         .when(converted)
-        .then(pl.lit("converted"))
+        .then(_FATES["converted"])
         .when(
             pl.col("platform_abandoned")
-            | (pl.col("last_activity") + pl.lit(timeout) <= pl.lit(now, TS)).fill_null(False)
+            | (pl.col("last_activity") + pl.lit(timeout) <= timestamp(now)).fill_null(False)
         )
-        .then(pl.lit("abandoned"))
-        .otherwise(pl.lit("open"))
+        .then(_FATES["abandoned"])
+        .otherwise(_FATES["open"])
     )
     return state.with_columns(fate.alias("fate"))
 
 
-def evaluate_refunds(refunds: pl.DataFrame, orders: pl.DataFrame) -> pl.DataFrame:
+def due(state: pl.DataFrame, timeout: timedelta, now: datetime) -> pl.DataFrame:
+    """Keys of the open rows (carts or checkouts) whose inactivity timeout has passed at `now`."""
+    return (
+        state.lazy()
+        .filter((pl.col("fate") == "open") & (pl.col("last_activity") <= timestamp(now - timeout)))
+        .select(KEY)
+        .collect()
+    )
+
+
+def evaluate_refunds(refunds: pl.DataFrame, orders: pl.LazyFrame) -> pl.DataFrame:
     """A refund counts as a return while its order counts; its currency defaults to the order's."""
     parents = orders.select(
         "source",
         pl.col("id").alias("order_id"),
-        order_counts().alias("_order_counts"),
+        _ORDER_COUNTS.alias("_order_counts"),
         pl.col("currency").alias("_order_currency"),
     )
     return (
-        refunds.drop([c for c in ("counted", "counted_currency") if c in refunds.columns])
+        refunds.lazy()
+        .drop([c for c in ("counted", "counted_currency") if c in refunds.columns])
         .join(parents, on=["source", "order_id"], how="left")
         .with_columns(
             (pl.col("_order_counts").fill_null(False) & pl.col("created_at").is_not_null()).alias(
                 "counted"
             ),
-            pl.coalesce("currency", "_order_currency", pl.lit("")).alias("counted_currency"),
+            pl.coalesce("currency", "_order_currency", _EMPTY_STRING).alias("counted_currency"),
         )
         .drop("_order_counts", "_order_currency")
+        .collect()
     )
 
 
@@ -377,89 +488,87 @@ def _minute(column: str) -> pl.Expr:
     return pl.col(column).dt.truncate("1m").alias("minute")
 
 
-def sales_contributions(orders: pl.DataFrame, refunds: pl.DataFrame, sign: int) -> pl.DataFrame:
+def _order_sales(sign: int) -> list[pl.Expr]:
+    return [
+        pl.col("source"),
+        pl.col("currency").fill_null(""),
+        _minute("created_at"),
+        _SIGNS[sign].alias("orders"),
+        (pl.col("gross_sales").fill_null(0).cast(SUM) * sign).cast(SUM).alias("gross_sales"),
+        (pl.col("discounts").fill_null(0).cast(SUM) * sign).cast(SUM).alias("discounts"),
+        _ZERO_SUM.alias("returns"),
+    ]
+
+
+def _refund_sales(sign: int) -> list[pl.Expr]:
+    return [
+        pl.col("source"),
+        pl.col("counted_currency").alias("currency"),
+        _minute("created_at"),
+        _ZERO_COUNT.alias("orders"),
+        _ZERO_SUM.alias("gross_sales"),
+        _ZERO_SUM.alias("discounts"),
+        (pl.col("amount").cast(SUM) * sign).cast(SUM).alias("returns"),
+    ]
+
+
+def _funnel_counts(created: str, names: tuple[str, ...], sign: int) -> list[pl.Expr]:
+    columns = {name: _ZERO_COUNT for name in FUNNEL_VALUES}
+    columns[created] = _SIGNS[sign]
+    for fate, name in zip(FATES, names, strict=True):
+        columns[name] = pl.when(pl.col("fate") == fate).then(sign).otherwise(0).cast(pl.Int64)
+    return [pl.col("source"), _minute("created_at"), *[e.alias(n) for n, e in columns.items()]]
+
+
+_CART_FATES = ("carts_converted", "carts_abandoned", "carts_open")
+_CHECKOUT_FATES = ("checkouts_completed", "checkouts_abandoned", "checkouts_open")
+_ORDER_SALES = {sign: _order_sales(sign) for sign in (-1, 1)}
+_REFUND_SALES = {sign: _refund_sales(sign) for sign in (-1, 1)}
+_CART_FUNNEL = {sign: _funnel_counts("carts_created", _CART_FATES, sign) for sign in (-1, 1)}
+_CHECKOUT_FUNNEL = {
+    sign: _funnel_counts("checkouts_started", _CHECKOUT_FATES, sign) for sign in (-1, 1)
+}
+_SEEN_AND_CREATED = pl.col("seen") & pl.col("created_at").is_not_null()
+
+
+def sales_contributions(orders: pl.DataFrame, refunds: pl.DataFrame, sign: int) -> pl.LazyFrame:
     """Additive sales figures of these rows, multiplied by `sign` (+1 new, -1 old)."""
-    zero = pl.lit(0, SUM)
-    parts: list[pl.DataFrame] = []
+    parts: list[pl.LazyFrame] = []
     if not orders.is_empty():
-        parts.append(
-            orders.filter(order_counts()).select(
-                "source",
-                pl.col("currency").fill_null(""),
-                _minute("created_at"),
-                pl.lit(sign, pl.Int64).alias("orders"),
-                (pl.col("gross_sales").fill_null(0).cast(SUM) * sign)
-                .cast(SUM)
-                .alias("gross_sales"),
-                (pl.col("discounts").fill_null(0).cast(SUM) * sign).cast(SUM).alias("discounts"),
-                zero.alias("returns"),
-            )
-        )
+        parts.append(orders.lazy().filter(_ORDER_COUNTS).select(_ORDER_SALES[sign]))
     if not refunds.is_empty():
-        parts.append(
-            refunds.filter(pl.col("counted")).select(
-                "source",
-                pl.col("counted_currency").alias("currency"),
-                _minute("created_at"),
-                pl.lit(0, pl.Int64).alias("orders"),
-                zero.alias("gross_sales"),
-                zero.alias("discounts"),
-                (pl.col("amount").cast(SUM) * sign).cast(SUM).alias("returns"),
-            )
-        )
-    return pl.concat(parts) if parts else _empty_sales()
+        parts.append(refunds.lazy().filter(pl.col("counted")).select(_REFUND_SALES[sign]))
+    return pl.concat(parts) if parts else _EMPTY_SALES.lazy()
 
 
-def funnel_contributions(carts: pl.DataFrame, checkouts: pl.DataFrame, sign: int) -> pl.DataFrame:
-    parts: list[pl.DataFrame] = []
-    for frame, created, names in (
-        (carts, "carts_created", ("carts_converted", "carts_abandoned", "carts_open")),
-        (
-            checkouts,
-            "checkouts_started",
-            ("checkouts_completed", "checkouts_abandoned", "checkouts_open"),
-        ),
-    ):
-        if frame.is_empty():
-            continue
-        columns = {name: pl.lit(0, pl.Int64) for name in FUNNEL_VALUES}
-        columns[created] = pl.lit(sign, pl.Int64)
-        for fate, name in zip(FATES, names, strict=True):
-            columns[name] = pl.when(pl.col("fate") == fate).then(sign).otherwise(0).cast(pl.Int64)
-        parts.append(
-            frame.filter(pl.col("seen") & pl.col("created_at").is_not_null()).select(
-                "source", _minute("created_at"), *[expr.alias(n) for n, expr in columns.items()]
-            )
-        )
-    return pl.concat(parts) if parts else _empty_funnel()
+def funnel_contributions(carts: pl.DataFrame, checkouts: pl.DataFrame, sign: int) -> pl.LazyFrame:
+    parts = [
+        frame.lazy().filter(_SEEN_AND_CREATED).select(counts[sign])
+        for frame, counts in ((carts, _CART_FUNNEL), (checkouts, _CHECKOUT_FUNNEL))
+        if not frame.is_empty()
+    ]
+    return pl.concat(parts) if parts else _EMPTY_FUNNEL.lazy()
 
 
-def _empty_sales() -> pl.DataFrame:
-    return pl.DataFrame(
-        schema={
-            "source": pl.String,
-            "currency": pl.String,
-            "minute": TS,
-            "orders": pl.Int64,
-            "gross_sales": SUM,
-            "discounts": SUM,
-            "returns": SUM,
-        }
-    )
-
-
-def _empty_funnel() -> pl.DataFrame:
-    return pl.DataFrame(
-        schema={"source": pl.String, "minute": TS, **{name: pl.Int64 for name in FUNNEL_VALUES}}
-    )
+_EMPTY_SALES = pl.DataFrame(
+    schema={
+        "source": pl.String,
+        "currency": pl.String,
+        "minute": TS,
+        "orders": pl.Int64,
+        "gross_sales": SUM,
+        "discounts": SUM,
+        "returns": SUM,
+    }
+)
+_EMPTY_FUNNEL = pl.DataFrame(
+    schema={"source": pl.String, "minute": TS, **{name: pl.Int64 for name in FUNNEL_VALUES}}
+)
 
 
 def net_change(
-    new: pl.DataFrame, old: pl.DataFrame, key: list[str], values: list[str]
-) -> pl.DataFrame:
+    new: pl.LazyFrame, old: pl.LazyFrame, key: list[str], values: list[str]
+) -> pl.LazyFrame:
     """Sum new (+) and old (-) contributions per bucket, keeping buckets that changed."""
-    both = pl.concat([new, old])
-    if both.is_empty():
-        return both
-    summed = both.group_by(key).agg([pl.col(v).sum() for v in values])
+    summed = pl.concat([new, old]).group_by(key).agg([pl.col(v).sum() for v in values])
     return summed.filter(pl.any_horizontal([pl.col(v) != 0 for v in values]))

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+import logging
+from collections.abc import Iterable
+from datetime import datetime
 
 import duckdb
 import numpy as np
@@ -11,18 +13,24 @@ import polars as pl
 from metrics.fold import FUNNEL_KEY, FUNNEL_VALUES, KEY, SALES_KEY, SALES_VALUES, Kind
 from metrics.schema import CURSOR, FUNNEL, FUNNEL_DELTAS, SALES, SALES_DELTAS
 
-_KEYS_SCHEMA = {"source": pl.String, "id": pl.String}
+log = logging.getLogger("shoppulse.metrics")
+
+_HOT_ROWS = (pl.lit(None, pl.Int64).alias("_rowid"), pl.lit(False).alias("_cold"))
+_COLD_ROWS = pl.lit(True).alias("_cold")
+_CONFORM: dict[tuple[str, tuple[str, ...]], list[pl.Expr]] = {}
 
 
-def conform(frame: pl.DataFrame, spec: Kind) -> pl.DataFrame:
+def conform(frame: pl.DataFrame | pl.LazyFrame, spec: Kind) -> pl.LazyFrame:
     """`frame` with exactly the state table's columns, order and types."""
-    columns = []
-    for name, dtype in spec.schema:
-        if name in frame.columns:
-            columns.append(pl.col(name).cast(dtype))
-        else:
-            columns.append(pl.lit(None, dtype).alias(name))
-    return frame.select(columns)
+    present = tuple(frame.collect_schema().names())
+    columns = _CONFORM.get((spec.table, present))
+    if columns is None:
+        columns = [
+            pl.col(name).cast(dtype) if name in present else pl.lit(None, dtype).alias(name)
+            for name, dtype in spec.schema
+        ]
+        _CONFORM[(spec.table, present)] = columns
+    return frame.lazy().select(columns)
 
 
 def key_hashes(frame: pl.DataFrame, source: str = "source", key: str = "id") -> np.ndarray:
@@ -62,12 +70,54 @@ class ColdIndex:
         return found
 
 
+class HotMirror:
+    """The rows of every hot table, in memory, as of the last committed write of this store.
+
+    The tables stay the source of truth: the store writes every change to the table and to the
+    mirror in the same transaction, and the mirror is dropped (and read again) when that
+    transaction does not commit or when the cursor's fold number is not the one it was taken at.
+    This holds while the metrics engine is the only writer of the state tables, as the cold index
+    already assumes.
+    """
+
+    def __init__(self, fold_seq: int, frames: dict[str, pl.DataFrame]) -> None:
+        self.fold_seq = fold_seq
+        self.frames = frames
+        # Per (table, column): a superset of the (source, column) pairs of the table's rows,
+        # to skip the joins when no wanted key can be there (the common case: new entities).
+        self._pairs: dict[tuple[str, str], set[tuple[str, str]]] = {}
+
+    def may_hold(self, table: str, column: str, wanted: pl.DataFrame) -> bool:
+        """Whether a row of `table` may have its (source, `column`) among `wanted`'s keys."""
+        pairs = self._pairs.get((table, column))
+        if pairs is None:
+            pairs = self._pairs[(table, column)] = set(_pairs(self.frames[table], column))
+        return not pairs.isdisjoint(_pairs(wanted, "id"))
+
+    def replace(self, table: str, frame: pl.DataFrame, added: pl.DataFrame | None) -> None:
+        """`frame` is the table's new content, which holds the `added` rows (None: unknown)."""
+        self.frames[table] = frame
+        for (name, column), pairs in list(self._pairs.items()):
+            if name != table:
+                continue
+            if added is None:
+                del self._pairs[(name, column)]
+            else:
+                pairs.update(_pairs(added, column))
+
+
+def _pairs(frame: pl.DataFrame, column: str) -> zip[tuple[str, str]]:
+    return zip(frame["source"].to_list(), frame[column].to_list(), strict=True)
+
+
 class StateStore:
     """State and aggregate I/O on one connection (the caller owns the transaction)."""
 
     def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
         self.con = con
         self._cold: dict[tuple[str, str], ColdIndex] = {}
+        self._mirror: HotMirror | None = None
+        self._empty: dict[str, pl.DataFrame] = {}
 
     def _query(self, sql: str, **frames: pl.DataFrame) -> pl.DataFrame:
         for name, frame in frames.items():
@@ -78,6 +128,50 @@ class StateStore:
         finally:
             for name in frames:
                 self.con.unregister(name)
+
+    def _insert(self, table: str, frame: pl.DataFrame) -> None:
+        """Append `frame` (the table's columns, in order) to `table`."""
+        # DuckDB reads the Arrow table by its local name in the statement (a replacement scan):
+        # much cheaper than registering a polars frame as a view and unregistering it.
+        arrow_rows = frame.to_arrow()  # noqa: F841
+        self.con.execute(f"INSERT INTO {table} SELECT * FROM arrow_rows")
+
+    def _delete_keys(self, table: str, keys: pl.DataFrame) -> None:
+        """Delete the rows of `table` whose (source, id) is in `keys`."""
+        arrow_keys = keys.to_arrow()  # noqa: F841
+        self.con.execute(
+            f"DELETE FROM {table} t USING arrow_keys k WHERE t.source = k.source AND t.id = k.id"
+        )
+
+    # ------------------------------------------------------------------ the hot mirror
+
+    def open_mirror(self, specs: Iterable[Kind], fold_seq: int) -> None:
+        """Make the hot mirror current for a transaction at cursor fold `fold_seq`."""
+        if self._mirror is not None and self._mirror.fold_seq == fold_seq:
+            return
+        frames = {
+            spec.table: conform(self._query(f"SELECT * FROM {spec.table}_hot"), spec).collect()
+            for spec in specs
+        }
+        self._mirror = HotMirror(fold_seq, frames)
+
+    def commit_mirror(self, fold_seq: int) -> None:
+        """The transaction that wrote the mirror's changes committed as fold `fold_seq`."""
+        if self._mirror is not None:
+            self._mirror.fold_seq = fold_seq
+
+    def drop_mirror(self) -> None:
+        """The transaction did not commit: read the hot tables again before the next use."""
+        self._mirror = None
+
+    def hot(self, spec: Kind) -> pl.DataFrame:
+        """Every row of the hot table of `spec` (the mirror must be open)."""
+        assert self._mirror is not None, "the hot mirror is not open"
+        return self._mirror.frames[spec.table]
+
+    def _set_hot(self, spec: Kind, frame: pl.DataFrame, added: pl.DataFrame | None) -> None:
+        assert self._mirror is not None, "the hot mirror is not open"
+        self._mirror.replace(spec.table, frame, added)
 
     # ------------------------------------------------------------------ the cold index
 
@@ -98,70 +192,76 @@ class StateStore:
 
     def empty(self, spec: Kind) -> pl.DataFrame:
         """No state rows, with the columns `load` returns."""
-        return (
-            conform(pl.DataFrame(), spec)
-            .with_columns(pl.lit(0, pl.Int64).alias("_rowid"), pl.lit(False).alias("_cold"))
-            .clear()
-        )
+        frame = self._empty.get(spec.table)
+        if frame is None:
+            frame = conform(pl.DataFrame(), spec).with_columns(*_HOT_ROWS).collect().clear()
+            self._empty[spec.table] = frame
+        return frame
 
-    def _load_from(self, spec: Kind, part: str, column: str, keys: pl.DataFrame) -> pl.DataFrame:
+    def _load_cold(self, spec: Kind, column: str, keys: pl.DataFrame) -> pl.DataFrame:
         found = self._query(
-            f"SELECT t.rowid AS _rowid, t.* FROM {spec.table}_{part} t "
+            f"SELECT t.rowid AS _rowid, t.* FROM {spec.table}_cold t "
             f"SEMI JOIN wanted_keys k ON t.source = k.source AND t.{column} = k.id",
             wanted_keys=keys,
         )
-        return conform(found, spec).with_columns(
-            found["_rowid"].cast(pl.Int64), pl.lit(part == "cold").alias("_cold")
-        )
+        rowids = found["_rowid"].cast(pl.Int64)
+        return conform(found, spec).with_columns(rowids, _COLD_ROWS).collect()
 
     def load(self, spec: Kind, keys: pl.DataFrame, column: str = "id") -> pl.DataFrame:
         """State rows whose (source, `column`) is in `keys` (columns source, id), with `_rowid`
-        and `_cold` (which table they live in)."""
-        keys = keys.select(KEY).unique()
-        if keys.is_empty():
-            return self.empty(spec)
-        hot = self._load_from(spec, "hot", column, keys)
-        missing = keys if column != "id" else keys.join(hot.select(KEY), on=KEY, how="anti")
-        candidates = missing.filter(
-            pl.Series(self._index(spec, column).may_contain(key_hashes(missing)))
-        )
-        if candidates.is_empty():
-            return hot
-        return pl.concat([hot, self._load_from(spec, "cold", column, candidates)])
+        (cold rows only) and `_cold` (which table they live in). Repeated keys are harmless."""
+        assert self._mirror is not None, "the hot mirror is not open"
+        hot_rows, missing = self.empty(spec), keys
+        if self._mirror.may_hold(spec.table, column, keys):
+            wanted = keys.lazy().select(KEY)
+            hot = (
+                self.hot(spec)
+                .lazy()
+                .join(wanted, left_on=["source", column], right_on=KEY, how="semi")
+                .with_columns(*_HOT_ROWS)
+            )
+            # Keys found in the hot table have no row in the cold one.
+            if column == "id":
+                wanted = wanted.join(hot.select(KEY), on=KEY, how="anti")
+            hot_rows, missing = pl.collect_all([hot, wanted])
+        index = self._index(spec, column)
+        if missing.is_empty() or not len(index):
+            return hot_rows
+        maybe = index.may_contain(key_hashes(missing))
+        if not maybe.any():
+            return hot_rows
+        candidates = missing.filter(pl.Series(maybe))
+        return pl.concat([hot_rows, self._load_cold(spec, column, candidates)])
 
     def load_refunds(
         self, spec: Kind, refund_keys: pl.DataFrame, order_keys: pl.DataFrame
     ) -> pl.DataFrame:
         """Refunds by their own key and every refund of the given orders."""
-        parts = [self.load(spec, refund_keys), self.load(spec, order_keys, column="order_id")]
-        return pl.concat(parts).unique(subset=["_rowid", "_cold"], keep="first")
-
-    def due_keys(self, spec: Kind, timeout: timedelta, now: datetime) -> pl.DataFrame:
-        """Open carts or checkouts whose inactivity timeout has passed at `now`."""
-        rows = self.con.execute(
-            f"SELECT source, id FROM {spec.table}_hot WHERE fate = 'open' "
-            "AND last_activity <= ?::TIMESTAMPTZ - ?::INTERVAL",
-            [now, timeout],
-        ).fetchall()
-        return pl.DataFrame(rows, schema=_KEYS_SCHEMA, orient="row")
+        by_key = self.load(spec, refund_keys)
+        by_order = self.load(spec, order_keys, column="order_id")
+        if by_key.is_empty() or by_order.is_empty():
+            return by_order if by_key.is_empty() else by_key
+        # A state row's key is in one table only, once.
+        return pl.concat([by_key, by_order]).unique(subset=KEY, keep="first")
 
     def save(self, spec: Kind, rows: pl.DataFrame, old: pl.DataFrame, fold_seq: int) -> None:
         """Replace the `old` rows (as loaded) by `rows`, which all go to the hot table."""
-        for part, cold in (("hot", False), ("cold", True)):
-            replaced = old.filter(pl.col("_cold") == cold)["_rowid"]
-            if replaced.is_empty():
-                continue
-            self.con.register("replaced_rowids", replaced.to_frame("rid"))
-            self.con.execute(
-                f"DELETE FROM {spec.table}_{part} WHERE rowid IN (SELECT rid FROM replaced_rowids)"
-            )
-            self.con.unregister("replaced_rowids")
-        if rows.is_empty():
-            return
-        frame = conform(rows.with_columns(pl.lit(fold_seq, pl.Int64).alias("changed_seq")), spec)
-        self.con.register("new_state_rows", frame)
-        self.con.execute(f"INSERT INTO {spec.table}_hot SELECT * FROM new_state_rows")
-        self.con.unregister("new_state_rows")
+        hot, added = self.hot(spec), None
+        if not old.is_empty():
+            cold_rowids = old.filter(pl.col("_cold"))["_rowid"].to_list()
+            if cold_rowids:
+                listed = ", ".join(str(int(rowid)) for rowid in cold_rowids)
+                self.con.execute(f"DELETE FROM {spec.table}_cold WHERE rowid IN ({listed})")
+            replaced = old.lazy().filter(~pl.col("_cold")).select(KEY).collect()
+            if not replaced.is_empty():
+                self._delete_keys(f"{spec.table}_hot", replaced)
+                hot = hot.join(replaced, on=KEY, how="anti")
+        if not rows.is_empty():
+            changed = pl.lit(fold_seq).cast(pl.Int64).alias("changed_seq")
+            added = conform(rows.lazy().with_columns(changed), spec).collect()
+            self._insert(f"{spec.table}_hot", added)
+            hot = pl.concat([hot, added])
+        self._set_hot(spec, hot, added)
 
     def demote(self, spec: Kind, upto_seq: int) -> int:
         """Move rows unchanged since fold `upto_seq` (and not open) from hot to cold."""
@@ -177,7 +277,23 @@ class StateStore:
         self.con.execute(f"DELETE FROM {spec.table}_hot WHERE {condition}")
         for column in self._indexed_columns(spec):
             self._index(spec, column).add(key_hashes(moved, key=column))
+        if self._mirror is not None:
+            self._demote_mirror(spec, upto_seq, moved.height)
         return moved.height
+
+    def _demote_mirror(self, spec: Kind, upto_seq: int, moved: int) -> None:
+        stays = pl.col("changed_seq") > upto_seq
+        if "fate" in spec.columns:
+            stays = stays | pl.col("fate").eq_missing("open")
+        hot = self.hot(spec)
+        kept = hot.filter(stays)
+        if hot.height - kept.height != moved:
+            log.warning(
+                "the hot mirror of %s disagreed with its table; reading it again", spec.table
+            )
+            self.drop_mirror()
+            return
+        self._set_hot(spec, kept, None)
 
     def add_sales(self, change: pl.DataFrame, fold_seq: int) -> None:
         self._append(SALES_DELTAS, SALES_KEY, SALES_VALUES, change, fold_seq)
@@ -190,12 +306,8 @@ class StateStore:
     ) -> None:
         if change.is_empty():
             return
-        frame = change.select(*key, *values).with_columns(
-            pl.lit(fold_seq, pl.Int64).alias("changed_seq")
-        )
-        self.con.register("aggregate_change", frame)
-        self.con.execute(f"INSERT INTO {table} SELECT * FROM aggregate_change")
-        self.con.unregister("aggregate_change")
+        frame = change.select(*key, *values, pl.lit(fold_seq).cast(pl.Int64).alias("changed_seq"))
+        self._insert(table, frame)
 
     def compact(self) -> int:
         """Merge the change rows of every bucket that has several into one; return rows saved."""
