@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import atexit
 import logging
-import logging.handlers
-import queue
 import sys
+import threading
 from datetime import UTC, datetime
+from typing import TextIO
 
 import orjson
 
@@ -31,26 +31,69 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(line).decode()
 
 
-def configure_logging(level: str = "info") -> None:
-    """JSON lines on stderr, written by a background thread.
+class BufferedLineHandler(logging.Handler):
+    """Formats each record into a line at once and writes the lines in bulk.
 
-    The request path only formats its line and queues it: writing (a system call per line)
-    happens on the listener thread, so a busy endpoint never waits on the terminal or a pipe.
-    Lines queued at exit are written by the `atexit` hook that stops the listener.
+    A line per delivery written with its own system call (and its own wake-up of a writer
+    thread) cost a fifth of the service's throughput. Lines are kept in memory and written
+    together every `interval` seconds by a background thread, at once for a warning or worse,
+    when `max_lines` are waiting, and at exit. A crash loses at most the last `interval`
+    seconds of lines; never anything stored (deliveries are in the database before any line).
     """
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(message)s"))  # the line is formatted when queued
-    lines: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
-    queued = logging.handlers.QueueHandler(lines)
-    queued.setFormatter(JsonFormatter())
-    listener = logging.handlers.QueueListener(lines, handler)
-    listener.start()
-    atexit.register(listener.stop)
+
+    def __init__(self, stream: TextIO, interval: float = 0.2, max_lines: int = 2000) -> None:
+        super().__init__()
+        self.stream = stream
+        self.interval = interval
+        self.max_lines = max_lines
+        self._lines: list[str] = []
+        self._lines_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="shoppulse-log", daemon=True)
+        self._thread.start()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = self.format(record)
+        except Exception:
+            self.handleError(record)
+            return
+        with self._lines_lock:
+            self._lines.append(line)
+            waiting = len(self._lines)
+        if record.levelno >= logging.WARNING or waiting >= self.max_lines:
+            self.flush()
+
+    def flush(self) -> None:
+        with self._lines_lock:
+            lines, self._lines = self._lines, []
+        if lines:
+            try:
+                self.stream.write("\n".join(lines) + "\n")
+                self.stream.flush()
+            except (OSError, ValueError):  # stderr closed or gone: nothing else to tell
+                pass
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.flush()
+
+    def close(self) -> None:
+        self._stop.set()
+        self.flush()
+        super().close()
+
+
+def configure_logging(level: str = "info") -> None:
+    """JSON lines on stderr, written in bulk (see `BufferedLineHandler`)."""
+    handler = BufferedLineHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter())
+    atexit.register(handler.close)
     # Records need no caller, thread or process names (the JSON line has none of them), and
     # finding them costs more than formatting the line.
     logging._srcfile = None
     logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     root = logging.getLogger("shoppulse")
-    root.handlers[:] = [queued]
+    root.handlers[:] = [handler]
     root.setLevel(level.upper())
     root.propagate = False
