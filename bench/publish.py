@@ -67,7 +67,7 @@ def build(db_path: Path, events: int) -> tuple[duckdb.DuckDBPyConnection, dict[s
     )
     con.execute(
         f"""INSERT INTO deliveries SELECT i + 1, 'acme', 'd-' || i, 'orders/create', {ts},
-        NULL, NULL, 'accepted', NULL, 1 FROM range({events}) t(i)"""
+        NULL, NULL, 'accepted', NULL, 1, NULL FROM range({events}) t(i)"""
     )
     con.execute(
         f"""INSERT INTO events SELECT i + 1, i + 1, 'acme', {ts}, 'order', 'create',
@@ -106,7 +106,7 @@ def add_batch(
     con.execute("BEGIN")
     con.execute(
         f"""INSERT INTO deliveries SELECT {top} + i + 1, 'acme', 'n-' || ({top} + i),
-        'orders/create', {now}, NULL, NULL, 'accepted', NULL, 1 FROM range({batch}) t(i)"""
+        'orders/create', {now}, NULL, NULL, 'accepted', NULL, 1, NULL FROM range({batch}) t(i)"""
     )
     con.execute(
         f"""INSERT INTO events SELECT {top} + i + 1, {top} + i + 1, 'acme', {now}, 'order',

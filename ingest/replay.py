@@ -42,6 +42,7 @@ from ingest.providers.base import Provider, UnusableDelivery
 from ingest.redaction import redacted_body
 from ingest.settings import Settings
 from ingest.sources import Source
+from ingest.storage.bodies import pack, unpack
 from ingest.storage.schema import DELIVERIES
 from ingest.storage.writer import Writer
 
@@ -203,7 +204,7 @@ def renormalize(
     now: datetime,
 ) -> Verdict:
     """Replay one stored delivery row (see `_SELECT`) with `provider`; writes nothing."""
-    seq, source, delivery_id, topic, received_at, raw_headers, body, previous = row
+    seq, source, delivery_id, topic, received_at, raw_headers, stored, codec, previous = row
     verdict = {
         "delivery_seq": int(seq),
         "source": source,
@@ -214,11 +215,11 @@ def renormalize(
     }
     if provider is None:
         return Verdict(**verdict, reason=previous, configured=False)
+    body = unpack(stored, codec)
     if body is None:
         return Verdict(
             **verdict, reason="the raw body was not kept, so the delivery cannot be replayed"
         )
-    body = bytes(body)
     headers = _headers(raw_headers)
     try:
         payload: Any = orjson.loads(body)
@@ -241,7 +242,8 @@ def renormalize(
 
 
 _SELECT = (
-    "SELECT delivery_seq, source, delivery_id, topic, received_at, headers, body, reason "
+    "SELECT delivery_seq, source, delivery_id, topic, received_at, headers, body, body_codec, "
+    "reason "
     f"FROM {DELIVERIES} WHERE {{where}} AND delivery_seq > ? ORDER BY delivery_seq LIMIT ?"
 )
 
@@ -311,13 +313,13 @@ def _apply(
             if verdict.passes:
                 updated = con.execute(
                     f"UPDATE {DELIVERIES} SET status = 'accepted', reason = NULL, "
-                    "event_count = ?, topic = ?, body = ? "
+                    "event_count = ?, topic = ?, body = ?, body_codec = ? "
                     "WHERE source = ? AND delivery_id = ? AND status = 'quarantined' "
                     "RETURNING delivery_seq",
                     [
                         len(verdict.events),
                         verdict.topic,
-                        verdict.body,
+                        *pack(verdict.body),
                         verdict.source,
                         verdict.delivery_id,
                     ],

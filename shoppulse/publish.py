@@ -33,6 +33,7 @@ import shutil
 import sqlite3
 import threading
 import time
+import zlib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
@@ -44,6 +45,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ingest.storage.bodies import unpack
 from shoppulse.sql import (
     CARTS,
     CHECKOUTS,
@@ -672,24 +674,60 @@ class Publisher:
             live.unregister("_pub_seqs")
         if versions.num_rows == 0:
             return _arrow(live, f"SELECT NULL::BIGINT AS event_seq{empty} WHERE false")
-        deliveries = pa.table({"seq": pc.unique(versions["delivery_seq"])})
-        dlo = int(pc.min(versions["delivery_seq"]).as_py())
-        dhi = int(pc.max(versions["delivery_seq"]).as_py())
+        bodies = self._bodies(versions["delivery_seq"])
         live.register("_pub_versions", versions)
-        live.register("_pub_dseqs", deliveries)
+        live.register("_pub_bodies", bodies)
         try:
             return _arrow(
                 live,
                 f"SELECT e.event_seq, {value} FROM _pub_versions e JOIN ("
                 "SELECT delivery_seq, topic, CASE WHEN json_valid(b) THEN b::JSON END AS j "
-                "FROM (SELECT delivery_seq, topic, TRY(decode(body)) AS b FROM deliveries "
-                f"WHERE delivery_seq BETWEEN {dlo} AND {dhi} "
-                "AND delivery_seq IN (SELECT seq FROM _pub_dseqs))"
-                ") d USING (delivery_seq)",
+                "FROM _pub_bodies) d USING (delivery_seq)",
             )
         finally:
             live.unregister("_pub_versions")
+            live.unregister("_pub_bodies")
+
+    def _has_body_codec(self) -> bool:
+        rows = self.live.execute(
+            "SELECT count(*) FROM duckdb_columns() WHERE database_name = current_database() "
+            "AND table_name = 'deliveries' AND column_name = 'body_codec'"
+        ).fetchall()
+        return bool(rows[0][0])
+
+    def _bodies(self, delivery_seqs: pa.ChunkedArray) -> pa.Table:
+        """(delivery_seq, topic, b) of these deliveries, b the raw body as text (NULL when
+        purged or not UTF-8). Bodies are stored compressed, so they are unpacked here."""
+        live = self.live
+        wanted = pa.table({"seq": pc.unique(delivery_seqs)})
+        lo = int(pc.min(delivery_seqs).as_py())
+        hi = int(pc.max(delivery_seqs).as_py())
+        live.register("_pub_dseqs", wanted)
+        try:
+            # A live file of an older version (published while stopped, read-only, so not
+            # migrated) has no codec column: its bodies are stored as received.
+            codec = "body_codec" if self._has_body_codec() else "NULL"
+            rows = live.execute(
+                f"SELECT delivery_seq, topic, body, {codec} FROM deliveries "
+                f"WHERE delivery_seq BETWEEN {lo} AND {hi} "
+                "AND delivery_seq IN (SELECT seq FROM _pub_dseqs)"
+            ).fetchall()
+        finally:
             live.unregister("_pub_dseqs")
+        texts: list[str | None] = []
+        for _, _, stored, codec in rows:
+            try:
+                raw = unpack(stored, codec)
+                texts.append(raw.decode() if raw is not None else None)
+            except (ValueError, UnicodeDecodeError, zlib.error):
+                texts.append(None)
+        return pa.table(
+            {
+                "delivery_seq": pa.array([r[0] for r in rows], pa.int64()),
+                "topic": pa.array([r[1] for r in rows], pa.string()),
+                "b": pa.array(texts, pa.string()),
+            }
+        )
 
     def _publish_aggregate(
         self, cycle: _Cycle, dataset: Dataset, table: str, last_fold: int, fold: int

@@ -69,6 +69,8 @@ INGEST_MIGRATIONS: list[list[str]] = [
         )
         """,
     ],
+    # 2: raw bodies stored compressed (see ingest.storage.bodies); NULL = stored as received.
+    [f"ALTER TABLE {DELIVERIES} ADD COLUMN body_codec VARCHAR"],
 ]
 
 

@@ -23,6 +23,7 @@ import duckdb
 import polars as pl
 
 from ingest.events import CanonicalEvent
+from ingest.storage.bodies import pack
 from ingest.storage.database import StorageError
 from ingest.storage.schema import DELIVERIES, EVENTS, INGEST_COUNTS
 
@@ -104,6 +105,7 @@ _DELIVERY_SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
     "status": pl.String,
     "reason": pl.String,
     "event_count": pl.Int32,
+    "body_codec": pl.String,
 }
 
 
@@ -360,12 +362,14 @@ class Writer:
                         d.topic,
                         d.received_at,
                         d.headers,
-                        d.body,
+                        body,
                         d.status,
                         d.reason,
                         len(d.events),
+                        codec,  # the table's last column (added by a later migration)
                     )
                     for offset, d in enumerate(p.delivery for p in fresh)
+                    for body, codec in (pack(d.body),)
                 ]
                 if optimistic:
                     appender = con.appender(DELIVERIES)

@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 
 from ingest.settings import Settings
 from ingest.sources import Source
+from ingest.storage.bodies import unpack
 from shoppulse.service import create_app
 from tests.conftest import FrozenClock, fixture_json, make_source, signed_post
 from tests.fuzz.adapters import SECRET as STANDARD_SECRET
@@ -38,13 +39,14 @@ def stored(client: TestClient, delivery_id: str) -> tuple[str, str | None, bytes
         app.state.service.con.cursor()
         .execute(
             "SELECT status, reason, body, (SELECT count(*) FROM events e "
-            "WHERE e.delivery_seq = d.delivery_seq) FROM deliveries d WHERE delivery_id = ?",
+            "WHERE e.delivery_seq = d.delivery_seq), body_codec FROM deliveries d "
+            "WHERE delivery_id = ?",
             [delivery_id],
         )
         .fetchone()
     )
     assert row is not None
-    return row[0], row[1], None if row[2] is None else bytes(row[2]), int(row[3])
+    return row[0], row[1], unpack(row[2], row[4]), int(row[3])
 
 
 def live_figures(client: TestClient) -> dict[str, Any]:

@@ -11,6 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from ingest.redaction import PERSONAL_FIELDS, REDACTED, redact, redacted_body
+from ingest.storage.bodies import unpack
 from tests.fuzz.adapters import PROVIDER_NAMES, Sample, query, samples, service, sign
 
 EMAIL = re.compile(rb"[\w.+-]+@[\w-]+\.[\w.-]+")
@@ -58,8 +59,8 @@ def snapshot(client: TestClient) -> dict[str, Any]:
 
 
 def stored_bodies(client: TestClient) -> dict[str, tuple[str, bytes]]:
-    rows = query(client, "SELECT delivery_id, status, body FROM deliveries")
-    return {row[0]: (row[1], bytes(row[2])) for row in rows if row[2] is not None}
+    rows = query(client, "SELECT delivery_id, status, body, body_codec FROM deliveries")
+    return {row[0]: (row[1], unpack(row[2], row[3]) or b"") for row in rows if row[2] is not None}
 
 
 def test_redaction_changes_the_stored_bodies_but_not_the_metrics(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 from ingest.providers import get_provider
 from ingest.settings import Settings
 from ingest.sources import ConfigError, Source, check_secrets, load_sources
+from ingest.storage.bodies import unpack
 from shoppulse.service import create_app
 from tests.conftest import SECRET, FrozenClock, fixture_bytes, signed_post
 
@@ -200,14 +201,14 @@ def test_authentic_but_unusable_is_quarantined(
     rows = (
         client.app.state.service.con.cursor()
         .execute(  # type: ignore[attr-defined]
-            "SELECT status, reason, body, topic FROM deliveries WHERE delivery_id = 'q'"
+            "SELECT status, reason, body, topic, body_codec FROM deliveries WHERE delivery_id = 'q'"
         )
         .fetchall()
     )
     assert len(rows) == 1
-    status, stored_reason, stored_body, stored_topic = rows[0]
+    status, stored_reason, stored_body, stored_topic, codec = rows[0]
     assert status == "quarantined" and reason in stored_reason
-    assert bytes(stored_body) == body and stored_topic == topic
+    assert unpack(stored_body, codec) == body and stored_topic == topic
     assert count(client, "SELECT count(*) FROM events") == 0
     # the same delivery again is a duplicate, still stored once
     again = signed_post(client, "acme", "shopify", body, topic=topic, delivery_id="q")

@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 
 from ingest.providers import get_provider
 from ingest.providers.base import SignatureError
+from ingest.storage.bodies import unpack
 from tests.conftest import OTHER_SECRET, SECRET, fixture_bytes, fixture_json, signed_post
 
 SHOPIFY = get_provider("shopify")
@@ -73,7 +74,7 @@ def test_every_fixture_is_stored(client: TestClient, name: str, topic: str) -> N
     assert response.json()["status"] == "stored"
     rows = stored(
         client,
-        "SELECT topic, status, reason, body, event_count, headers FROM deliveries "
+        "SELECT topic, status, reason, body, event_count, headers, body_codec FROM deliveries "
         "WHERE delivery_id = ?",
         [f"d-{name}"],
     )
@@ -81,7 +82,7 @@ def test_every_fixture_is_stored(client: TestClient, name: str, topic: str) -> N
     row = rows[0]
     assert row[0] == topic
     assert row[1] == "accepted" and row[2] is None
-    assert bytes(row[3]) == body  # type: ignore[arg-type]
+    assert row[6] == "zlib" and unpack(row[3], row[6]) == body  # type: ignore[arg-type]
     assert row[4] == 1
     assert "x-shopify-hmac-sha256" not in str(row[5])  # signatures are never kept
     assert "x-shopify-topic" in str(row[5])

@@ -27,6 +27,7 @@ from ingest.providers.base import SignatureError, UnusableDelivery
 from ingest.providers.standard import StandardWebhooks
 from ingest.settings import Settings
 from ingest.sources import Source
+from ingest.storage.bodies import unpack
 from shoppulse.service import create_app
 from tests.conftest import FIXTURES as FIXTURE_DIR
 from tests.conftest import WEBHOOKS, FrozenClock, fixture_bytes, fixture_json, make_source
@@ -338,9 +339,9 @@ def test_wrong_field_type_is_quarantined_naming_the_field(client: TestClient) ->
     assert response.status_code == 202
     reason = "invalid events.1.test: Input should be a valid boolean, unable to interpret input"
     assert response.json()["reason"] == reason
-    [row] = query(client, "SELECT status, reason, event_count, body FROM deliveries")
+    [row] = query(client, "SELECT status, reason, event_count, body, body_codec FROM deliveries")
     assert (row["status"], row["reason"], row["event_count"]) == ("quarantined", reason, 0)
-    assert bytes(row["body"]) == body
+    assert unpack(row["body"], row["body_codec"]) == body
     assert query(client, "SELECT count(*) AS n FROM events") == [{"n": 0}]
 
 

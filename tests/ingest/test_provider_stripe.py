@@ -24,6 +24,7 @@ from ingest.providers.base import SignatureError, UnusableDelivery
 from ingest.providers.stripe import Stripe, minor_to_decimal
 from ingest.settings import Settings
 from ingest.sources import Source
+from ingest.storage.bodies import unpack
 from tests.conftest import FIXTURES as FIXTURE_DIR
 from tests.conftest import (
     OTHER_SECRET,
@@ -395,9 +396,11 @@ def test_odoo_delivery_through_the_app(client: TestClient, clock: FrozenClock) -
     }
     again = client.post(f"/webhooks/{ODOO_SOURCE}", content=body, headers=headers)
     assert again.json()["status"] == "duplicate"
-    [delivery] = query(client, "SELECT delivery_id, topic, status, body FROM deliveries")
+    [delivery] = query(
+        client, "SELECT delivery_id, topic, status, body, body_codec FROM deliveries"
+    )
     assert delivery["topic"] == "checkout.session.completed"
-    assert bytes(delivery["body"]) == body
+    assert unpack(delivery["body"], delivery["body_codec"]) == body
     events = query(
         client,
         "SELECT kind, entity_id, checkout_token, order_id, currency, gross_sales, discounts, "

@@ -6,11 +6,14 @@ import asyncio
 from datetime import UTC, datetime
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from ingest.providers.base import build_event
 from ingest.storage import writer as writer_module
+from ingest.storage.bodies import unpack
 from ingest.storage.database import open_database
+from ingest.storage.schema import INGEST_MIGRATIONS, migrate
 from ingest.storage.writer import Delivery, Outcome, Writer
 
 
@@ -59,3 +62,30 @@ def test_a_batch_holding_a_stored_delivery_stores_the_rest_once(
     assert [s[0] for s in seqs] == list(range(1, 7))  # no gaps from the rolled-back attempt
     counts = con.execute("SELECT outcome, sum(count) FROM ingest_counts GROUP BY ALL").fetchall()
     assert dict(counts) == {"duplicate": 2}
+
+
+def test_bodies_are_stored_compressed_and_older_rows_stay_readable(tmp_path: Path) -> None:
+    path = tmp_path / "live.duckdb"
+    con = duckdb.connect(str(path))
+    migrate(con, "ingest", INGEST_MIGRATIONS[:1])  # a database of the first schema version
+    con.execute(
+        "INSERT INTO deliveries VALUES (1, 'shop', 'old', 'carts/create', now(), '{}', "
+        "'{\"old\": true}'::BLOB, 'accepted', NULL, 0)"
+    )
+    con.close()
+    con = open_database(path)  # brings the schema up to date
+    writer = Writer(con, batch_linger_ms=50)
+    writer.start()
+    try:
+        assert asyncio.run(submit_all(writer, ["new"])) == [Outcome.STORED]
+    finally:
+        writer.stop()
+    rows = con.execute(
+        "SELECT delivery_id, body, body_codec FROM deliveries ORDER BY delivery_seq"
+    ).fetchall()
+    assert [(r[0], r[2]) for r in rows] == [("old", None), ("new", "zlib")]
+    assert unpack(rows[0][1], rows[0][2]) == b'{"old": true}'
+    assert unpack(rows[1][1], rows[1][2]) == b"{}"
+    assert bytes(rows[1][1]) != b"{}"  # stored as zlib bytes, not as sent
+    with pytest.raises(ValueError, match="unknown body codec"):
+        unpack(b"x", "brotli")
