@@ -67,8 +67,10 @@ def _schema(*pairs: tuple[str, pl.DataType]) -> tuple[tuple[str, pl.DataType], .
 ORDER = Kind(
     table="metrics_orders",
     present="has_version",
+    # An order's creation time is the earliest any of its events gives (deletions included),
+    # whichever fold saw it: a later version cannot move the order to a later bucket.
+    earliest=("created_at",),
     version_fields=(
-        "created_at",
         "currency",
         "gross_sales",
         "discounts",
@@ -242,11 +244,7 @@ def _reduce_orders(events: pl.LazyFrame) -> pl.LazyFrame:
             version.any().alias("has_version"),
             _latest("updated_at", version).alias("v_updated_at"),
             _latest("event_seq", version).alias("v_seq"),
-            *[
-                _latest(name, version).alias(name)
-                for name in ORDER.version_fields
-                if name != "created_at"
-            ],
+            *[_latest(name, version).alias(name) for name in ORDER.version_fields],
         )
     )
 

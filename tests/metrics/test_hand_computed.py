@@ -142,6 +142,22 @@ def test_stale_version_arriving_late_does_not_overwrite(client: TestClient, shop
     assert (f["orders"], f["gross_sales"]) == (1, "200.00")
 
 
+def test_order_stays_in_the_bucket_of_its_earliest_creation_time(
+    client: TestClient, shop: Shop
+) -> None:
+    """A later version with a later created_at, folded separately, does not move the order."""
+    earlier = T0 - timedelta(days=2)
+    shop.order("6101", earlier, gross="40.00")
+    assert figures(client, **WEEK)["orders"] == 1  # folded: the order is in its first day
+    shop.order("6101", T0, gross="40.00", updated=T0, topic="orders/updated")
+    assert figures(client, **WEEK)["orders"] == 1
+    series = client.get(
+        "/api/v1/metrics/timeseries", params={"metric": "orders", "grain": "day", **WEEK}
+    ).json()
+    counted = [p["bucket"][:10] for p in series["points"] if p["value"] not in (0, None)]
+    assert counted == [earlier.date().isoformat()]
+
+
 def test_duplicate_delivery_counts_once(client: TestClient, shop: Shop) -> None:
     shop.order("7001", T0, gross="10.00", delivery_id="same")
     shop.order("7001", T0, gross="10.00", delivery_id="same")
