@@ -99,13 +99,14 @@ checkout_op = st.builds(
     minutes,
 )
 order_op = st.builds(
-    lambda source, oid, updated, gross, disc, cur, cart, co, test, cancelled: Send(
+    # versions of one order may disagree on its creation time (`shift`): the earliest counts
+    lambda source, oid, updated, gross, disc, cur, cart, co, test, cancelled, shift: Send(
         source,
         "order",
         {
             "order_id": oid,
-            "created": _entity_created(oid),
-            "updated": max(updated, _entity_created(oid)),
+            "created": _entity_created(oid) + shift,
+            "updated": max(updated, _entity_created(oid) + shift),
             "gross": gross,
             "discounts": disc,
             "currency": cur,
@@ -126,6 +127,7 @@ order_op = st.builds(
     st.none() | st.sampled_from(CHECKOUTS),
     st.booleans(),
     st.booleans(),
+    st.sampled_from([timedelta(0), timedelta(0), timedelta(minutes=13), timedelta(hours=2)]),
 )
 delete_op = st.builds(
     lambda source, oid: Send(source, "delete", {"order_id": oid}, ""),
