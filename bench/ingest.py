@@ -195,7 +195,9 @@ def bare_server(workdir: Path) -> Server:
     return Server("bare", command, port, workdir, service_env())
 
 
-def shoppulse_server(workdir: Path, log_level: str) -> Server:
+def shoppulse_server(workdir: Path, log_level: str, db: Path | None = None) -> Server:
+    """`shoppulse serve` with one Shopify source (SOURCE, SECRET) on `db` (default: a fresh
+    database under `workdir`)."""
     port = free_port()
     config = workdir / "sources.toml"
     config.write_text(
@@ -209,7 +211,7 @@ def shoppulse_server(workdir: Path, log_level: str) -> Server:
         "--config",
         str(config),
         "--db",
-        str(workdir / "data" / "shoppulse.duckdb"),
+        str(db or workdir / "data" / "shoppulse.duckdb"),
         "--host",
         "127.0.0.1",
         "--port",

@@ -17,27 +17,30 @@ from __future__ import annotations
 import argparse
 import os
 import resource
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import duckdb
-import httpx
+BENCH = Path(__file__).resolve().parent
+# Python puts bench/ first on sys.path, where this file would shadow the `metrics` package.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != BENCH]
+if str(BENCH.parent) not in sys.path:
+    sys.path.insert(0, str(BENCH.parent))
 
-from ingest.providers import get_provider
-from ingest.storage.database import open_database
-from metrics.engine import MetricsEngine
-from metrics.recompute import FUNNEL_SQL, SALES_SQL
+import duckdb  # noqa: E402
+import httpx  # noqa: E402
+
+from bench._load import ShopifyOrders  # noqa: E402
+from bench.ingest import SECRET, SOURCE, shoppulse_server  # noqa: E402
+from ingest.providers import get_provider  # noqa: E402
+from ingest.storage.database import open_database  # noqa: E402
+from metrics.engine import MetricsEngine  # noqa: E402
+from metrics.recompute import FUNNEL_SQL, SALES_SQL  # noqa: E402
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
-ORDER_FIXTURE = (
-    Path(__file__).resolve().parent.parent / "tests/fixtures/webhooks/shopify/orders_create.json"
-)
 
 # One group of ids makes: cart create + update, checkout create, an order for every third group,
 # a refund for every thirtieth: about 2.87 events per group.
@@ -91,77 +94,34 @@ def _status_kib(pid: int, field: str) -> float:
     return float("nan")
 
 
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def service_rss(path: Path, deliveries: int = 500) -> tuple[float, float]:
     """(current, peak) RSS in MiB of `shoppulse serve` on `path` once idle after `deliveries`."""
-    provider = get_provider("shopify")
-    secret = "bench-secret"
-    config = path.parent / "sources.toml"
-    config.write_text(f'[[sources]]\nid = "rss"\nprovider = "shopify"\nsecrets = ["{secret}"]\n')
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SHOPPULSE_")}
-    command = [
-        sys.executable,
-        "-m",
-        "shoppulse.cli",
-        "serve",
-        "--config",
-        str(config),
-        "--db",
-        str(path),
-        "--port",
-        str(port),
-        "--log-level",
-        "warning",
-    ]
-    process = subprocess.Popen(
-        command,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    server = shoppulse_server(path.parent, "warning", db=path)
+    server.start(timeout=600)  # a large history takes a while to open
     try:
-        base = f"http://127.0.0.1:{port}"
-        with httpx.Client(base_url=base, timeout=30.0) as client:
-            deadline = time.monotonic() + 600
-            while True:
-                try:
-                    if client.get("/healthz").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("the service did not start")
-                time.sleep(0.2)
-            body = ORDER_FIXTURE.read_bytes()
+        assert server.process is not None
+        pid = server.process.pid
+        orders = ShopifyOrders("127.0.0.1", server.port, SOURCE, SECRET, prefix="rss")
+        shopify = get_provider("shopify")
+        with httpx.Client(base_url=f"http://127.0.0.1:{server.port}", timeout=30.0) as client:
             for i in range(deliveries):
-                headers = provider.sign(
-                    body,
-                    secret,
-                    topic="orders/create",
-                    delivery_id=f"rss-{i}",
-                    timestamp=int(time.time()),
+                body = orders.body(i)
+                headers = shopify.sign(
+                    body, SECRET, topic="orders/create", delivery_id=f"rss-{i}", timestamp=0
                 )
-                client.post("/webhooks/rss", content=body, headers=headers)
-            before = _cpu_seconds(process.pid)
+                client.post(f"/webhooks/{SOURCE}", content=body, headers=headers)
+            deadline = time.monotonic() + 600
+            before = server.cpu()
             while True:  # idle: under 5 % of a core for 2 s (first publish done)
                 time.sleep(2.0)
-                now = _cpu_seconds(process.pid)
+                now = server.cpu()
                 if now - before < 0.1 or time.monotonic() > deadline:
                     break
                 before = now
             client.get("/api/v1/metrics")
-        return (_status_kib(process.pid, "VmRSS") / 1024, _status_kib(process.pid, "VmHWM") / 1024)
+        return _status_kib(pid, "VmRSS") / 1024, _status_kib(pid, "VmHWM") / 1024
     finally:
-        process.terminate()
-        process.wait(120)
+        server.stop()
 
 
 def run(size: int, workdir: Path, repeats: int, rss: bool = False) -> dict[str, float]:
