@@ -395,16 +395,12 @@ def link_deltas(old: pl.DataFrame, new: pl.DataFrame, active: pl.Expr, link: str
 # ----------------------------------------------------------------------------- evaluate
 
 
-def order_counts() -> pl.Expr:
-    """An order counts in sales: a real version, not test, not deleted, not cancelled."""
-    return _ORDER_COUNTS
-
-
 def order_converts() -> pl.Expr:
     """An order converts its cart and checkout: a real version of a non-test order."""
     return _ORDER_CONVERTS
 
 
+# An order counts in sales: a real version, not test, not deleted, not cancelled.
 _ORDER_COUNTS = (
     pl.col("has_version")
     & pl.col("created_at").is_not_null()

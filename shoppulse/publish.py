@@ -213,6 +213,7 @@ class Publisher:
         self.state.execute("PRAGMA synchronous = FULL")
         self._init_state()
         self._lock = threading.Lock()
+        self._body_codec: bool | None = None  # see _has_body_codec
         self._cleanup_orphans()
 
     # ------------------------------------------------------------------ bookkeeping
@@ -689,11 +690,15 @@ class Publisher:
             live.unregister("_pub_bodies")
 
     def _has_body_codec(self) -> bool:
-        rows = self.live.execute(
-            "SELECT count(*) FROM duckdb_columns() WHERE database_name = current_database() "
-            "AND table_name = 'deliveries' AND column_name = 'body_codec'"
-        ).fetchall()
-        return bool(rows[0][0])
+        """Whether the live file has `deliveries.body_codec` (read once: the schema of an open
+        file does not change under the publisher)."""
+        if self._body_codec is None:
+            rows = self.live.execute(
+                "SELECT count(*) FROM duckdb_columns() WHERE database_name = current_database() "
+                "AND table_name = 'deliveries' AND column_name = 'body_codec'"
+            ).fetchall()
+            self._body_codec = bool(rows[0][0])
+        return self._body_codec
 
     def _bodies(self, delivery_seqs: pa.ChunkedArray) -> pa.Table:
         """(delivery_seq, topic, b) of these deliveries, b the raw body as text (NULL when
