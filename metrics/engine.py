@@ -42,7 +42,7 @@ _SPECS = (F.ORDER, F.REFUND, F.CHECKOUT, F.CART)
 
 def _keys(*frames: pl.DataFrame) -> pl.DataFrame:
     """The (source, id) pairs of these frames (not unique)."""
-    return pl.concat([f.lazy().select(F.KEY) for f in frames]).collect()
+    return pl.concat([f.lazy().select(F.KEY) for f in frames]).collect(engine=F.ENGINE)
 
 
 def _all_empty(*frames: pl.DataFrame) -> bool:
@@ -168,7 +168,8 @@ class MetricsEngine:
             [
                 F.link_deltas(orders_old, orders_new, F.order_converts(), "checkout_token"),
                 F.link_deltas(orders_old, orders_new, F.order_converts(), "cart_token"),
-            ]
+            ],
+            engine=F.ENGINE,
         )
         refunds_old, refunds_new = self._fold_refunds(batch, orders_new)
         checkouts_old, checkouts_new = self._fold_checkouts(
@@ -176,7 +177,7 @@ class MetricsEngine:
         )
         cart_checkout_refs = F.link_deltas(
             checkouts_old, checkouts_new, pl.col("fate") == "converted", "cart_token"
-        ).collect()
+        ).collect(engine=F.ENGINE)
         carts_old, carts_new = self._fold_carts(
             batch, cart_order_refs, cart_checkout_refs, due_carts, now
         )
@@ -196,7 +197,8 @@ class MetricsEngine:
                     F.FUNNEL_KEY,
                     F.FUNNEL_VALUES,
                 ),
-            ]
+            ],
+            engine=F.ENGINE,
         )
         store.add_sales(sales, fold_seq)
         store.add_funnel(funnel, fold_seq)
@@ -215,7 +217,7 @@ class MetricsEngine:
         if batch.orders.is_empty():
             return empty, empty
         old = self.store.load(F.ORDER, batch.orders)
-        return old, F.merge(F.ORDER, old, batch.orders).collect()
+        return old, F.merge(F.ORDER, old, batch.orders).collect(engine=F.ENGINE)
 
     def _fold_refunds(
         self, batch: F.Batch, orders_new: pl.DataFrame
@@ -225,9 +227,11 @@ class MetricsEngine:
         if _all_empty(batch.refunds, batch.orders):
             return empty, empty
         old = self.store.load_refunds(F.REFUND, batch.refunds, batch.orders)
-        merged = F.merge(F.REFUND, old, batch.refunds).collect()
+        merged = F.merge(F.REFUND, old, batch.refunds).collect(engine=F.ENGINE)
         parent_keys = merged.lazy().select("source", pl.col("order_id").alias("id")).unique()
-        missing = parent_keys.join(orders_new.lazy().select(F.KEY), on=F.KEY, how="anti").collect()
+        missing = parent_keys.join(orders_new.lazy().select(F.KEY), on=F.KEY, how="anti").collect(
+            engine=F.ENGINE
+        )
         parents = pl.concat(
             [orders_new.lazy(), self.store.load(F.ORDER, missing).lazy()],
             how="diagonal_relaxed",
@@ -249,7 +253,7 @@ class MetricsEngine:
             self.checkout_abandon_after,
             now,
         )
-        return old, new.collect()
+        return old, new.collect(engine=F.ENGINE)
 
     def _fold_carts(
         self,
@@ -274,7 +278,7 @@ class MetricsEngine:
             self.cart_abandon_after,
             now,
         )
-        return old, new.collect()
+        return old, new.collect(engine=F.ENGINE)
 
 
 def _transitions(old: pl.DataFrame, new: pl.DataFrame) -> int:
@@ -287,4 +291,4 @@ def _transitions(old: pl.DataFrame, new: pl.DataFrame) -> int:
         .join(new.lazy().select(*F.KEY, "fate"), on=F.KEY)
         .filter(pl.col("_old") != pl.col("fate"))
     )
-    return changed.collect().height
+    return changed.collect(engine=F.ENGINE).height

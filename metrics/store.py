@@ -10,7 +10,15 @@ import duckdb
 import numpy as np
 import polars as pl
 
-from metrics.fold import FUNNEL_KEY, FUNNEL_VALUES, KEY, SALES_KEY, SALES_VALUES, Kind
+from metrics.fold import (
+    ENGINE,
+    FUNNEL_KEY,
+    FUNNEL_VALUES,
+    KEY,
+    SALES_KEY,
+    SALES_VALUES,
+    Kind,
+)
 from metrics.schema import CURSOR, FUNNEL, FUNNEL_DELTAS, SALES, SALES_DELTAS
 
 log = logging.getLogger("shoppulse.metrics")
@@ -150,7 +158,9 @@ class StateStore:
         if self._mirror is not None and self._mirror.fold_seq == fold_seq:
             return
         frames = {
-            spec.table: conform(self._query(f"SELECT * FROM {spec.table}_hot"), spec).collect()
+            spec.table: conform(self._query(f"SELECT * FROM {spec.table}_hot"), spec).collect(
+                engine=ENGINE
+            )
             for spec in specs
         }
         self._mirror = HotMirror(fold_seq, frames)
@@ -194,7 +204,12 @@ class StateStore:
         """No state rows, with the columns `load` returns."""
         frame = self._empty.get(spec.table)
         if frame is None:
-            frame = conform(pl.DataFrame(), spec).with_columns(*_HOT_ROWS).collect().clear()
+            frame = (
+                conform(pl.DataFrame(), spec)
+                .with_columns(*_HOT_ROWS)
+                .collect(engine=ENGINE)
+                .clear()
+            )
             self._empty[spec.table] = frame
         return frame
 
@@ -205,7 +220,7 @@ class StateStore:
             wanted_keys=keys,
         )
         rowids = found["_rowid"].cast(pl.Int64)
-        return conform(found, spec).with_columns(rowids, _COLD_ROWS).collect()
+        return conform(found, spec).with_columns(rowids, _COLD_ROWS).collect(engine=ENGINE)
 
     def load(self, spec: Kind, keys: pl.DataFrame, column: str = "id") -> pl.DataFrame:
         """State rows whose (source, `column`) is in `keys` (columns source, id), with `_rowid`
@@ -223,7 +238,7 @@ class StateStore:
             # Keys found in the hot table have no row in the cold one.
             if column == "id":
                 wanted = wanted.join(hot.select(KEY), on=KEY, how="anti")
-            hot_rows, missing = pl.collect_all([hot, wanted])
+            hot_rows, missing = pl.collect_all([hot, wanted], engine=ENGINE)
         index = self._index(spec, column)
         if missing.is_empty() or not len(index):
             return hot_rows
@@ -252,13 +267,13 @@ class StateStore:
             if cold_rowids:
                 listed = ", ".join(str(int(rowid)) for rowid in cold_rowids)
                 self.con.execute(f"DELETE FROM {spec.table}_cold WHERE rowid IN ({listed})")
-            replaced = old.lazy().filter(~pl.col("_cold")).select(KEY).collect()
+            replaced = old.lazy().filter(~pl.col("_cold")).select(KEY).collect(engine=ENGINE)
             if not replaced.is_empty():
                 self._delete_keys(f"{spec.table}_hot", replaced)
                 hot = hot.join(replaced, on=KEY, how="anti")
         if not rows.is_empty():
             changed = pl.lit(fold_seq).cast(pl.Int64).alias("changed_seq")
-            added = conform(rows.lazy().with_columns(changed), spec).collect()
+            added = conform(rows.lazy().with_columns(changed), spec).collect(engine=ENGINE)
             self._insert(f"{spec.table}_hot", added)
             hot = pl.concat([hot, added])
         self._set_hot(spec, hot, added)
