@@ -10,7 +10,7 @@ import duckdb
 from fastapi import APIRouter, Query, Request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.concurrency import run_in_threadpool
-from starlette.responses import Response
+from starlette.responses import PlainTextResponse, Response
 
 from ingest.errors import Unavailable
 from ingest.intake import Intake, json_response
@@ -153,7 +153,18 @@ def build_router(
             rows = await run_in_threadpool(read)
             return json_response(200, {"limit": limit, "source": source, "deliveries": rows})
 
-    @router.get("/metrics", tags=["operations"], summary="Prometheus metrics")
+    @router.get(
+        "/metrics",
+        tags=["operations"],
+        summary="Prometheus metrics",
+        response_class=PlainTextResponse,
+        responses={
+            200: {
+                "description": "Counters and histograms in the Prometheus text format.",
+                "content": {"text/plain": {"schema": {"type": "string"}}},
+            }
+        },
+    )
     async def metrics() -> Response:
         intake = get_intake()
         intake.stats.queue_depth.set(intake.writer.queue_depth)

@@ -277,12 +277,19 @@ def test_operational_endpoints(client: TestClient) -> None:
     assert client.get("/healthz").json() == {"status": "ok"}
     assert client.get("/readyz").status_code == 200
     signed_post(client, "acme", "shopify", ORDER, topic="orders/create", delivery_id="m")
-    text = client.get("/metrics").text
+    metrics = client.get("/metrics")
+    assert metrics.headers["content-type"].startswith("text/plain")
+    text = metrics.text
     assert 'shoppulse_deliveries_total{outcome="accepted",source="acme"} 1.0' in text
     assert "shoppulse_ack_latency_seconds_bucket" in text
     stats = client.get("/api/v1/ingest/stats").json()
     assert stats["totals"]["accepted"] == 1
     assert stats["last_delivery_at"]
+
+
+def test_openapi_describes_the_prometheus_endpoint_as_text(client: TestClient) -> None:
+    answer = client.get("/openapi.json").json()["paths"]["/metrics"]["get"]["responses"]["200"]
+    assert list(answer["content"]) == ["text/plain"]
 
 
 def test_counts_survive_a_restart(
