@@ -45,9 +45,9 @@ def key_hashes(frame: pl.DataFrame, source: str = "source", key: str = "id") -> 
     """64-bit hashes of (source, key) pairs, the same for the same strings within a process."""
     if frame.is_empty():
         return np.empty(0, dtype=np.uint64)
-    pairs = frame.select(pl.col(source).alias("source"), pl.col(key).alias("id"))
-    hashed = pairs.select(pl.struct("source", "id").hash(seed=7))
-    return np.asarray(hashed.to_series().to_numpy(), dtype=np.uint64)
+    pair = pl.struct(pl.col(source).alias("source"), pl.col(key).alias("id"))
+    hashed = frame.select(pair.hash(seed=7)).to_series()
+    return np.asarray(hashed.to_numpy(), dtype=np.uint64)
 
 
 class ColdIndex:
