@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import zlib
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -89,3 +90,39 @@ def test_bodies_are_stored_compressed_and_older_rows_stay_readable(tmp_path: Pat
     assert bytes(rows[1][1]) != b"{}"  # stored as zlib bytes, not as sent
     with pytest.raises(ValueError, match="unknown body codec"):
         unpack(b"x", "brotli")
+
+
+def test_migration_3_keeps_every_delivery_and_stores_bodies_without_duckdb_compression(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "live.duckdb"
+    con = duckdb.connect(str(path))
+    migrate(con, "ingest", INGEST_MIGRATIONS[:2])  # a database of schema version 2
+    body = b'{"id": 1, "note": "' + b"repeated text " * 200 + b'"}'
+    con.execute(
+        "INSERT INTO deliveries VALUES "
+        "(1, 'shop', 'a', 'orders/create', now(), '{}', ?, 'accepted', NULL, 1, NULL), "
+        "(2, 'shop', 'b', 'orders/create', now(), '{}', ?, 'quarantined', 'bad', 0, 'zlib')",
+        [body, zlib.compress(body)],
+    )
+    before = con.execute("SELECT * FROM deliveries ORDER BY delivery_seq").fetchall()
+    con.close()
+
+    con = open_database(path)
+    assert con.execute("SELECT * FROM deliveries ORDER BY delivery_seq").fetchall() == before
+    with pytest.raises(duckdb.ConstraintException):  # the primary key came along
+        con.execute(
+            "INSERT INTO deliveries VALUES "
+            "(3, 'shop', 'a', 'orders/create', now(), '{}', NULL, 'accepted', NULL, 0, NULL)"
+        )
+    con.execute(
+        "INSERT INTO deliveries SELECT 2 + i, 'shop', 'n' || i, 'orders/create', now(), '{}', "
+        "?, 'accepted', NULL, 1, NULL FROM range(1, 2000) t(i)",
+        [body],  # compressible: DuckDB would compress it if the column let it
+    )
+    con.execute("CHECKPOINT")
+    methods = con.execute(
+        "SELECT DISTINCT compression FROM pragma_storage_info('deliveries') "
+        "WHERE column_name = 'body' AND segment_type = 'BLOB'"
+    ).fetchall()
+    assert methods == [("Uncompressed",)]
