@@ -2,7 +2,9 @@
 
 For each history size it builds a live database directly with DuckDB SQL (carts, checkouts,
 orders and refunds in a realistic mix), folds it once, then measures in the same run:
-- the incremental fold of 1,000 new events (new entities and updates of recent ones),
+- the incremental fold of 1,000 new events (new carts, checkouts, orders and refunds, with the
+  carts' own updates), and of 1,000 events of which ~300 are later versions of orders and
+  checkouts folded in earlier batches (their state rows are replaced, as with orders/updated),
 - the full recompute of every aggregate from the stored events,
 and prints both with their ratio. With `--service-rss` it then starts `shoppulse serve` on that
 database, sends a few hundred signed deliveries, waits until the service is idle (its first
@@ -72,6 +74,40 @@ SELECT $seq0 + row_number() OVER (ORDER BY i, part), $seq0 + row_number() OVER (
        checkout_token, order_id, currency, gross, disc, refund, false, false, false, false, false
 FROM rows
 """
+
+
+# Later versions of entities folded earlier, as stores send them (Shopify orders/updated and
+# orders/paid, checkouts/update): the order of every third group and the checkout of every
+# second group of [first, last), each 30 minutes after its first version, same amounts.
+_UPDATE_EVENTS = """
+WITH g AS (SELECT i, TIMESTAMPTZ '2026-01-01 00:00:00+00' + to_milliseconds(i * $spacing) AS t
+           FROM range($first, $last) r(i)),
+rows AS (
+    SELECT i, 0 AS part, 'checkout' AS kind, 'update' AS action, 'co' || i AS entity_id,
+           t + INTERVAL 3 MINUTE AS created_at, t + INTERVAL 33 MINUTE AS updated_at,
+           'cart' || i AS cart_token, 'co' || i AS checkout_token, NULL AS order_id,
+           'USD' AS currency, NULL::DECIMAL(18,4) AS gross, NULL::DECIMAL(18,4) AS disc,
+           NULL::DECIMAL(18,4) AS refund, t + INTERVAL 33 MINUTE AS received_at
+    FROM g WHERE i % 2 = 0
+    UNION ALL SELECT i, 1, 'order', 'update', 'o' || i, t + INTERVAL 5 MINUTE,
+           t + INTERVAL 35 MINUTE, 'cart' || i, 'co' || i, 'o' || i,
+           CASE WHEN i % 7 = 0 THEN 'EUR' ELSE 'USD' END, (10 + i % 90)::DECIMAL(18,4),
+           (i % 5)::DECIMAL(18,4), NULL, t + INTERVAL 35 MINUTE FROM g WHERE i % 3 = 0
+)
+INSERT INTO events
+SELECT $seq0 + row_number() OVER (ORDER BY i, part), $seq0 + row_number() OVER (ORDER BY i, part),
+       'shop' || (i % 3), received_at, kind, action, entity_id, created_at, updated_at, cart_token,
+       checkout_token, order_id, currency, gross, disc, refund, false, false, false, false, false
+FROM rows
+"""
+
+
+def _add_updates(con: duckdb.DuckDBPyConnection, first: int, last: int, spacing_ms: int) -> None:
+    row = con.execute("SELECT coalesce(max(event_seq), 0) FROM events").fetchall()[0]
+    con.execute(
+        _UPDATE_EVENTS,
+        {"first": first, "last": last, "spacing": spacing_ms, "seq0": int(row[0])},
+    )
 
 
 def _add_groups(con: duckdb.DuckDBPyConnection, first: int, last: int, spacing_ms: int) -> int:
@@ -158,6 +194,19 @@ def run(size: int, workdir: Path, repeats: int, rss: bool = False) -> dict[str, 
         fold_times.append(time.perf_counter() - started)
         assert report.events > 900, report
 
+    # 1,000 events of which ~300 are later versions of orders and checkouts folded in earlier
+    # batches (their state rows are replaced): 245 new groups (~703 events) + updates of 356
+    # groups from the batches above (~297 events).
+    update_times = []
+    for _ in range(repeats):
+        _add_groups(con, next_group, next_group + 245, spacing)
+        _add_updates(con, next_group - 356, next_group, spacing)
+        next_group += 245
+        started = time.perf_counter()
+        report = engine.fold(now)
+        update_times.append(time.perf_counter() - started)
+        assert report.events > 900, report
+
     recompute_times = []
     for _ in range(max(1, repeats // 5)):
         started = time.perf_counter()
@@ -184,6 +233,7 @@ def run(size: int, workdir: Path, repeats: int, rss: bool = False) -> dict[str, 
     result = {
         "events": float(total),
         "fold_ms": fold * 1000,
+        "update_fold_ms": statistics.median(update_times) * 1000,
         "fold_p90_ms": sorted(fold_times)[int(len(fold_times) * 0.9)] * 1000,
         "recompute_s": recompute,
         "ratio": recompute / fold,
@@ -191,7 +241,8 @@ def run(size: int, workdir: Path, repeats: int, rss: bool = False) -> dict[str, 
     }
     print(
         f"   fold 1,000 events: median {result['fold_ms']:.1f} ms (p90 "
-        f"{result['fold_p90_ms']:.1f} ms); full recompute {recompute:.2f} s; "
+        f"{result['fold_p90_ms']:.1f} ms); with ~300 updates of earlier entities "
+        f"{result['update_fold_ms']:.1f} ms; full recompute {recompute:.2f} s; "
         f"recompute / fold = {result['ratio']:.0f}x; peak RSS {result['rss_mib']:.0f} MiB",
         flush=True,
     )
@@ -211,9 +262,12 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
         results = [run(size, Path(tmp), args.repeats, args.service_rss) for size in args.sizes]
-    print("\nsize        fold 1k (ms)  recompute (s)  ratio")
+    print("\nsize        fold 1k (ms)  with updates (ms)  recompute (s)  ratio")
     for size, r in zip(args.sizes, results, strict=True):
-        print(f"{size:>10,}  {r['fold_ms']:>12.1f}  {r['recompute_s']:>13.2f}  {r['ratio']:>5.0f}x")
+        print(
+            f"{size:>10,}  {r['fold_ms']:>12.1f}  {r['update_fold_ms']:>17.1f}  "
+            f"{r['recompute_s']:>13.2f}  {r['ratio']:>5.0f}x"
+        )
     if len(results) > 1:
         growth = results[-1]["fold_ms"] / results[0]["fold_ms"]
         print(f"fold time growth {args.sizes[0]:,} -> {args.sizes[-1]:,}: {growth:.2f}x")
