@@ -1,0 +1,93 @@
+"""Money and time as the simulated stores write them: exact decimals in each currency's minor units,
+local and UTC timestamps."""
+
+from __future__ import annotations
+
+import functools
+from datetime import UTC, datetime, timedelta, timezone
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+import orjson
+
+#: Rough prices per US dollar, so that a catalog price looks plausible in another currency.
+_PER_USD = {
+    "USD": "1",
+    "EUR": "0.92",
+    "GBP": "0.79",
+    "CAD": "1.37",
+    "AUD": "1.52",
+    "NZD": "1.65",
+    "CHF": "0.88",
+    "SEK": "10.5",
+    "NOK": "10.7",
+    "DKK": "6.9",
+    "PLN": "4.0",
+    "JPY": "150",
+    "KRW": "1350",
+    "INR": "83",
+    "BRL": "5.0",
+    "MXN": "17",
+    "KWD": "0.307",
+    "BHD": "0.376",
+}
+#: ISO 4217 minor-unit digits that differ from 2.
+_MINOR_DIGITS = {
+    "JPY": 0,
+    "KRW": 0,
+    "VND": 0,
+    "CLP": 0,
+    "ISK": 0,
+    "UGX": 0,
+    "KWD": 3,
+    "BHD": 3,
+    "JOD": 3,
+    "OMR": 3,
+    "TND": 3,
+}
+_ZERO = Decimal(0)
+
+
+@functools.cache
+def _quantum(currency: str) -> Decimal:
+    return Decimal(1).scaleb(-_MINOR_DIGITS.get(currency, 2))
+
+
+def _round(amount: Decimal, currency: str) -> Decimal:
+    return amount.quantize(_quantum(currency), ROUND_HALF_UP)
+
+
+@functools.lru_cache(maxsize=8192)
+def _fmt(amount: Decimal, currency: str) -> str:
+    return format(_round(amount, currency), "f")
+
+
+def _convert(usd: str, currency: str) -> Decimal:
+    return _round(Decimal(usd) * Decimal(_PER_USD.get(currency, "1")), currency)
+
+
+def _money_set(amount: Decimal, currency: str) -> dict[str, Any]:
+    money = {"amount": _fmt(amount, currency), "currency_code": currency}
+    return {"shop_money": money, "presentment_money": dict(money)}
+
+
+def _put_money(obj: dict[str, Any], name: str, amount: Decimal, currency: str) -> None:
+    """`name` as a plain string and `name_set` with shop and presentment money, equal."""
+    obj[name] = _fmt(amount, currency)
+    obj[f"{name}_set"] = _money_set(amount, currency)
+
+
+def _number(amount: Decimal, currency: str) -> orjson.Fragment:
+    """An exact decimal written as a JSON number (Shopify sends a few amounts that way)."""
+    return orjson.Fragment(_fmt(amount, currency).encode())
+
+
+_MS = timedelta(milliseconds=1)
+
+
+def _local(moment: datetime, offset: timezone) -> str:
+    return moment.astimezone(offset).isoformat(timespec="milliseconds")
+
+
+def _zulu(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
