@@ -114,6 +114,33 @@ class HotMirror:
                 pairs.update(_pairs(added, column))
 
 
+def _without_unchanged(
+    spec: Kind, rows: pl.DataFrame, old: pl.DataFrame
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """`rows` and `old` without the keys whose new row equals the old one in every state column
+    (a refund re-evaluated with its order, say, that still counts the same)."""
+    values = [name for name in spec.columns if name not in KEY and name != "changed_seq"]
+    before = conform(old, spec).select(
+        *KEY, *(pl.col(name).alias(f"{name}:old") for name in values)
+    )
+    unchanged = (
+        conform(rows, spec)
+        .join(before, on=KEY, how="inner")
+        .filter(
+            pl.all_horizontal(pl.col(name).eq_missing(pl.col(f"{name}:old")) for name in values)
+        )
+        .select(KEY)
+    )
+    kept_rows, kept_old = pl.collect_all(
+        [
+            rows.lazy().join(unchanged, on=KEY, how="anti"),
+            old.lazy().join(unchanged, on=KEY, how="anti"),
+        ],
+        engine=ENGINE,
+    )
+    return kept_rows, kept_old
+
+
 def _pairs(frame: pl.DataFrame, column: str) -> zip[tuple[str, str]]:
     return zip(frame["source"].to_list(), frame[column].to_list(), strict=True)
 
@@ -260,7 +287,10 @@ class StateStore:
         return pl.concat([by_key, by_order]).unique(subset=KEY, keep="first")
 
     def save(self, spec: Kind, rows: pl.DataFrame, old: pl.DataFrame, fold_seq: int) -> None:
-        """Replace the `old` rows (as loaded) by `rows`, which all go to the hot table."""
+        """Replace the `old` rows (as loaded) by `rows`, which all go to the hot table. A row
+        equal to its old version stays where it is: nothing to write, nothing to republish."""
+        if not old.is_empty() and not rows.is_empty():
+            rows, old = _without_unchanged(spec, rows, old)
         hot, added = self.hot(spec), None
         if not old.is_empty():
             cold_rowids = old.filter(pl.col("_cold"))["_rowid"].to_list()

@@ -92,3 +92,36 @@ def test_a_fold_that_fails_leaves_no_trace(
     _assert_mirror_equals_tables(engine)
     assert differences(client) == []
     _assert_mirror_equals_tables(engine)
+
+
+def test_rows_that_do_not_change_are_not_rewritten(client: TestClient, clock: FrozenClock) -> None:
+    worker = _worker(client)
+    engine = worker.engine
+    shop = Shop(client)
+    _send_some(shop, clock, "a")
+    worker.fold_now()
+
+    def changed_seqs(table: str) -> dict[str, int]:
+        rows = engine.con.execute(f"SELECT id, changed_seq FROM {table}").fetchall()
+        return {str(key): int(seq) for key, seq in rows}
+
+    before = changed_seqs("metrics_refunds")
+    assert list(before) == ["a-r"]
+    # A later version of the order that still counts: the order's row changes; its refund is
+    # evaluated again with it and comes out the same, so it keeps the fold that last changed it.
+    created = clock.now
+    clock.now += timedelta(minutes=5)
+    shop.order("a-1", created, gross="10.00", updated=clock.now)
+    worker.fold_now()
+    fold_seq = engine.store.cursor()[1]
+    assert changed_seqs("metrics_orders")["a-1"] == fold_seq
+    assert changed_seqs("metrics_refunds") == before
+    assert differences(client) == []
+    _assert_mirror_equals_tables(engine)
+    # The order's cancellation changes whether the refund counts: now it is rewritten.
+    clock.now += timedelta(minutes=5)
+    shop.order("a-1", created, gross="10.00", updated=clock.now, cancelled=True)
+    worker.fold_now()
+    assert changed_seqs("metrics_refunds")["a-r"] == engine.store.cursor()[1]
+    assert differences(client) == []
+    _assert_mirror_equals_tables(engine)
