@@ -179,7 +179,8 @@ async def _connect(host: str, port: int) -> _Connection:
 
 
 def percentile(sorted_values: list[float], q: float) -> float:
-    """Nearest-rank percentile of an ascending list (nan when empty)."""
+    """Nearest-rank percentile of an ascending list, `q` in percent (99 for p99; nan when
+    empty)."""
     if not sorted_values:
         return float("nan")
     rank = max(1, min(len(sorted_values), round(q / 100 * len(sorted_values) + 0.5)))

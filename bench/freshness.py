@@ -94,9 +94,9 @@ async def _run_rate(rate: float, args: argparse.Namespace, workdir: Path) -> dic
     return {
         "rate": rate,
         "acked_per_s": result.throughput,
-        "ack_p99_ms": result.latency_ms(0.99),
-        "fresh_p50": percentile(fresh, 0.50) if fresh else float("nan"),
-        "fresh_p95": percentile(fresh, 0.95) if fresh else float("nan"),
+        "ack_p99_ms": result.latency_ms(99),
+        "fresh_p50": percentile(fresh, 50) if fresh else float("nan"),
+        "fresh_p95": percentile(fresh, 95) if fresh else float("nan"),
         "fresh_max": fresh[-1] if fresh else float("nan"),
         "never": float(never),
         "samples": float(len(fresh)),
