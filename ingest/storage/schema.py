@@ -73,7 +73,7 @@ INGEST_MIGRATIONS: list[list[str]] = [
     [f"ALTER TABLE {DELIVERIES} ADD COLUMN body_codec VARCHAR"],
     # 3: `body` stored without DuckDB's own compression. The bodies are zlib bytes already, which
     # no method shrinks, and DuckDB's analysis of them (dict_fsst) was most of every checkpoint:
-    # 1.5 s instead of 0.3 s for a 64 MB write-ahead log (bench/checkpoint.py), a stall every
+    # 1.4 s instead of 0.33 s for a 64 MB write-ahead log (bench/checkpoint.py), a stall every
     # acknowledgement waits for. DuckDB sets compression per column only when a table is
     # created, so the table is rebuilt (rows, order and primary key unchanged).
     [
