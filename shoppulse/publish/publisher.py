@@ -1,31 +1,8 @@
-"""The publisher: immutable Parquet files and a catalog of views for analysts, beside the live file.
-
-DuckDB lets one process open a database file, so analysts never open the live one. Every
-`publish_interval_seconds` the service's publisher thread reads what changed since its last cycle,
-in ONE read transaction (a consistent snapshot), and writes it as new Parquet files:
-
-- `events`, `deliveries`: append-only; each cycle writes the rows after the last published
-  sequence number as one part file. Small parts are merged (tiered compaction: runs of
-  `COMPACT_FANOUT` parts of the same size class become one), so the file count stays small.
-  A later status change of a quarantined delivery (a replay) goes into a small overrides file.
-- `orders`, `refunds`, `carts`, `checkouts`: entity state, partitioned by the UTC day of
-  `created_at` (`none` when unknown). Rows whose `changed_seq` is newer than the last published
-  fold are merged into their day's file, which is rewritten; every other day stays untouched.
-  An entity whose `created_at` changed is dropped from its old day: the publisher's own index
-  (SQLite, point lookups) knows each published entity's day.
-- `sales_minute`, `funnel_minute`: per-minute aggregates, partitioned by day; days holding a
-  changed minute are rewritten.
-
-So a cycle costs what changed (and the size of the days it touches), not the whole history.
-New files get unique names and are renamed into place; the catalog (`analytics.duckdb`, views
-naming the exact current files) is written under a temporary name and renamed over the old
-one. Replaced files are deleted only `publish_grace_seconds` later, so a query that started on
-an older catalog keeps working.
-"""
+"""The publisher itself: one cycle reads what changed in the live file and writes Parquet parts
+and the catalog (see the package docstring)."""
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import math
 import os
@@ -33,19 +10,17 @@ import shutil
 import sqlite3
 import threading
 import time
-import zlib
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, suppress
+from collections.abc import Callable, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import duckdb
 import pyarrow as pa
-import pyarrow.compute as pc
 
-from ingest.storage.bodies import unpack
+from shoppulse.publish.bodies import BodyColumns
 from shoppulse.sql import (
     CARTS,
     CHECKOUTS,
@@ -104,25 +79,6 @@ _STATES = (
 )
 _AGGREGATES = ((SALES_MINUTE, "metrics_sales_minute"), (FUNNEL_MINUTE, "metrics_funnel_minute"))
 
-#: Columns taken from the raw delivery body at publish time, by topic (the canonical event does
-#: not carry them). Bodies themselves are never published. `$j` is the body as JSON, `$id` the
-#: entity id. Missing or unparsable values are NULL.
-_REFUND_REASON = {
-    "refunds/create": "$j->>'$.note'",  # Shopify
-    "charge.refunded": (  # Stripe
-        "list_filter(json_extract($j, '$.data.object.refunds.data[*]'), "
-        "lambda x: x->>'id' = $id)[1]->>'reason'"
-    ),
-}
-_WOO_REFUND_REASON = (
-    "list_filter(json_extract($j, '$.refunds[*]'), lambda x: x->>'id' = $id)[1]->>'reason'"
-)
-_CART_VALUE = (  # Shopify carts/create, carts/update: sum of line_price in shop money
-    "CAST(list_aggregate(list_transform(json_extract($j, '$.line_items[*]'), "
-    "lambda x: TRY_CAST(coalesce(x->>'$.line_price_set.shop_money.amount', x->>'$.line_price') "
-    "AS DECIMAL(18,4))), 'sum') AS DECIMAL(18,4))"
-)
-
 
 @dataclass(frozen=True)
 class Heads:
@@ -156,37 +112,6 @@ class _Cycle:
     rows: int = 0
 
 
-class PublishLock:
-    """An exclusive advisory lock: one publisher per published directory at a time."""
-
-    def __init__(self, root: Path) -> None:
-        self.path = root / LOCK_FILE
-        self._handle: IO[bytes] | None = None
-
-    @property
-    def held(self) -> bool:
-        return self._handle is not None
-
-    def acquire(self) -> bool:
-        if self._handle is not None:
-            return True
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        handle = self.path.open("ab")
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            handle.close()
-            return False
-        self._handle = handle
-        return True
-
-    def release(self) -> None:
-        if self._handle is not None:
-            fcntl.flock(self._handle, fcntl.LOCK_UN)
-            self._handle.close()
-            self._handle = None
-
-
 class Publisher:
     """Publishes the live database at `db_path` through `con` (a connection to it)."""
 
@@ -213,7 +138,7 @@ class Publisher:
         self.state.execute("PRAGMA synchronous = FULL")
         self._init_state()
         self._lock = threading.Lock()
-        self._body_codec: bool | None = None  # see _has_body_codec
+        self._body_columns = BodyColumns(self.live)
         self._cleanup_orphans()
 
     # ------------------------------------------------------------------ bookkeeping
@@ -623,7 +548,10 @@ class Publisher:
                 ).fetchall()
             ]
             fresh = "_pub_fresh"
-            live.register(fresh, self._from_bodies(spec, wanted))
+            live.register(
+                fresh,
+                self._body_columns.read(spec.enrich, extra, wanted, "deliveries" in self._present),
+            )
             picks = ", ".join(
                 f"CASE WHEN k.id IS NOT NULL THEN k.{n} ELSE f.{n} END AS {n}" for n in extra_names
             )
@@ -641,98 +569,6 @@ class Publisher:
             live.unregister(reused)
         order = [c.name for c in spec.dataset.columns] + ["_part"]
         return table.select(order)
-
-    def _from_bodies(self, spec: _State, event_seqs: list[int]) -> pa.Table:
-        """(event_seq, enriched columns) of these versions, read from their raw bodies."""
-        extra = [c for c in spec.dataset.columns if c.live is None]
-        empty = "".join(f", NULL::{c.type} AS {c.name}" for c in extra)
-        live = self.live
-        if not event_seqs or "deliveries" not in self._present:
-            return _arrow(live, f"SELECT NULL::BIGINT AS event_seq{empty} WHERE false")
-        if spec.enrich == "refund":
-            cases = "".join(
-                f"WHEN d.topic = {quote(t)} THEN {e} " for t, e in _REFUND_REASON.items()
-            )
-            cases += f"WHEN d.topic LIKE 'order.%' THEN {_WOO_REFUND_REASON} "
-            value = f"CAST(CASE {cases}END AS VARCHAR) AS reason"
-        else:
-            value = (
-                "e.currency AS currency, "
-                f"CASE WHEN d.topic LIKE 'carts/%' THEN {_CART_VALUE} END AS value"
-            )
-        value = value.replace("$j", "d.j").replace("$id", "e.entity_id")
-        seqs = pa.table({"seq": pa.array(sorted(set(event_seqs)), pa.int64())})
-        live.register("_pub_seqs", seqs)
-        try:
-            lo, hi = int(seqs["seq"][0].as_py()), int(seqs["seq"][-1].as_py())
-            versions = _arrow(
-                live,
-                "SELECT event_seq, delivery_seq, entity_id, currency FROM events "
-                f"WHERE event_seq BETWEEN {lo} AND {hi} "
-                "AND event_seq IN (SELECT seq FROM _pub_seqs)",
-            )
-        finally:
-            live.unregister("_pub_seqs")
-        if versions.num_rows == 0:
-            return _arrow(live, f"SELECT NULL::BIGINT AS event_seq{empty} WHERE false")
-        bodies = self._bodies(versions["delivery_seq"])
-        live.register("_pub_versions", versions)
-        live.register("_pub_bodies", bodies)
-        try:
-            return _arrow(
-                live,
-                f"SELECT e.event_seq, {value} FROM _pub_versions e JOIN ("
-                "SELECT delivery_seq, topic, CASE WHEN json_valid(b) THEN b::JSON END AS j "
-                "FROM _pub_bodies) d USING (delivery_seq)",
-            )
-        finally:
-            live.unregister("_pub_versions")
-            live.unregister("_pub_bodies")
-
-    def _has_body_codec(self) -> bool:
-        """Whether the live file has `deliveries.body_codec` (read once: the schema of an open
-        file does not change under the publisher)."""
-        if self._body_codec is None:
-            rows = self.live.execute(
-                "SELECT count(*) FROM duckdb_columns() WHERE database_name = current_database() "
-                "AND table_name = 'deliveries' AND column_name = 'body_codec'"
-            ).fetchall()
-            self._body_codec = bool(rows[0][0])
-        return self._body_codec
-
-    def _bodies(self, delivery_seqs: pa.ChunkedArray) -> pa.Table:
-        """(delivery_seq, topic, b) of these deliveries, b the raw body as text (NULL when
-        purged or not UTF-8). Bodies are stored compressed, so they are unpacked here."""
-        live = self.live
-        wanted = pa.table({"seq": pc.unique(delivery_seqs)})
-        lo = int(pc.min(delivery_seqs).as_py())
-        hi = int(pc.max(delivery_seqs).as_py())
-        live.register("_pub_dseqs", wanted)
-        try:
-            # A live file of an older version (published while stopped, read-only, so not
-            # migrated) has no codec column: its bodies are stored as received.
-            codec = "body_codec" if self._has_body_codec() else "NULL"
-            rows = live.execute(
-                f"SELECT delivery_seq, topic, body, {codec} FROM deliveries "
-                f"WHERE delivery_seq BETWEEN {lo} AND {hi} "
-                "AND delivery_seq IN (SELECT seq FROM _pub_dseqs)"
-            ).fetchall()
-        finally:
-            live.unregister("_pub_dseqs")
-        texts: list[str | None] = []
-        for _, _, stored, codec in rows:
-            try:
-                raw = unpack(stored, codec)
-                texts.append(raw.decode() if raw is not None else None)
-            except (ValueError, UnicodeDecodeError, zlib.error):
-                texts.append(None)
-        return pa.table(
-            {
-                "delivery_seq": pa.array([r[0] for r in rows], pa.int64()),
-                "topic": pa.array([r[1] for r in rows], pa.string()),
-                "b": pa.array(texts, pa.string()),
-            }
-        )
 
     def _publish_aggregate(
         self, cycle: _Cycle, dataset: Dataset, table: str, last_fold: int, fold: int
@@ -911,91 +747,3 @@ def _iso(moment: datetime | None) -> str:
 
 def _time_or_none(text: str) -> datetime | None:
     return datetime.fromisoformat(text) if text else None
-
-
-# ----------------------------------------------------------------------------- the thread
-
-
-class PublishWorker:
-    """Runs `Publisher.publish` every `interval` seconds on its own thread, and once at stop."""
-
-    def __init__(self, publisher: Publisher, interval: float = 2.0) -> None:
-        self.publisher = publisher
-        self.interval = interval
-        self.lock = PublishLock(publisher.root)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="shoppulse-publish", daemon=True)
-        self.last_report: PublishReport | None = None
-        self.last_error: str | None = None
-        self.cycles = 0
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self, timeout: float = 30.0) -> None:
-        """Stop the thread, publish one last time, and give up the lock."""
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout)
-        try:
-            if self.lock.acquire():
-                self._cycle()
-        finally:
-            self.lock.release()
-            self.publisher.close()
-
-    def _cycle(self) -> None:
-        try:
-            self.last_report = self.publisher.publish()
-            self.cycles += 1
-            self.last_error = None
-        except Exception as exc:  # keep running: the next cycle starts from the manifest
-            self.last_error = str(exc)[:500]
-            log.exception("publish failed; retrying")
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            if self.lock.acquire():
-                self._cycle()
-            self._stop.wait(self.interval)
-
-
-@contextmanager
-def exclusive_publish(db_path: Path) -> Iterator[bool]:
-    """Hold the publish lock of `db_path`'s published directory if nobody else does."""
-    lock = PublishLock(published_dir(db_path))
-    held = lock.acquire()
-    try:
-        yield held
-    finally:
-        lock.release()
-
-
-def refresh_stopped(db_path: Path) -> str:
-    """Bring the catalog up to date when no service runs on `db_path`.
-
-    Returns "service" when a running service publishes (its catalog is current within the
-    publish interval), "published" when this call published from the stopped live file (opened
-    read-only, for the few moments of one cycle), or "catalog" when there is no live file and
-    the existing catalog is used as it is.
-    """
-    if not db_path.exists():
-        return "catalog"
-    with exclusive_publish(db_path) as held:
-        if not held:
-            return "service"
-        try:
-            con = duckdb.connect(str(db_path), read_only=True)
-        except duckdb.Error as exc:
-            if "lock" in str(exc).lower():  # a service is starting right now
-                return "service"
-            raise
-        try:
-            publisher = Publisher(con, db_path)
-            try:
-                publisher.publish()
-            finally:
-                publisher.close()
-        finally:
-            con.close()
-        return "published"

@@ -1,0 +1,37 @@
+"""The publisher: immutable Parquet files and a catalog of views for analysts, beside the live file.
+
+DuckDB lets one process open a database file, so analysts never open the live one. Every
+`publish_interval_seconds` the service's publisher thread reads what changed since its last cycle,
+in ONE read transaction (a consistent snapshot), and writes it as new Parquet files:
+
+- `events`, `deliveries`: append-only; each cycle writes the rows after the last published
+  sequence number as one part file. Small parts are merged (tiered compaction: runs of
+  `COMPACT_FANOUT` parts of the same size class become one), so the file count stays small.
+  A later status change of a quarantined delivery (a replay) goes into a small overrides file.
+- `orders`, `refunds`, `carts`, `checkouts`: entity state, partitioned by the UTC day of
+  `created_at` (`none` when unknown). Rows whose `changed_seq` is newer than the last published
+  fold are merged into their day's file, which is rewritten; every other day stays untouched.
+  An entity whose `created_at` changed is dropped from its old day: the publisher's own index
+  (SQLite, point lookups) knows each published entity's day.
+- `sales_minute`, `funnel_minute`: per-minute aggregates, partitioned by day; days holding a
+  changed minute are rewritten.
+
+So a cycle costs what changed (and the size of the days it touches), not the whole history.
+New files get unique names and are renamed into place; the catalog (`analytics.duckdb`, views
+naming the exact current files) is written under a temporary name and renamed over the old
+one. Replaced files are deleted only `publish_grace_seconds` later, so a query that started on
+an older catalog keeps working.
+"""
+
+from shoppulse.publish.publisher import Heads, Publisher, PublishReport
+from shoppulse.publish.worker import PublishLock, PublishWorker, exclusive_publish, refresh_stopped
+
+__all__ = [
+    "Heads",
+    "PublishLock",
+    "PublishReport",
+    "PublishWorker",
+    "Publisher",
+    "exclusive_publish",
+    "refresh_stopped",
+]
