@@ -144,6 +144,7 @@ class Writer:
             queue.SimpleQueue()
         )
         self._careful_until = 0.0  # check batches for duplicates until then (monotonic)
+        self._appenders: dict[str, duckdb.Appender] = {}
         self._appended = False  # a job added events: wake the on_commit listener after it
         row = self._con.execute(
             f"SELECT coalesce(max(delivery_seq), 0) FROM {DELIVERIES}"
@@ -372,7 +373,7 @@ class Writer:
                     for body, codec in (pack(d.body),)
                 ]
                 if optimistic:
-                    appender = con.appender(DELIVERIES)
+                    appender = self._appender(DELIVERIES)
                     appender.append_rows(rows)
                     appender.flush()
                     new_seqs = {row[0] for row in rows}
@@ -392,13 +393,15 @@ class Writer:
                 if event_rows:
                     # An appender inserts the rows with one statement of this transaction,
                     # without building and registering a frame first.
-                    appender = con.appender(EVENTS)
+                    appender = self._appender(EVENTS)
                     appender.append_rows(event_values(event_rows))
                     appender.flush()
             if counts or duplicates:
                 self._add_counts(counts + duplicates)
             con.execute("COMMIT")
         except BaseException:
+            # An appender that failed may still hold rows of this batch: never flush it again.
+            self._appenders.clear()
             try:
                 con.execute("ROLLBACK")
             except duckdb.Error:
@@ -409,6 +412,14 @@ class Writer:
             self._delivery_seq += len(fresh)
             self._event_seq = event_seq
         return inserted
+
+    def _appender(self, table: str) -> duckdb.Appender:
+        """The writer's appender for `table`, made once and kept: making one costs ~1.2 ms, a
+        sixth of a small batch's write. Each batch flushes it inside its own transaction."""
+        appender = self._appenders.get(table)
+        if appender is None:
+            appender = self._appenders[table] = self._con.appender(table)
+        return appender
 
     def _insert_new(self, rows: Sequence[tuple[object, ...]]) -> set[int]:
         """Insert the delivery rows that are not stored yet; return their seqs."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import zlib
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import pytest
 from ingest.providers.base import build_event
 from ingest.storage import writer as writer_module
 from ingest.storage.bodies import unpack
-from ingest.storage.database import open_database
+from ingest.storage.database import StorageError, open_database
 from ingest.storage.schema import INGEST_MIGRATIONS, migrate
 from ingest.storage.writer import Delivery, Outcome, Writer
 
@@ -126,3 +127,30 @@ def test_migration_3_keeps_every_delivery_and_stores_bodies_without_duckdb_compr
         "WHERE column_name = 'body' AND segment_type = 'BLOB'"
     ).fetchall()
     assert methods == [("Uncompressed",)]
+
+
+def test_a_batch_that_fails_while_appending_leaves_nothing_for_the_next(tmp_path: Path) -> None:
+    con = open_database(tmp_path / "live.duckdb")
+    writer = Writer(con, batch_linger_ms=50)
+    writer.start()
+    try:
+        assert asyncio.run(submit_all(writer, ["a"])) == [Outcome.STORED]
+        broken = replace(delivery("broken"), received_at="not a time")  # type: ignore[arg-type]
+
+        async def failing_batch() -> list[Outcome | BaseException]:
+            return list(
+                await asyncio.gather(
+                    writer.submit(delivery("g")), writer.submit(broken), return_exceptions=True
+                )
+            )
+
+        # the whole batch fails: "g" was appended before the broken row stopped the append
+        assert all(isinstance(o, StorageError) for o in asyncio.run(failing_batch()))
+        assert asyncio.run(submit_all(writer, ["h"])) == [Outcome.STORED]
+    finally:
+        writer.stop()
+    rows = con.execute(
+        "SELECT d.delivery_seq, d.delivery_id, count(e.event_seq) FROM deliveries d "
+        "LEFT JOIN events e USING (delivery_seq) GROUP BY ALL ORDER BY 1"
+    ).fetchall()
+    assert rows == [(1, "a", 1), (2, "h", 1)]
