@@ -32,6 +32,15 @@ def delivery(delivery_id: str) -> Delivery:
     return Delivery("shop", delivery_id, "carts/create", now, "{}", b"{}", None, [event])
 
 
+def events_per_delivery(con: duckdb.DuckDBPyConnection) -> list[tuple[int, str, int]]:
+    """(delivery_seq, delivery_id, stored events) of every stored delivery, in seq order."""
+    rows = con.execute(
+        "SELECT d.delivery_seq, d.delivery_id, count(e.event_seq) FROM deliveries d "
+        "LEFT JOIN events e USING (delivery_seq) GROUP BY ALL ORDER BY 1"
+    ).fetchall()
+    return [(int(seq), str(i), int(n)) for seq, i, n in rows]
+
+
 async def submit_all(writer: Writer, ids: list[str]) -> list[Outcome]:
     return list(await asyncio.gather(*(writer.submit(delivery(i)) for i in ids)))
 
@@ -55,11 +64,7 @@ def test_a_batch_holding_a_stored_delivery_stores_the_rest_once(
         assert asyncio.run(submit_all(writer, ["f"])) == [Outcome.STORED]
     finally:
         writer.stop()
-    rows = con.execute(
-        "SELECT d.delivery_id, count(e.event_seq) FROM deliveries d "
-        "LEFT JOIN events e USING (delivery_seq) GROUP BY ALL ORDER BY 1"
-    ).fetchall()
-    assert rows == [(i, 1) for i in "abcdef"]
+    assert [(i, n) for _, i, n in events_per_delivery(con)] == [(i, 1) for i in "abcdef"]
     seqs = con.execute("SELECT event_seq FROM events ORDER BY 1").fetchall()
     assert [s[0] for s in seqs] == list(range(1, 7))  # no gaps from the rolled-back attempt
     counts = con.execute("SELECT outcome, sum(count) FROM ingest_counts GROUP BY ALL").fetchall()
@@ -149,8 +154,4 @@ def test_a_batch_that_fails_while_appending_leaves_nothing_for_the_next(tmp_path
         assert asyncio.run(submit_all(writer, ["h"])) == [Outcome.STORED]
     finally:
         writer.stop()
-    rows = con.execute(
-        "SELECT d.delivery_seq, d.delivery_id, count(e.event_seq) FROM deliveries d "
-        "LEFT JOIN events e USING (delivery_seq) GROUP BY ALL ORDER BY 1"
-    ).fetchall()
-    assert rows == [(1, "a", 1), (2, "h", 1)]
+    assert events_per_delivery(con) == [(1, "a", 1), (2, "h", 1)]
