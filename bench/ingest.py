@@ -13,6 +13,11 @@ For each concurrency it prints deliveries/s and ack latency (p50/p99) for both s
 ratio ShopPulse/bare, then a steady-rate run (open loop, latency counted from each request's
 scheduled start). At the end it stops ShopPulse, opens its database and checks that every
 acknowledged delivery is stored with its event.
+
+`--floor` adds a third server, bench/floor_app.py: the least a durable, verified endpoint must do
+(verify the signature, parse the JSON, group-commit the raw body to DuckDB, answer) on a bare
+ASGI app. Its ratio to the bare endpoint bounds what ShopPulse, which does all of that and
+more, can reach on the machine the benchmark runs on.
 """
 
 from __future__ import annotations
@@ -172,7 +177,8 @@ def service_env() -> dict[str, str]:
     return env
 
 
-def bare_server(workdir: Path) -> Server:
+def uvicorn_server(name: str, app: str, workdir: Path, env: dict[str, str]) -> Server:
+    """An ASGI app of bench/ under uvicorn, set up as ShopPulse serves its own."""
     port = free_port()
     command = [
         sys.executable,
@@ -180,7 +186,7 @@ def bare_server(workdir: Path) -> Server:
         "uvicorn",
         "--app-dir",
         str(BENCH),
-        "bare_app:app",
+        app,
         "--host",
         "127.0.0.1",
         "--port",
@@ -192,7 +198,16 @@ def bare_server(workdir: Path) -> Server:
         "--timeout-keep-alive",
         "5",
     ]
-    return Server("bare", command, port, workdir, service_env())
+    return Server(name, command, port, workdir, env)
+
+
+def bare_server(workdir: Path) -> Server:
+    return uvicorn_server("bare", "bare_app:app", workdir, service_env())
+
+
+def floor_server(workdir: Path) -> Server:
+    env = service_env() | {"FLOOR_DB": str(workdir / "floor.duckdb"), "FLOOR_SECRET": SECRET}
+    return uvicorn_server("floor", "floor_app:app", workdir, env)
 
 
 def shoppulse_server(workdir: Path, log_level: str, db: Path | None = None) -> Server:
@@ -310,6 +325,26 @@ def _progress(name: str, measured: Measured) -> None:
     )
 
 
+def acknowledged_keys(run: Run) -> list[str]:
+    phases = [m.result for m in run.closed.values()]
+    phases += [run.steady.result] if run.steady else []
+    return [key for phase in phases for key in phase.acknowledged]
+
+
+def verify_floor(db: Path, acknowledged: list[str]) -> tuple[bool, str]:
+    """Every delivery the floor acknowledged is in its database."""
+    acked = pa.table({"delivery_id": pa.array(acknowledged, pa.string())})
+    with duckdb.connect(str(db), read_only=True) as con:
+        con.register("acked", acked)
+        row = con.execute(
+            "SELECT count(*) FROM acked a JOIN deliveries d USING (delivery_id)"
+        ).fetchone()
+    stored = row[0] if row else 0
+    return stored == len(acknowledged), (
+        f"floor: {len(acknowledged):,} deliveries acknowledged, {stored:,} of them stored"
+    )
+
+
 def verify_storage(db: Path, acknowledged: list[str]) -> tuple[bool, str]:
     """Every acknowledged ShopPulse delivery is in `deliveries` once, with its one event."""
     acked = pa.table({"delivery_id": pa.array(acknowledged, pa.string())})
@@ -340,52 +375,79 @@ def _ms(value: float) -> str:
     return f"{value:.1f}"
 
 
-def report(bare: Run, shop: Run, args: argparse.Namespace) -> bool:
+def _ratio(run: Run, bare: Run, concurrency: int) -> float:
+    top = bare.closed[concurrency].result.throughput
+    return run.closed[concurrency].result.throughput / top if top else 0.0
+
+
+def _peak(run: Run, label: str, bare: Run, args: argparse.Namespace) -> float:
+    """Print `run`'s best throughput as a ratio of the bare endpoint's best; return the ratio."""
+    best_bare = max(args.concurrency, key=lambda c: bare.closed[c].result.throughput)
+    best = max(args.concurrency, key=lambda c: run.closed[c].result.throughput)
+    top_bare = bare.closed[best_bare].result.throughput
+    top = run.closed[best].result.throughput
+    ratio = top / top_bare if top_bare else 0.0
+    console.print(
+        f"Peak throughput: {label} {top:,.0f} deliveries/s ({best} connections), "
+        f"bare {top_bare:,.0f} req/s ({best_bare} connections): ratio {ratio:.2f} "
+        f"(target ≥ {RATIO_TARGET}) "
+        + ("[green]met[/]" if ratio >= RATIO_TARGET else "[red]missed[/]"),
+        highlight=False,
+    )
+    return ratio
+
+
+def report(bare: Run, shop: Run, args: argparse.Namespace, floor: Run | None = None) -> bool:
     table = Table(title="Closed loop: N connections, each sending as soon as it is answered")
-    for column in (
-        "conns",
-        "bare\nreq/s",
-        "bare\np50 ms",
-        "bare\np99 ms",
+    columns = ["conns", "bare\nreq/s", "bare\np50 ms", "bare\np99 ms"]
+    if floor is not None:
+        columns += [
+            "floor\ndeliveries/s",
+            "floor\np99 ms",
+            "ratio\nfloor/bare",
+            "floor CPU µs\nper delivery",
+        ]
+    columns += [
         "ShopPulse\ndeliveries/s",
         "ShopPulse\np50 ms",
         "ShopPulse\np99 ms",
         "ratio\nShopPulse/bare",
         "server CPU µs\nper req, bare",
         "server CPU µs per\ndelivery, ShopPulse",
-    ):
+    ]
+    for column in columns:
         table.add_column(column, justify="right")
     for concurrency in args.concurrency:
         b, s = bare.closed[concurrency], shop.closed[concurrency]
-        ratio = s.result.throughput / b.result.throughput if b.result.throughput else 0.0
-        table.add_row(
+        cells = [
             str(concurrency),
             f"{b.result.throughput:,.0f}",
             _ms(b.result.latency_ms(50)),
             _ms(b.result.latency_ms(99)),
+        ]
+        if floor is not None:
+            f = floor.closed[concurrency].result
+            cells += [
+                f"{f.throughput:,.0f}",
+                _ms(f.latency_ms(99)),
+                f"{_ratio(floor, bare, concurrency):.2f}",
+                f"{floor.closed[concurrency].server_us_per_request:,.0f}",
+            ]
+        cells += [
             f"{s.result.throughput:,.0f}",
             _ms(s.result.latency_ms(50)),
             _ms(s.result.latency_ms(99)),
-            f"{ratio:.2f}",
+            f"{_ratio(shop, bare, concurrency):.2f}",
             f"{b.server_us_per_request:,.0f}",
             f"{s.server_us_per_request:,.0f}",
-        )
+        ]
+        table.add_row(*cells)
     console.print(table)
     passed = True
     if args.concurrency:
-        best_bare = max(args.concurrency, key=lambda c: bare.closed[c].result.throughput)
-        best_shop = max(args.concurrency, key=lambda c: shop.closed[c].result.throughput)
-        top_bare = bare.closed[best_bare].result.throughput
-        top_shop = shop.closed[best_shop].result.throughput
-        ratio = top_shop / top_bare if top_bare else 0.0
-        passed &= ratio >= RATIO_TARGET
-        console.print(
-            f"Peak throughput: ShopPulse {top_shop:,.0f} deliveries/s ({best_shop} connections), "
-            f"bare {top_bare:,.0f} req/s ({best_bare} connections): ratio {ratio:.2f} "
-            f"(target ≥ {RATIO_TARGET}) "
-            + ("[green]met[/]" if ratio >= RATIO_TARGET else "[red]missed[/]"),
-            highlight=False,
-        )
+        if floor is not None:
+            _peak(floor, "floor", bare, args)
+        passed &= _peak(shop, "ShopPulse", bare, args) >= RATIO_TARGET
     if bare.steady is not None and shop.steady is not None:
         steady = Table(
             title=f"Steady rate: {args.rate:,.0f} deliveries/s for {args.rate_duration:g} s"
@@ -401,8 +463,9 @@ def report(bare: Run, shop: Run, args: argparse.Namespace) -> bool:
             "server CPU (cores)",
         ):
             steady.add_column(column, justify="right")
-        for run in (bare, shop):
-            assert run.steady is not None
+        for run in (bare, floor, shop):
+            if run is None or run.steady is None:
+                continue
             r = run.steady.result
             steady.add_row(
                 run.name,
@@ -463,6 +526,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "(10.7 KB, as Shopify sends it)",
     )
     parser.add_argument(
+        "--floor",
+        action="store_true",
+        help="also measure bench/floor_app.py, the least a durable, verified endpoint must do",
+    )
+    parser.add_argument(
         "--keep", action="store_true", help="keep the temporary directory (database, server logs)"
     )
     return parser.parse_args(argv)
@@ -478,6 +546,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     workdir = Path(tempfile.mkdtemp(prefix="shoppulse-bench-"))
     servers = [bare_server(workdir), shoppulse_server(workdir, args.log_level)]
+    if args.floor:
+        servers.insert(1, floor_server(workdir))
     load_before = os.getloadavg()[0]
     try:
         for server in servers:
@@ -492,11 +562,11 @@ def main(argv: list[str] | None = None) -> int:
                 console.print(f"[red]{server.name} exited with {server.process.returncode}[/]")
                 console.print(server.log_tail())
         shop = runs["shoppulse"]
-        phases = [m.result for m in shop.closed.values()]
-        phases += [shop.steady.result] if shop.steady else []
-        acknowledged = [key for phase in phases for key in phase.acknowledged]
-        stored_ok, detail = verify_storage(workdir / "data" / "shoppulse.duckdb", acknowledged)
-        report(runs["bare"], shop, args)
+        stored_ok, detail = verify_storage(
+            workdir / "data" / "shoppulse.duckdb", acknowledged_keys(shop)
+        )
+        floor = runs.get("floor")
+        report(runs["bare"], shop, args, floor)
         load_after = os.getloadavg()[0]
         cores = os.cpu_count() or 1
         console.print(
@@ -512,6 +582,9 @@ def main(argv: list[str] | None = None) -> int:
             ("[green]durable:[/] " if stored_ok else "[red]NOT DURABLE:[/] ") + detail,
             highlight=False,
         )
+        if floor is not None:
+            floor_ok, said = verify_floor(workdir / "floor.duckdb", acknowledged_keys(floor))
+            console.print(("" if floor_ok else "[red]") + said, highlight=False)
         if args.keep:
             console.print(f"kept {workdir}")
         return 0 if stored_ok else 1
