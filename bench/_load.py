@@ -214,6 +214,8 @@ class PhaseResult:
     elapsed: float = 0.0
     #: Keys of every request answered with a 2xx (warm-up and drain included).
     acknowledged: list[str] = field(default_factory=list)
+    #: When each of those answers arrived (Unix time, same order as `acknowledged`).
+    acknowledged_at: list[float] = field(default_factory=list)
 
     @property
     def throughput(self) -> float:
@@ -265,6 +267,7 @@ class _Recorder:
             if 200 <= status < 300:
                 result.total_ok += 1
                 result.acknowledged.append(key)
+                result.acknowledged_at.append(time.time())
                 result.completed += in_window
         if self.open_loop:
             counted = self.window_start <= started <= self.window_end
