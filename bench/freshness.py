@@ -95,10 +95,14 @@ async def _run_rate(rate: float, args: argparse.Namespace, workdir: Path) -> dic
     stored = [(us / 1e6, acked_at[key]) for key, us in rows if key in acked_at]
     visible = _visible([arrival for arrival, _ in stored], answers)
     from_arrival = sorted(
-        seen - arrival for (arrival, _), seen in zip(stored, visible, strict=True) if seen
+        seen - arrival
+        for (arrival, _), seen in zip(stored, visible, strict=True)
+        if seen is not None
     )
     from_ack = sorted(
-        max(0.0, seen - ack) for (_, ack), seen in zip(stored, visible, strict=True) if seen
+        max(0.0, seen - ack)
+        for (_, ack), seen in zip(stored, visible, strict=True)
+        if seen is not None
     )
     nan = float("nan")
     return {
