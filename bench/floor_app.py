@@ -4,10 +4,10 @@ It is not ShopPulse and must never serve a store. It answers a Shopify delivery 
 has verified the HMAC signature (constant-time), parsed the body as JSON and committed the raw
 body to a DuckDB file in a group commit (one writer thread, one appender flush and one
 transaction per batch), on a bare ASGI app: no framework, no normalized events, no quarantine,
-no retries, no stats, logs or metrics. ShopPulse does all of that and more, so its throughput
-cannot exceed this one's on the same machine. `bench/ingest.py --floor` serves it with the
-same uvicorn setup as the other two servers and prints its throughput as a ratio of the bare
-endpoint's.
+no retries, no stats, logs or metrics. ShopPulse does all of that and more on the same kind of
+write path, so on a given machine this one's throughput is, in practice, a ceiling for
+ShopPulse's. `bench/ingest.py --floor` serves it with the same uvicorn setup as the other two
+servers and prints its throughput as a ratio of the bare endpoint's.
 
     FLOOR_DB=floor.duckdb .venv/bin/python -m uvicorn --app-dir bench floor_app:app --port 8002
 

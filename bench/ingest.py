@@ -16,8 +16,8 @@ acknowledged delivery is stored with its event.
 
 `--floor` adds a third server, bench/floor_app.py: the least a durable, verified endpoint must do
 (verify the signature, parse the JSON, group-commit the raw body to DuckDB, answer) on a bare
-ASGI app. Its ratio to the bare endpoint bounds what ShopPulse, which does all of that and
-more, can reach on the machine the benchmark runs on.
+ASGI app. Its ratio to the bare endpoint is, in practice, a ceiling for ShopPulse's, which does
+all of that and more, on the machine the benchmark runs on.
 """
 
 from __future__ import annotations
