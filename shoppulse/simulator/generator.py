@@ -55,6 +55,15 @@ from shoppulse.simulator.money import (
 )
 
 
+def _discount_codes(
+    discount: _Discount | None, amount: Decimal, currency: str
+) -> list[dict[str, Any]]:
+    """Shopify's `discount_codes` of a checkout or order: the code applied, if it took off any."""
+    if discount is None or not amount:
+        return []
+    return [{"code": discount.code, "amount": _fmt(amount, currency), "type": discount.kind}]
+
+
 class Simulator:
     """A seeded, endless stream of Shopify deliveries from simulated shoppers. No I/O.
 
@@ -392,15 +401,7 @@ class Simulator:
             total_weight=totals.weight,
             abandoned_checkout_url=f"https://{store.domain}/{store.key}/checkouts/"
             f"{checkout.token}/recover?key={checkout.token[:16]}",
-            discount_codes=[]
-            if checkout.discount is None or not totals.discounts
-            else [
-                {
-                    "code": checkout.discount.code,
-                    "amount": _fmt(totals.discounts, currency),
-                    "type": checkout.discount.kind,
-                }
-            ],
+            discount_codes=_discount_codes(checkout.discount, totals.discounts, currency),
             tax_lines=[
                 {
                     "price": _fmt(totals.tax, currency),
@@ -515,15 +516,7 @@ class Simulator:
                     "channel_liable": False,
                 }
             ],
-            discount_codes=[]
-            if order.discount is None or not totals.discounts
-            else [
-                {
-                    "code": order.discount.code,
-                    "amount": _fmt(totals.discounts, cur),
-                    "type": order.discount.kind,
-                }
-            ],
+            discount_codes=_discount_codes(order.discount, totals.discounts, cur),
             discount_applications=[]
             if order.discount is None or not totals.discounts
             else [
