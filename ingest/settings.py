@@ -140,6 +140,14 @@ class Settings(BaseSettings):
         "folded together. The wait is also at least twice the last fold's duration, so "
         "folding never takes more than a third of the time under load.",
     )
+    metrics_state_write_seconds: float = Field(
+        default=2.0,
+        ge=0,
+        description="How often the metrics engine writes the entity state it keeps in memory to "
+        "the state tables (0: with every fold). The aggregates are written with every fold "
+        "whatever this says; after a crash the engine folds the events since the last write "
+        "again into state, so nothing is lost or counted twice.",
+    )
     fold_batch_max: int = Field(
         default=20_000, ge=1, description="Most events the metrics engine folds in one transaction."
     )
@@ -147,8 +155,9 @@ class Settings(BaseSettings):
         default=2.0,
         gt=0,
         description="How often the service publishes what changed to the analysts' Parquet "
-        "files and catalog (`analytics.duckdb` beside the live file): the most the SQL views "
-        "lag behind.",
+        "files and catalog (`analytics.duckdb` beside the live file). The SQL views lag behind "
+        "by at most this plus `metrics_state_write_seconds` (they publish the folds whose "
+        "entity state is written).",
     )
     publish_grace_seconds: float = Field(
         default=3600.0,

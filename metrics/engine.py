@@ -3,12 +3,25 @@
 One fold is one transaction: read the events after the durable cursor, load the state rows they
 touch (plus carts and checkouts whose abandonment timeout has passed), compute new state with the
 pure functions of `metrics.fold`, apply the change of every aggregate bucket (new contribution
-minus old), save state, and move the cursor. A crash anywhere rolls the whole fold back.
+minus old), and move the cursor. A crash anywhere rolls the whole fold back.
+
+State changes are kept in memory and written to the state tables every `state_write_seconds`
+(inside a fold's transaction, with the cursor's `state_event_seq`), at every stop, and at once
+by a fold that replaces cold rows. Writing four tables costs more than the rest of a fold's
+writes; once every few seconds it is a small share. The state on disk plus the events after
+`state_event_seq` always give the state in memory: after a crash, or a fold that did not commit,
+the engine reads the tables and folds those events again into state only (the aggregates already
+count them), at the time of the last fold. Folding is path-independent: versions merge by
+business order, flags are sticky, counters add up, and a cart's or checkout's fate at a time is
+the same whether it was evaluated once or at every fold before it.
 """
 
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -18,7 +31,7 @@ import polars as pl
 from ingest.storage.schema import EVENTS, INGEST_MIGRATIONS, migrate
 from metrics import fold as F
 from metrics.schema import METRICS_MIGRATIONS
-from metrics.store import StateStore
+from metrics.store import Cursor, StateStore
 
 log = logging.getLogger("shoppulse.metrics")
 
@@ -28,6 +41,15 @@ _EVENT_COLUMNS = (
     "cancelled, deleted, abandoned, completed"
 )
 
+_EVENT_TYPES = {
+    "received_at": F.TS,
+    "created_at": F.TS,
+    "updated_at": F.TS,
+    "gross_sales": F.MONEY,
+    "discounts": F.MONEY,
+    "refund_amount": F.MONEY,
+}
+
 
 @dataclass(frozen=True)
 class FoldReport:
@@ -35,6 +57,7 @@ class FoldReport:
     cursor: int
     evaluated_at: datetime
     transitions: int
+    state_rows_written: int = 0
 
 
 _SPECS = (F.ORDER, F.REFUND, F.CHECKOUT, F.CART)
@@ -57,6 +80,8 @@ class MetricsEngine:
         cart_abandon_after: timedelta = timedelta(minutes=60),
         checkout_abandon_after: timedelta = timedelta(minutes=10),
         batch_max: int = 20_000,
+        state_write_seconds: float = 0.0,
+        state_write_rows: int = 200_000,
     ) -> None:
         self.con = con.cursor()
         migrate(self.con, "ingest", INGEST_MIGRATIONS)
@@ -65,35 +90,102 @@ class MetricsEngine:
         self.cart_abandon_after = cart_abandon_after
         self.checkout_abandon_after = checkout_abandon_after
         self.batch_max = batch_max
+        self.state_write_seconds = state_write_seconds
+        self.state_write_rows = state_write_rows
         self._demoted_upto: int | None = None
 
     # ------------------------------------------------------------------ public
 
     def fold(self, now: datetime) -> FoldReport:
         """Fold at most `batch_max` new events and advance timers to `now`, in one transaction."""
-        con = self.con
-        con.execute("BEGIN")
-        try:
-            cursor, fold_seq, evaluated_at, watermark = self.store.cursor()
-            self.store.open_mirror(_SPECS, fold_seq)
-            if evaluated_at is not None and evaluated_at > now:
-                now = evaluated_at  # time never runs backwards for the state
-            events = self._new_events(cursor)
-            fold_seq += 1
+        with self._transaction():
+            cursor = self.store.cursor()
+            fold_seq = cursor.fold_seq + 1
+            self._catch_up(cursor, fold_seq)
+            if cursor.evaluated_at is not None and cursor.evaluated_at > now:
+                now = cursor.evaluated_at  # time never runs backwards for the state
+            events = self._new_events(cursor.event_seq)
             transitions = self._apply(events, now, fold_seq)
+            event_seq, watermark = cursor.event_seq, cursor.watermark
             if not events.is_empty():
-                cursor = int(events["event_seq"].max())  # type: ignore[arg-type]
+                event_seq = int(events["event_seq"].max())  # type: ignore[arg-type]
                 newest = events["received_at"].max()
                 if watermark is None or (newest is not None and newest > watermark):  # type: ignore[operator]
                     watermark = newest  # type: ignore[assignment]
-            self.store.set_cursor(cursor, fold_seq, now, watermark)
-            con.execute("COMMIT")
+            state_event_seq, state_fold_seq, written = (
+                cursor.state_event_seq,
+                cursor.state_fold_seq,
+                0,
+            )
+            if self._state_due():
+                written = self.store.write_state(_SPECS)
+            if self.store.pending_rows == 0:  # the tables hold every change folded so far
+                state_event_seq, state_fold_seq = event_seq, fold_seq
+            self.store.set_cursor(
+                Cursor(event_seq, fold_seq, now, watermark, state_event_seq, state_fold_seq)
+            )
+        return FoldReport(len(events), event_seq, now, transitions, written)
+
+    def write_state(self) -> int:
+        """Write the state changes kept in memory to the state tables now (at a stop, say);
+        return the rows written."""
+        with self._transaction():
+            cursor = self.store.cursor()
+            self._catch_up(cursor, cursor.fold_seq)
+            written = self.store.write_state(_SPECS)
+            self.store.set_cursor(_state_written(cursor))
+        return written
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """One transaction of the engine: on failure the mirror and the cached cursor are
+        dropped (read and caught up again next time); on commit the store learns the cursor."""
+        self.con.execute("BEGIN")
+        try:
+            yield
+            self.con.execute("COMMIT")
         except BaseException:
             self.store.drop_mirror()
-            con.execute("ROLLBACK")
+            self.con.execute("ROLLBACK")
             raise
-        self.store.commit_mirror(fold_seq)
-        return FoldReport(len(events), cursor, now, transitions)
+        self.store.committed()
+
+    def _state_due(self) -> bool:
+        store = self.store
+        if store.must_write or store.pending_rows >= self.state_write_rows:
+            return True
+        since = store.pending_since
+        return since is not None and time.monotonic() - since >= self.state_write_seconds
+
+    def _catch_up(self, cursor: Cursor, fold_seq: int) -> None:
+        """Make the mirror hold the state as of the cursor: when it is not current, read the
+        state tables and fold the events they do not reflect yet into state only, at the time
+        of the last fold (their aggregate changes are already counted). Rows changed here are
+        marked with `fold_seq`, so that whoever follows `state_fold_seq` sees them once written.
+        """
+        if self.store.mirror_current(cursor.fold_seq):
+            return
+        self.store.open_mirror(_SPECS, cursor.fold_seq)
+        after, upto = cursor.state_event_seq, cursor.event_seq
+        if after >= upto:
+            return
+        assert cursor.evaluated_at is not None, "events were folded without an evaluation time"
+        started, folded = time.monotonic(), 0
+        while after < upto:
+            events = self._new_events(after, upto)
+            if events.is_empty():
+                break
+            self._apply(events, cursor.evaluated_at, fold_seq, aggregates=False)
+            after = int(events["event_seq"].max())  # type: ignore[arg-type]
+            folded += len(events)
+        log.info(
+            "folded %d events again into the metrics state (written up to event %d, aggregates "
+            "up to %d) in %.2f s",
+            folded,
+            cursor.state_event_seq,
+            upto,
+            time.monotonic() - started,
+        )
 
     def fold_all(self, now: datetime) -> int:
         """Fold until no event is left; return how many were folded."""
@@ -106,36 +198,29 @@ class MetricsEngine:
 
     def compact(self) -> int:
         """Merge the aggregate change log, one transaction; return the rows it saved."""
-        self.con.execute("BEGIN")
-        try:
-            saved = self.store.compact()
-            self.con.execute("COMMIT")
-        except BaseException:
-            self.con.execute("ROLLBACK")
-            raise
+        with self._transaction():
+            # Only folds whose state is written: the publisher reads the change log up to there.
+            saved = self.store.compact(self.store.cursor().state_fold_seq)
         return saved
 
     def demote(self) -> int:
         """Move state rows that did not change since the previous demotion (and are not open
-        carts or checkouts) to the cold tables; return how many moved."""
-        self.con.execute("BEGIN")
-        try:
-            fold_seq = self.store.cursor()[1]
+        carts or checkouts) to the cold tables; return how many moved. Writes the state kept in
+        memory first."""
+        with self._transaction():
+            cursor = self.store.cursor()
+            self._catch_up(cursor, cursor.fold_seq)
+            self.store.write_state(_SPECS)
+            self.store.set_cursor(_state_written(cursor))
             moved = 0
             if self._demoted_upto is not None:
-                self.store.open_mirror(_SPECS, fold_seq)
                 for spec in _SPECS:
                     moved += self.store.demote(spec, self._demoted_upto)
-            self.con.execute("COMMIT")
-        except BaseException:
-            self.store.drop_mirror()
-            self.con.execute("ROLLBACK")
-            raise
-        self._demoted_upto = fold_seq
+        self._demoted_upto = cursor.fold_seq
         return moved
 
     def pending(self) -> int:
-        cursor = self.store.cursor()[0]
+        cursor = self.store.cursor().event_seq
         row = self.con.execute(
             f"SELECT count(*) FROM {EVENTS} WHERE event_seq > ?", [cursor]
         ).fetchall()[0]
@@ -143,20 +228,27 @@ class MetricsEngine:
 
     # ------------------------------------------------------------------ the fold
 
-    def _new_events(self, cursor: int) -> pl.DataFrame:
+    def _new_events(self, after: int, upto: int | None = None) -> pl.DataFrame:
+        bound = "" if upto is None else f" AND event_seq <= {int(upto)}"
         frame: pl.DataFrame = self.con.sql(
-            f"SELECT {_EVENT_COLUMNS} FROM {EVENTS} WHERE event_seq > {int(cursor)} "
+            f"SELECT {_EVENT_COLUMNS} FROM {EVENTS} WHERE event_seq > {int(after)}{bound} "
             f"ORDER BY event_seq LIMIT {int(self.batch_max)}"
         ).pl()
-        return frame.with_columns(
-            pl.col("received_at", "created_at", "updated_at").cast(F.TS),
-            pl.col("gross_sales", "discounts", "refund_amount").cast(F.MONEY),
-        )
+        if all(frame.schema[name] == dtype for name, dtype in _EVENT_TYPES.items()):
+            return frame  # DuckDB's types are already the fold's
+        return frame.with_columns(pl.col(name).cast(dtype) for name, dtype in _EVENT_TYPES.items())
 
-    def _apply(self, events: pl.DataFrame, now: datetime, fold_seq: int) -> int:
+    def _apply(
+        self, events: pl.DataFrame, now: datetime, fold_seq: int, *, aggregates: bool = True
+    ) -> int:
         store = self.store
-        due_checkouts = F.due(store.hot(F.CHECKOUT), self.checkout_abandon_after, now)
-        due_carts = F.due(store.hot(F.CART), self.cart_abandon_after, now)
+        due_checkouts, due_carts = pl.collect_all(
+            [
+                F.due(store.hot(F.CHECKOUT), self.checkout_abandon_after, now),
+                F.due(store.hot(F.CART), self.cart_abandon_after, now),
+            ],
+            engine=F.ENGINE,
+        )
         if _all_empty(events, due_checkouts, due_carts):
             return 0  # nothing to fold and no timeout passed: the common timer tick
 
@@ -183,26 +275,18 @@ class MetricsEngine:
         )
 
         # aggregates: new contributions minus old ones
-        sales, funnel = pl.collect_all(
-            [
-                F.net_change(
-                    F.sales_contributions(orders_new, refunds_new, 1),
-                    F.sales_contributions(orders_old, refunds_old, -1),
-                    F.SALES_KEY,
-                    F.SALES_VALUES,
-                ),
-                F.net_change(
-                    F.funnel_contributions(carts_new, checkouts_new, 1),
-                    F.funnel_contributions(carts_old, checkouts_old, -1),
-                    F.FUNNEL_KEY,
-                    F.FUNNEL_VALUES,
-                ),
-            ],
-            engine=F.ENGINE,
-        )
-        store.add_sales(sales, fold_seq)
-        store.add_funnel(funnel, fold_seq)
-
+        if aggregates:
+            self._add_aggregates(
+                fold_seq,
+                orders_old,
+                orders_new,
+                refunds_old,
+                refunds_new,
+                carts_old,
+                carts_new,
+                checkouts_old,
+                checkouts_new,
+            )
         for spec, old, new in (
             (F.ORDER, orders_old, orders_new),
             (F.REFUND, refunds_old, refunds_new),
@@ -211,6 +295,39 @@ class MetricsEngine:
         ):
             store.save(spec, new, old, fold_seq)
         return _transitions(carts_old, carts_new) + _transitions(checkouts_old, checkouts_new)
+
+    def _add_aggregates(
+        self,
+        fold_seq: int,
+        orders_old: pl.DataFrame,
+        orders_new: pl.DataFrame,
+        refunds_old: pl.DataFrame,
+        refunds_new: pl.DataFrame,
+        carts_old: pl.DataFrame,
+        carts_new: pl.DataFrame,
+        checkouts_old: pl.DataFrame,
+        checkouts_new: pl.DataFrame,
+    ) -> None:
+        changed = pl.lit(fold_seq, pl.Int64).alias("changed_seq")
+        sales, funnel = pl.collect_all(
+            [
+                F.net_change(
+                    F.sales_contributions(orders_new, refunds_new, 1),
+                    F.sales_contributions(orders_old, refunds_old, -1),
+                    F.SALES_KEY,
+                    F.SALES_VALUES,
+                ).with_columns(changed),
+                F.net_change(
+                    F.funnel_contributions(carts_new, checkouts_new, 1),
+                    F.funnel_contributions(carts_old, checkouts_old, -1),
+                    F.FUNNEL_KEY,
+                    F.FUNNEL_VALUES,
+                ).with_columns(changed),
+            ],
+            engine=F.ENGINE,
+        )
+        self.store.add_sales(sales)
+        self.store.add_funnel(funnel)
 
     def _fold_orders(self, batch: F.Batch) -> tuple[pl.DataFrame, pl.DataFrame]:
         empty = self.store.empty(F.ORDER)
@@ -279,6 +396,18 @@ class MetricsEngine:
             now,
         )
         return old, new.collect(engine=F.ENGINE)
+
+
+def _state_written(cursor: Cursor) -> Cursor:
+    """`cursor` once the state tables reflect everything it has folded."""
+    return Cursor(
+        cursor.event_seq,
+        cursor.fold_seq,
+        cursor.evaluated_at,
+        cursor.watermark,
+        cursor.event_seq,
+        cursor.fold_seq,
+    )
 
 
 def _transitions(old: pl.DataFrame, new: pl.DataFrame) -> int:

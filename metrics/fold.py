@@ -16,6 +16,8 @@ from typing import Final
 
 import polars as pl
 
+from metrics.schema import FUNNEL_COUNTS
+
 KEY = ["source", "id"]
 TS = pl.Datetime("us", "UTC")
 MONEY = pl.Decimal(18, 4)
@@ -26,16 +28,7 @@ OLDEST = datetime(1900, 1, 1, tzinfo=UTC)
 SALES_KEY = ["source", "currency", "minute"]
 SALES_VALUES = ["orders", "gross_sales", "discounts", "returns"]
 FUNNEL_KEY = ["source", "minute"]
-FUNNEL_VALUES = [
-    "carts_created",
-    "carts_converted",
-    "carts_abandoned",
-    "carts_open",
-    "checkouts_started",
-    "checkouts_completed",
-    "checkouts_abandoned",
-    "checkouts_open",
-]
+FUNNEL_VALUES = list(FUNNEL_COUNTS)
 FATES = ("converted", "abandoned", "open")
 #: Polars engine for every query of the fold. "auto" runs some plans on the streaming engine,
 #: whose start-up costs more than the work on the few thousand rows a fold handles: a fold of
@@ -448,13 +441,12 @@ def evaluate_fate(
     return state.with_columns(fate.alias("fate"))
 
 
-def due(state: pl.DataFrame, timeout: timedelta, now: datetime) -> pl.DataFrame:
+def due(state: pl.DataFrame, timeout: timedelta, now: datetime) -> pl.LazyFrame:
     """Keys of the open rows (carts or checkouts) whose inactivity timeout has passed at `now`."""
     return (
         state.lazy()
         .filter((pl.col("fate") == "open") & (pl.col("last_activity") <= timestamp(now - timeout)))
         .select(KEY)
-        .collect(engine=ENGINE)
     )
 
 

@@ -6,6 +6,12 @@ holds what changed recently and every open cart and checkout, `_cold` the rest. 
 small hot table; it reads the cold one only for keys an in-memory index says are there (a late
 update of an old entity), so its cost does not grow with history.
 
+The state tables may lag the aggregates by a few seconds: the engine keeps the state changes of
+recent folds in memory and writes them every `metrics_state_write_seconds` (and at every stop).
+The cursor says how far each is: `event_seq`/`fold_seq` for the aggregates, `state_event_seq`/
+`state_fold_seq` for the state tables. After a crash the engine folds the events between the two
+again, into state only, before anything else: the aggregates already count them.
+
 The aggregates are additive figures per UTC minute, kept as an append-only log of changes (one
 row per touched bucket and fold: appending is far cheaper than updating in place) that is
 compacted now and then; the `*_minute` views sum it. Ratios are computed at read time. Hour and
@@ -27,6 +33,47 @@ FUNNEL_DELTAS = "metrics_funnel_deltas"
 CURSOR = "metrics_cursor"
 
 SUM_TYPE = "DECIMAL(38,4)"
+
+FUNNEL_COUNTS = (
+    "carts_created",
+    "carts_converted",
+    "carts_abandoned",
+    "carts_open",
+    "checkouts_started",
+    "checkouts_completed",
+    "checkouts_abandoned",
+    "checkouts_open",
+)
+#: Per change log: its bucket key and its additive values with their sum type.
+_CHANGE_LOGS: dict[str, tuple[tuple[str, ...], tuple[tuple[str, str], ...]]] = {
+    SALES_DELTAS: (
+        ("source", "currency", "minute"),
+        (
+            ("orders", "BIGINT"),
+            ("gross_sales", SUM_TYPE),
+            ("discounts", SUM_TYPE),
+            ("returns", SUM_TYPE),
+        ),
+    ),
+    FUNNEL_DELTAS: (("source", "minute"), tuple((name, "BIGINT") for name in FUNNEL_COUNTS)),
+}
+
+
+def bucket_key(deltas: str) -> tuple[str, ...]:
+    return _CHANGE_LOGS[deltas][0]
+
+
+def bucket_sums(deltas: str, upto_fold: int) -> str:
+    """SQL: per-minute sums of the change log `deltas` over the folds up to `upto_fold` — the
+    columns of its `*_minute` view, as of that fold (each change row carries its fold)."""
+    key, values = _CHANGE_LOGS[deltas]
+    keys = ", ".join(key)
+    sums = ", ".join(f"sum({name})::{kind} AS {name}" for name, kind in values)
+    return (
+        f"SELECT {keys}, {sums}, max(changed_seq) AS changed_seq FROM {deltas} "
+        f"WHERE changed_seq <= {int(upto_fold)} GROUP BY {keys}"
+    )
+
 
 _VERSION = "v_updated_at TIMESTAMPTZ, v_seq BIGINT"
 
@@ -132,5 +179,12 @@ METRICS_MIGRATIONS: list[list[str]] = [
                 f"UNION ALL SELECT * FROM {table}_cold",
             )
         ],
+    ],
+    # 2: the state tables are written every few seconds, not with every fold; the cursor says
+    # which events and fold they reflect (until now: every fold's).
+    [
+        f"ALTER TABLE {CURSOR} ADD COLUMN state_event_seq BIGINT NOT NULL DEFAULT 0",
+        f"ALTER TABLE {CURSOR} ADD COLUMN state_fold_seq BIGINT NOT NULL DEFAULT 0",
+        f"UPDATE {CURSOR} SET state_event_seq = event_seq, state_fold_seq = fold_seq",
     ],
 ]

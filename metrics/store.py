@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 
 import duckdb
@@ -12,14 +14,10 @@ import polars as pl
 
 from metrics.fold import (
     ENGINE,
-    FUNNEL_KEY,
-    FUNNEL_VALUES,
     KEY,
-    SALES_KEY,
-    SALES_VALUES,
     Kind,
 )
-from metrics.schema import CURSOR, FUNNEL, FUNNEL_DELTAS, SALES, SALES_DELTAS
+from metrics.schema import CURSOR, FUNNEL_DELTAS, SALES_DELTAS, bucket_key, bucket_sums
 
 log = logging.getLogger("shoppulse.metrics")
 
@@ -48,6 +46,20 @@ def key_hashes(frame: pl.DataFrame, source: str = "source", key: str = "id") -> 
     pair = pl.struct(pl.col(source).alias("source"), pl.col(key).alias("id"))
     hashed = frame.select(pair.hash(seed=7)).to_series()
     return np.asarray(hashed.to_numpy(), dtype=np.uint64)
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """How far the engine is: the aggregates reflect every event up to `event_seq` (fold
+    `fold_seq`, evaluated at `evaluated_at`); the state tables up to `state_event_seq` (fold
+    `state_fold_seq`), the rest of the state being in the engine's memory."""
+
+    event_seq: int
+    fold_seq: int
+    evaluated_at: datetime | None
+    watermark: datetime | None
+    state_event_seq: int
+    state_fold_seq: int
 
 
 class ColdIndex:
@@ -79,18 +91,25 @@ class ColdIndex:
 
 
 class HotMirror:
-    """The rows of every hot table, in memory, as of the last committed write of this store.
+    """The rows of every hot table, in memory, as of the last committed fold of this store.
 
-    The tables stay the source of truth: the store writes every change to the table and to the
-    mirror in the same transaction, and the mirror is dropped (and read again) when that
-    transaction does not commit or when the cursor's fold number is not the one it was taken at.
-    This holds while the metrics engine is the only writer of the state tables, as the cold index
-    already assumes.
+    The mirror is ahead of the hot tables: a fold changes it and records the keys it changed
+    (`pending`); `StateStore.write_state` writes those rows to the tables, every few seconds,
+    inside a fold's transaction. When a transaction does not commit, or the cursor's fold number
+    is not the one the mirror was taken at, the mirror is dropped: it is read again from the
+    tables and the events the tables do not reflect yet are folded into it again. This holds
+    while the metrics engine is the only writer of the state tables, as the cold index already
+    assumes.
     """
 
     def __init__(self, fold_seq: int, frames: dict[str, pl.DataFrame]) -> None:
         self.fold_seq = fold_seq
         self.frames = frames
+        # Per table: keys whose row on disk is replaced, and keys whose mirror row is to write.
+        self.pending_deletes: dict[str, list[pl.DataFrame]] = {}
+        self.pending_writes: dict[str, list[pl.DataFrame]] = {}
+        self.pending_rows = 0
+        self.pending_since: float | None = None  # time.monotonic() of the first pending change
         # Per (table, column): a superset of the (source, column) pairs of the table's rows,
         # to skip the joins when no wanted key can be there (the common case: new entities).
         self._pairs: dict[tuple[str, str], set[tuple[str, str]]] = {}
@@ -112,6 +131,31 @@ class HotMirror:
                 del self._pairs[(name, column)]
             else:
                 pairs.update(_pairs(added, column))
+
+    def record(
+        self, table: str, deleted: pl.DataFrame | None, written: pl.DataFrame | None
+    ) -> None:
+        """Rows of `table` changed in memory: the `deleted` keys leave the table and the
+        `written` rows (whole rows) enter it, at the next `write_state`."""
+        if deleted is not None and not deleted.is_empty():
+            self.pending_deletes.setdefault(table, []).append(deleted)
+        if written is not None and not written.is_empty():
+            self.pending_writes.setdefault(table, []).append(written)
+            self.pending_rows += written.height
+            if self.pending_since is None:
+                self.pending_since = time.monotonic()
+
+    def take_pending(self) -> tuple[dict[str, pl.DataFrame], dict[str, pl.DataFrame]]:
+        """Per table, the keys to delete and the rows to write (the latest row of each key),
+        forgetting them."""
+        deletes = {t: pl.concat(f).unique() for t, f in self.pending_deletes.items()}
+        writes = {
+            t: f[0] if len(f) == 1 else pl.concat(f).unique(subset=KEY, keep="last")
+            for t, f in self.pending_writes.items()
+        }
+        self.pending_deletes, self.pending_writes = {}, {}
+        self.pending_rows, self.pending_since = 0, None
+        return deletes, writes
 
 
 def _without_unchanged(
@@ -153,6 +197,11 @@ class StateStore:
         self._cold: dict[tuple[str, str], ColdIndex] = {}
         self._mirror: HotMirror | None = None
         self._empty: dict[str, pl.DataFrame] = {}
+        self._cold_deleted = False
+        # The cursor as last committed (the engine is its only writer), and as set by the
+        # transaction in progress.
+        self._cursor: Cursor | None = None
+        self._new_cursor: Cursor | None = None
 
     def _query(self, sql: str, **frames: pl.DataFrame) -> pl.DataFrame:
         for name, frame in frames.items():
@@ -180,10 +229,14 @@ class StateStore:
 
     # ------------------------------------------------------------------ the hot mirror
 
+    def mirror_current(self, fold_seq: int) -> bool:
+        """Whether the mirror holds the state as of committed fold `fold_seq`."""
+        return self._mirror is not None and self._mirror.fold_seq == fold_seq
+
     def open_mirror(self, specs: Iterable[Kind], fold_seq: int) -> None:
-        """Make the hot mirror current for a transaction at cursor fold `fold_seq`."""
-        if self._mirror is not None and self._mirror.fold_seq == fold_seq:
-            return
+        """Read the hot tables into a new mirror, to be brought to cursor fold `fold_seq` (the
+        caller folds again what the tables do not reflect yet)."""
+        self._cold_deleted = False
         frames = {
             spec.table: conform(self._query(f"SELECT * FROM {spec.table}_hot"), spec).collect(
                 engine=ENGINE
@@ -192,14 +245,19 @@ class StateStore:
         }
         self._mirror = HotMirror(fold_seq, frames)
 
-    def commit_mirror(self, fold_seq: int) -> None:
-        """The transaction that wrote the mirror's changes committed as fold `fold_seq`."""
-        if self._mirror is not None:
-            self._mirror.fold_seq = fold_seq
+    def committed(self) -> None:
+        """The transaction that changed the mirror and set the cursor committed."""
+        self._cursor = self._new_cursor or self._cursor
+        self._new_cursor = None
+        if self._mirror is not None and self._cursor is not None:
+            self._mirror.fold_seq = self._cursor.fold_seq
 
     def drop_mirror(self) -> None:
-        """The transaction did not commit: read the hot tables again before the next use."""
+        """The transaction did not commit: read the cursor and the hot tables again (and fold
+        again what they miss) before the next use."""
         self._mirror = None
+        self._cold_deleted = False
+        self._cursor = self._new_cursor = None
 
     def hot(self, spec: Kind) -> pl.DataFrame:
         """Every row of the hot table of `spec` (the mirror must be open)."""
@@ -288,25 +346,62 @@ class StateStore:
 
     def save(self, spec: Kind, rows: pl.DataFrame, old: pl.DataFrame, fold_seq: int) -> None:
         """Replace the `old` rows (as loaded) by `rows`, which all go to the hot table. A row
-        equal to its old version stays where it is: nothing to write, nothing to republish."""
+        equal to its old version stays where it is: nothing to write, nothing to republish.
+
+        Hot rows change in the mirror only, until `write_state`. A cold row is deleted from its
+        table at once (by its row id, which is only valid in this transaction), so a fold that
+        replaces cold rows must write the state before it commits: see `must_write`."""
         if not old.is_empty() and not rows.is_empty():
             rows, old = _without_unchanged(spec, rows, old)
-        hot, added = self.hot(spec), None
+        hot, added, replaced = self.hot(spec), None, None
         if not old.is_empty():
             cold_rowids = old.filter(pl.col("_cold"))["_rowid"].to_list()
             if cold_rowids:
                 listed = ", ".join(str(int(rowid)) for rowid in cold_rowids)
                 self.con.execute(f"DELETE FROM {spec.table}_cold WHERE rowid IN ({listed})")
+                self._cold_deleted = True
             replaced = old.lazy().filter(~pl.col("_cold")).select(KEY).collect(engine=ENGINE)
             if not replaced.is_empty():
-                self._delete_keys(f"{spec.table}_hot", replaced)
                 hot = hot.join(replaced, on=KEY, how="anti")
         if not rows.is_empty():
             changed = pl.lit(fold_seq).cast(pl.Int64).alias("changed_seq")
             added = conform(rows.lazy().with_columns(changed), spec).collect(engine=ENGINE)
-            self._insert(f"{spec.table}_hot", added)
             hot = pl.concat([hot, added])
         self._set_hot(spec, hot, added)
+        assert self._mirror is not None
+        self._mirror.record(spec.table, replaced, added)
+
+    @property
+    def must_write(self) -> bool:
+        """This transaction deleted cold rows: the state must be written before it commits."""
+        return self._cold_deleted
+
+    @property
+    def pending_rows(self) -> int:
+        """State rows changed in memory and not written to the tables yet."""
+        return self._mirror.pending_rows if self._mirror is not None else 0
+
+    @property
+    def pending_since(self) -> float | None:
+        """`time.monotonic()` of the oldest change not written yet (None: nothing pending)."""
+        return self._mirror.pending_since if self._mirror is not None else None
+
+    def write_state(self, specs: Iterable[Kind]) -> int:
+        """Write every state change kept in memory to the hot tables; return the rows written."""
+        assert self._mirror is not None, "the hot mirror is not open"
+        deletes, writes = self._mirror.take_pending()
+        written = 0
+        for spec in specs:
+            table = f"{spec.table}_hot"
+            replaced = deletes.get(spec.table)
+            if replaced is not None and not replaced.is_empty():
+                self._delete_keys(table, replaced)
+            rows = writes.get(spec.table)
+            if rows is not None and not rows.is_empty():
+                self._insert(table, rows)
+                written += rows.height
+        self._cold_deleted = False
+        return written
 
     def demote(self, spec: Kind, upto_seq: int) -> int:
         """Move rows unchanged since fold `upto_seq` (and not open) from hot to cold."""
@@ -340,36 +435,34 @@ class StateStore:
             return
         self._set_hot(spec, kept, None)
 
-    def add_sales(self, change: pl.DataFrame, fold_seq: int) -> None:
-        self._append(SALES_DELTAS, SALES_KEY, SALES_VALUES, change, fold_seq)
+    def add_sales(self, change: pl.DataFrame) -> None:
+        """Append aggregate changes (the change log's columns, `changed_seq` included)."""
+        if not change.is_empty():
+            self._insert(SALES_DELTAS, change)
 
-    def add_funnel(self, change: pl.DataFrame, fold_seq: int) -> None:
-        self._append(FUNNEL_DELTAS, FUNNEL_KEY, FUNNEL_VALUES, change, fold_seq)
+    def add_funnel(self, change: pl.DataFrame) -> None:
+        if not change.is_empty():
+            self._insert(FUNNEL_DELTAS, change)
 
-    def _append(
-        self, table: str, key: list[str], values: list[str], change: pl.DataFrame, fold_seq: int
-    ) -> None:
-        if change.is_empty():
-            return
-        frame = change.select(*key, *values, pl.lit(fold_seq).cast(pl.Int64).alias("changed_seq"))
-        self._insert(table, frame)
-
-    def compact(self) -> int:
-        """Merge the change rows of every bucket that has several into one; return rows saved."""
+    def compact(self, upto_fold: int) -> int:
+        """Merge the change rows of folds up to `upto_fold` of every bucket that has several
+        into one; return the rows saved. A merged row carries the last of its folds, so the sums
+        over the folds up to any later fold stay exact (the publisher reads them that way)."""
         saved = 0
-        for table, view, key in (
-            (SALES_DELTAS, SALES, SALES_KEY),
-            (FUNNEL_DELTAS, FUNNEL, FUNNEL_KEY),
-        ):
+        for table in (SALES_DELTAS, FUNNEL_DELTAS):
+            key = bucket_key(table)
             columns = ", ".join(key)
             matches = " AND ".join(f"t.{c} = m.{c}" for c in key)
+            upto = int(upto_fold)
             self.con.execute(
-                f"CREATE OR REPLACE TEMP TABLE merged_buckets AS SELECT v.* FROM {view} v "
-                f"SEMI JOIN (SELECT {columns} FROM {table} GROUP BY ALL HAVING count(*) > 1) d "
-                f"USING ({columns})"
+                f"CREATE OR REPLACE TEMP TABLE merged_buckets AS "
+                f"SELECT v.* FROM ({bucket_sums(table, upto)}) v "
+                f"SEMI JOIN (SELECT {columns} FROM {table} WHERE changed_seq <= {upto} "
+                f"GROUP BY ALL HAVING count(*) > 1) d USING ({columns})"
             )
             deleted = self.con.execute(
-                f"DELETE FROM {table} t USING merged_buckets m WHERE {matches}"
+                f"DELETE FROM {table} t USING merged_buckets m WHERE {matches} "
+                f"AND t.changed_seq <= {upto}"
             ).fetchall()[0][0]
             inserted = self.con.execute(
                 f"INSERT INTO {table} SELECT * FROM merged_buckets"
@@ -378,18 +471,30 @@ class StateStore:
             saved += int(deleted) - int(inserted)
         return saved
 
-    def cursor(self) -> tuple[int, int, datetime | None, datetime | None]:
+    def cursor(self) -> Cursor:
+        if self._cursor is not None:
+            return self._cursor
         row = self.con.execute(
-            f"SELECT event_seq, fold_seq, evaluated_at, watermark_received_at FROM {CURSOR}"
+            f"SELECT event_seq, fold_seq, evaluated_at, watermark_received_at, state_event_seq, "
+            f"state_fold_seq FROM {CURSOR}"
         ).fetchall()[0]
         assert row is not None, "metrics cursor row is missing"
-        return int(row[0]), int(row[1]), row[2], row[3]
+        self._cursor = Cursor(int(row[0]), int(row[1]), row[2], row[3], int(row[4]), int(row[5]))
+        return self._cursor
 
-    def set_cursor(
-        self, event_seq: int, fold_seq: int, evaluated_at: datetime, watermark: datetime | None
-    ) -> None:
+    def set_cursor(self, cursor: Cursor) -> None:
+        """Write `cursor` in the transaction in progress (see `committed`)."""
+        self._new_cursor = cursor
         self.con.execute(
             f"UPDATE {CURSOR} SET event_seq = ?, fold_seq = ?, evaluated_at = ?, "
-            "watermark_received_at = ?, folded_at = now()",
-            [event_seq, fold_seq, evaluated_at, watermark],
+            "watermark_received_at = ?, state_event_seq = ?, state_fold_seq = ?, "
+            "folded_at = now()",
+            [
+                cursor.event_seq,
+                cursor.fold_seq,
+                cursor.evaluated_at,
+                cursor.watermark,
+                cursor.state_event_seq,
+                cursor.state_fold_seq,
+            ],
         )

@@ -49,10 +49,16 @@ class MetricsWorker:
         self._thread.start()
 
     def stop(self, timeout: float = 10.0) -> None:
+        """Stop the thread and write the state the engine keeps in memory."""
         self._stop.set()
         self._wake.set()
         if self._thread.is_alive():
             self._thread.join(timeout)
+        with self._lock:
+            try:
+                self.engine.write_state()
+            except Exception:  # the next start folds the unwritten events again
+                log.exception("could not write the metrics state at stop")
 
     def notify(self) -> None:
         """New events were committed: fold them now."""
@@ -80,6 +86,11 @@ class MetricsWorker:
                 saved = self.engine.compact()
                 log.info("compacted the aggregate change log: %d rows merged away", saved)
             return total
+
+    def write_state_now(self) -> int:
+        """Write the state the engine keeps in memory now (normally every few seconds)."""
+        with self._lock:
+            return self.engine.write_state()
 
     def compact_now(self) -> int:
         """Merge the aggregate change log now (normally done on a timer)."""

@@ -129,6 +129,7 @@ def create_app(settings: Settings, sources: dict[str, Source], clock: Clock = ut
             cart_abandon_after=settings.cart_abandon_after,
             checkout_abandon_after=settings.checkout_abandon_after,
             batch_max=settings.fold_batch_max,
+            state_write_seconds=settings.metrics_state_write_seconds,
         )
         worker = MetricsWorker(
             engine,

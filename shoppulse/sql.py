@@ -20,6 +20,8 @@ from typing import Any
 
 import duckdb
 
+from metrics.schema import FUNNEL_COUNTS
+
 CATALOG_NAME = "analytics.duckdb"
 PUBLISHED_DIR = "analytics"
 
@@ -209,16 +211,7 @@ SALES_MINUTE = Dataset(
         ("returns", SUM),
     ),
 )
-_FUNNEL_COUNTS = (
-    "carts_created",
-    "carts_converted",
-    "carts_abandoned",
-    "carts_open",
-    "checkouts_started",
-    "checkouts_completed",
-    "checkouts_abandoned",
-    "checkouts_open",
-)
+_FUNNEL_COUNTS = FUNNEL_COUNTS
 FUNNEL_MINUTE = Dataset(
     "funnel_minute",
     (

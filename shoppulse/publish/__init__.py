@@ -11,6 +11,8 @@ in ONE read transaction (a consistent snapshot), and writes it as new Parquet fi
 - `orders`, `refunds`, `carts`, `checkouts`: entity state, partitioned by the UTC day of
   `created_at` (`none` when unknown). Rows whose `changed_seq` is newer than the last published
   fold are merged into their day's file, which is rewritten; every other day stays untouched.
+  A cycle publishes up to the cursor's `state_fold_seq`, the last fold whose state the metrics
+  engine has written (it keeps recent state in memory for a few seconds).
   An entity whose `created_at` changed is dropped from its old day: the publisher's own index
   (SQLite, point lookups) knows each published entity's day.
 - `sales_minute`, `funnel_minute`: per-minute aggregates, partitioned by day; days holding a

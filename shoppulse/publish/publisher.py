@@ -20,6 +20,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from metrics.schema import bucket_sums
 from shoppulse.publish.bodies import BodyColumns
 from shoppulse.sql import (
     CARTS,
@@ -285,8 +286,18 @@ class Publisher:
             delivery_seq = int(found) if found is not None else last_delivery
         fold_seq, evaluated_at, watermark = 0, None, None
         if "metrics_cursor" in tables:
+            # The state tables reflect the folds up to state_fold_seq (the engine writes them
+            # every few seconds); a file from before that column: every fold.
+            columns = {
+                str(r[0])
+                for r in self.live.execute(
+                    "SELECT column_name FROM duckdb_columns() WHERE table_name = 'metrics_cursor' "
+                    "AND database_name = current_database()"
+                ).fetchall()
+            }
+            folds = "state_fold_seq" if "state_fold_seq" in columns else "fold_seq"
             row = self.live.execute(
-                "SELECT fold_seq, evaluated_at, watermark_received_at FROM metrics_cursor"
+                f"SELECT {folds}, evaluated_at, watermark_received_at FROM metrics_cursor"
             ).fetchall()
             if row:
                 fold_seq, evaluated_at, watermark = int(row[0][0]), row[0][1], row[0][2]
@@ -590,10 +601,13 @@ class Publisher:
         cols = ", ".join(f"CAST({c.expression} AS {c.type}) AS {c.name}" for c in dataset.columns)
         listed = ", ".join(quote(d) for d in days)
         first = min(days)
+        # The sums as of the published fold, so that they agree with the published state (the
+        # engine writes its state every few seconds; later folds are in the log already).
+        sums = f"({bucket_sums(log_table, fold)}) AS sums" if changes == log_table else table
         self._write_partitioned(
             cycle,
             dataset,
-            f"SELECT {cols}, {day_of('minute')} AS _part FROM {table} "
+            f"SELECT {cols}, {day_of('minute')} AS _part FROM {sums} "
             f"WHERE minute >= {quote(first)}::TIMESTAMPTZ AND {day_of('minute')} IN ({listed}) "
             f"AND {_nonzero(dataset)} "
             "ORDER BY minute",

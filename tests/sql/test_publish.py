@@ -45,8 +45,10 @@ def publisher(client: TestClient) -> Publisher:
 
 
 def publish(client: TestClient) -> PublishReport:
-    """Fold what is stored, then run one publish cycle."""
+    """Fold what is stored, write the state tables (the engine does it every few seconds),
+    then run one publish cycle."""
     client.app.state.service.worker.fold_now()  # type: ignore[attr-defined]
+    client.app.state.service.worker.write_state_now()  # type: ignore[attr-defined]
     return publisher(client).publish()
 
 
@@ -117,6 +119,36 @@ def test_views_agree_with_the_api(app_client: TestClient, db_path: Path) -> None
     ]
     values = dict(rows(db_path, "SELECT id, value FROM carts"))
     assert values == {"c1": Decimal("59.9700"), "c2": Decimal("59.9700")}
+
+
+def test_a_cycle_publishes_the_folds_whose_state_is_written(
+    app_client: TestClient, db_path: Path
+) -> None:
+    """The engine keeps recent state in memory: a cycle publishes entity state and aggregates
+    as of the last fold whose state is written, so that the two agree."""
+    service = app_client.app.state.service  # type: ignore[attr-defined]
+    shop = Shop(app_client)
+    shop.order("o1", T0, gross="10.00")
+    publish(app_client)
+    service.worker.engine.state_write_seconds = 3600.0
+    shop.order("o2", T0, gross="5.00")  # the same minute as o1
+    service.worker.fold_now()
+    assert figures(app_client, **WEEK)["orders"] == 2  # the API reads the live aggregates
+    publisher(app_client).publish()
+    assert rows(db_path, "SELECT sum(orders), sum(gross_sales) FROM sales_by_minute")[0] == (
+        1,
+        Decimal("10.00"),
+    )
+    assert rows(db_path, "SELECT id FROM orders") == [("o1",)]
+    published_fold = rows(db_path, "SELECT fold_seq FROM publish_info")[0][0]
+    assert published_fold < service.worker.engine.store.cursor().fold_seq
+    service.worker.write_state_now()
+    publisher(app_client).publish()
+    assert rows(db_path, "SELECT sum(orders), sum(gross_sales) FROM sales_by_minute")[0] == (
+        2,
+        Decimal("15.00"),
+    )
+    assert rows(db_path, "SELECT id FROM orders ORDER BY id") == [("o1",), ("o2",)]
 
 
 def test_a_cycle_rewrites_only_what_changed(app_client: TestClient, db_path: Path) -> None:
