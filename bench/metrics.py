@@ -5,6 +5,9 @@ orders and refunds in a realistic mix), folds it once, then measures in the same
 - the incremental fold of 1,000 new events (new carts, checkouts, orders and refunds, with the
   carts' own updates), and of 1,000 events of which ~300 are later versions of orders and
   checkouts folded in earlier batches (their state rows are replaced, as with orders/updated),
+  as the service folds them (state kept in memory and written every few seconds: the median,
+  and the mean with every state write included) and, as a baseline, with the state tables
+  written by every fold,
 - the full recompute of every aggregate from the stored events,
 and prints both with their ratio. With `--service-rss` it then starts `shoppulse serve` on that
 database, sends a few hundred signed deliveries, waits until the service is idle (its first
@@ -23,6 +26,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -38,6 +42,7 @@ import httpx  # noqa: E402
 from bench._load import ShopifyOrders  # noqa: E402
 from bench.ingest import SECRET, SOURCE, shoppulse_server  # noqa: E402
 from ingest.providers import get_provider  # noqa: E402
+from ingest.settings import Settings  # noqa: E402
 from ingest.storage.database import open_database  # noqa: E402
 from metrics.engine import MetricsEngine  # noqa: E402
 from metrics.recompute import FUNNEL_SQL, SALES_SQL  # noqa: E402
@@ -46,6 +51,9 @@ T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 # One group of ids makes: cart create + update, checkout create, an order for every third group,
 # a refund for every thirtieth: about 2.87 events per group.
+#: How often the service writes the state it keeps in memory (its default setting).
+SERVICE_STATE_WRITE_SECONDS = Settings.model_fields["metrics_state_write_seconds"].default
+
 _GROUP_EVENTS = """
 WITH g AS (SELECT i, TIMESTAMPTZ '2026-01-01 00:00:00+00' + to_milliseconds(i * $spacing) AS t
            FROM range($first, $last) r(i)),
@@ -182,30 +190,45 @@ def run(size: int, workdir: Path, repeats: int, rss: bool = False) -> dict[str, 
     print(f"   {moved:,} unchanged state rows moved to the cold tables", flush=True)
     con.execute("CHECKPOINT")
 
-    fold_times = []
     next_group = groups
-    for _ in range(repeats):
+
+    def new_events() -> None:
         # 1,000 new events: ~349 new groups at the end of the history (new carts, checkouts,
         # orders, refunds) — the steady state of a live store.
+        nonlocal next_group
         _add_groups(con, next_group, next_group + 349, spacing)
         next_group += 349
-        started = time.perf_counter()
-        report = engine.fold(now)
-        fold_times.append(time.perf_counter() - started)
-        assert report.events > 900, report
 
-    # 1,000 events of which ~300 are later versions of orders and checkouts folded in earlier
-    # batches (their state rows are replaced): 245 new groups (~703 events) + updates of 356
-    # groups from the batches above (~297 events).
-    update_times = []
-    for _ in range(repeats):
+    def updated_events() -> None:
+        # 1,000 events of which ~300 are later versions of orders and checkouts folded in
+        # earlier batches (their state rows are replaced): 245 new groups (~703 events) +
+        # updates of 356 groups from the batches before (~297 events).
+        nonlocal next_group
         _add_groups(con, next_group, next_group + 245, spacing)
         _add_updates(con, next_group - 356, next_group, spacing)
         next_group += 245
+
+    def folds(add: Callable[[], None]) -> tuple[list[float], float]:
+        """Fold `repeats` batches; return each fold's time and the time of writing the state
+        left in memory at the end (so that the folds' mean plus this covers every write)."""
+        times = []
+        for _ in range(repeats):
+            add()
+            started = time.perf_counter()
+            report = engine.fold(now)
+            times.append(time.perf_counter() - started)
+            assert report.events > 900, report
         started = time.perf_counter()
-        report = engine.fold(now)
-        update_times.append(time.perf_counter() - started)
-        assert report.events > 900, report
+        engine.write_state()
+        return times, time.perf_counter() - started
+
+    # The same batches folded two ways: the state tables written with every fold (a baseline),
+    # then as the service does it (state kept in memory, written every few seconds).
+    engine.state_write_seconds = 0.0
+    every_fold_times, _ = folds(new_events)
+    engine.state_write_seconds = SERVICE_STATE_WRITE_SECONDS
+    fold_times, final_write = folds(new_events)
+    update_times, update_final_write = folds(updated_events)
 
     recompute_times = []
     for _ in range(max(1, repeats // 5)):
@@ -230,10 +253,14 @@ def run(size: int, workdir: Path, repeats: int, rss: bool = False) -> dict[str, 
         )
     fold = statistics.median(fold_times)
     recompute = statistics.median(recompute_times)
+    every_fold = statistics.median(every_fold_times)
     result = {
         "events": float(total),
         "fold_ms": fold * 1000,
+        "fold_mean_ms": (sum(fold_times) + final_write) / repeats * 1000,
+        "every_fold_ms": every_fold * 1000,
         "update_fold_ms": statistics.median(update_times) * 1000,
+        "update_mean_ms": (sum(update_times) + update_final_write) / repeats * 1000,
         "fold_p90_ms": sorted(fold_times)[int(len(fold_times) * 0.9)] * 1000,
         "recompute_s": recompute,
         "ratio": recompute / fold,
@@ -241,9 +268,16 @@ def run(size: int, workdir: Path, repeats: int, rss: bool = False) -> dict[str, 
     }
     print(
         f"   fold 1,000 events: median {result['fold_ms']:.1f} ms (p90 "
-        f"{result['fold_p90_ms']:.1f} ms); with ~300 updates of earlier entities "
-        f"{result['update_fold_ms']:.1f} ms; full recompute {recompute:.2f} s; "
-        f"recompute / fold = {result['ratio']:.0f}x; peak RSS {result['rss_mib']:.0f} MiB",
+        f"{result['fold_p90_ms']:.1f} ms), mean with every state write "
+        f"{result['fold_mean_ms']:.1f} ms; writing the state with every fold: median "
+        f"{every_fold * 1000:.1f} ms ({every_fold / fold:.2f}x)",
+        flush=True,
+    )
+    print(
+        f"   with ~300 updates of earlier entities: median {result['update_fold_ms']:.1f} ms, "
+        f"mean with every state write {result['update_mean_ms']:.1f} ms; full recompute "
+        f"{recompute:.2f} s; recompute / fold = {result['ratio']:.0f}x; peak RSS "
+        f"{result['rss_mib']:.0f} MiB",
         flush=True,
     )
     return result
@@ -262,11 +296,19 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
         results = [run(size, Path(tmp), args.repeats, args.service_rss) for size in args.sizes]
-    print("\nsize        fold 1k (ms)  with updates (ms)  recompute (s)  ratio")
+    print(
+        "\n(fold: median; mean: every state write included; every fold: state tables written "
+        "with each fold)"
+    )
+    print(
+        "size        fold 1k (ms)  mean (ms)  every fold (ms)  with updates (ms)  "
+        "mean (ms)  recompute (s)  ratio"
+    )
     for size, r in zip(args.sizes, results, strict=True):
         print(
-            f"{size:>10,}  {r['fold_ms']:>12.1f}  {r['update_fold_ms']:>17.1f}  "
-            f"{r['recompute_s']:>13.2f}  {r['ratio']:>5.0f}x"
+            f"{size:>10,}  {r['fold_ms']:>12.1f}  {r['fold_mean_ms']:>9.1f}  "
+            f"{r['every_fold_ms']:>15.1f}  {r['update_fold_ms']:>17.1f}  "
+            f"{r['update_mean_ms']:>9.1f}  {r['recompute_s']:>13.2f}  {r['ratio']:>5.0f}x"
         )
     if len(results) > 1:
         growth = results[-1]["fold_ms"] / results[0]["fold_ms"]
