@@ -64,8 +64,9 @@ _SPECS = (F.ORDER, F.REFUND, F.CHECKOUT, F.CART)
 
 
 def _keys(*frames: pl.DataFrame) -> pl.DataFrame:
-    """The (source, id) pairs of these frames (not unique)."""
-    return pl.concat([f.lazy().select(F.KEY) for f in frames]).collect(engine=F.ENGINE)
+    """The (source, id) pairs of these frames (not unique), with their KEY_HASH."""
+    keys = pl.concat([f.lazy().select(F.KEY) for f in frames])
+    return keys.with_columns(F.key_hash().alias(F.KEY_HASH)).collect(engine=F.ENGINE)
 
 
 def _all_empty(*frames: pl.DataFrame) -> bool:

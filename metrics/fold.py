@@ -19,6 +19,8 @@ import polars as pl
 from metrics.schema import FUNNEL_COUNTS
 
 KEY = ["source", "id"]
+#: A column of 64-bit hashes of (source, id), the keys of the engine's cold index (see store).
+KEY_HASH = "_key_hash"
 TS = pl.Datetime("us", "UTC")
 MONEY = pl.Decimal(18, 4)
 SUM = pl.Decimal(38, 4)
@@ -189,9 +191,18 @@ _DELTAS_SCHEMA = {**_KEYS_SCHEMA, "delta": pl.Int32()}
 # ----------------------------------------------------------------------------- reduce
 
 
+def key_hash(source: str = "source", key: str = "id") -> pl.Expr:
+    """The 64-bit hash of (source, key): the same for the same strings within a process."""
+    return pl.struct(pl.col(source).alias("source"), pl.col(key).alias("id")).hash(seed=7)
+
+
+_KEY_HASH = key_hash().alias(KEY_HASH)
+
+
 @dataclass(frozen=True)
 class Batch:
-    """A batch of events reduced to one candidate row per entity, for each kind."""
+    """A batch of events reduced to one candidate row per entity, for each kind (orders and
+    refunds with their KEY_HASH: the engine looks them up by it)."""
 
     orders: pl.DataFrame
     refunds: pl.DataFrame
@@ -245,6 +256,7 @@ def _reduce_orders(events: pl.LazyFrame) -> pl.LazyFrame:
             _latest("event_seq", version).alias("v_seq"),
             *[_latest(name, version).alias(name) for name in ORDER.version_fields],
         )
+        .with_columns(_KEY_HASH)
     )
 
 
@@ -269,6 +281,7 @@ def _reduce_refunds(events: pl.LazyFrame) -> pl.LazyFrame:
             "created_at",
             "currency",
             pl.col("refund_amount").fill_null(0).cast(MONEY).alias("amount"),
+            _KEY_HASH,
         )
     )
 

@@ -15,7 +15,9 @@ import polars as pl
 from metrics.fold import (
     ENGINE,
     KEY,
+    KEY_HASH,
     Kind,
+    key_hash,
 )
 from metrics.schema import CURSOR, FUNNEL_DELTAS, SALES_DELTAS, bucket_key, bucket_sums
 
@@ -40,11 +42,14 @@ def conform(frame: pl.DataFrame | pl.LazyFrame, spec: Kind) -> pl.LazyFrame:
 
 
 def key_hashes(frame: pl.DataFrame, source: str = "source", key: str = "id") -> np.ndarray:
-    """64-bit hashes of (source, key) pairs, the same for the same strings within a process."""
+    """64-bit hashes of (source, key) pairs, the same for the same strings within a process
+    (the frame's KEY_HASH column when it has one: computed with the query that made it)."""
     if frame.is_empty():
         return np.empty(0, dtype=np.uint64)
-    pair = pl.struct(pl.col(source).alias("source"), pl.col(key).alias("id"))
-    hashed = frame.select(pair.hash(seed=7)).to_series()
+    if key == "id" and source == "source" and KEY_HASH in frame.columns:
+        hashed = frame[KEY_HASH]
+    else:
+        hashed = frame.select(key_hash(source, key)).to_series()
     return np.asarray(hashed.to_numpy(), dtype=np.uint64)
 
 
@@ -313,7 +318,7 @@ class StateStore:
         assert self._mirror is not None, "the hot mirror is not open"
         hot_rows, missing = self.empty(spec), keys
         if self._mirror.may_hold(spec.table, column, keys):
-            wanted = keys.lazy().select(KEY)
+            wanted = keys.lazy().select(*KEY, *([KEY_HASH] if KEY_HASH in keys.columns else []))
             hot = (
                 self.hot(spec)
                 .lazy()
