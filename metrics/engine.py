@@ -52,6 +52,15 @@ _EVENT_TYPES = {
 
 
 @dataclass(frozen=True)
+class Folded:
+    """What `_apply` did: how many carts and checkouts changed fate, and the aggregate changes
+    (sales, funnel) to write with the cursor (none when folding into state only)."""
+
+    transitions: int
+    changes: tuple[pl.DataFrame, pl.DataFrame] | tuple[()] = ()
+
+
+@dataclass(frozen=True)
 class FoldReport:
     events: int
     cursor: int
@@ -85,6 +94,9 @@ class MetricsEngine:
         state_write_rows: int = 200_000,
     ) -> None:
         self.con = con.cursor()
+        # A cursor is a new connection with the default settings: in UTC, DuckDB's timestamps
+        # arrive in Polars with the fold's own type (no cast).
+        self.con.execute("SET TimeZone = 'UTC'")
         migrate(self.con, "ingest", INGEST_MIGRATIONS)
         migrate(self.con, "metrics", METRICS_MIGRATIONS)
         self.store = StateStore(self.con)
@@ -106,7 +118,7 @@ class MetricsEngine:
             if cursor.evaluated_at is not None and cursor.evaluated_at > now:
                 now = cursor.evaluated_at  # time never runs backwards for the state
             events = self._new_events(cursor.event_seq)
-            transitions = self._apply(events, now, fold_seq)
+            folded = self._apply(events, now, fold_seq)
             event_seq, watermark = cursor.event_seq, cursor.watermark
             if not events.is_empty():
                 event_seq = int(events["event_seq"].max())  # type: ignore[arg-type]
@@ -123,9 +135,10 @@ class MetricsEngine:
             if self.store.pending_rows == 0:  # the tables hold every change folded so far
                 state_event_seq, state_fold_seq = event_seq, fold_seq
             self.store.set_cursor(
-                Cursor(event_seq, fold_seq, now, watermark, state_event_seq, state_fold_seq)
+                Cursor(event_seq, fold_seq, now, watermark, state_event_seq, state_fold_seq),
+                *folded.changes,
             )
-        return FoldReport(len(events), event_seq, now, transitions, written)
+        return FoldReport(len(events), event_seq, now, folded.transitions, written)
 
     def write_state(self) -> int:
         """Write the state changes kept in memory to the state tables now (at a stop, say);
@@ -241,7 +254,9 @@ class MetricsEngine:
 
     def _apply(
         self, events: pl.DataFrame, now: datetime, fold_seq: int, *, aggregates: bool = True
-    ) -> int:
+    ) -> Folded:
+        """Fold `events` and advance timers to `now` in the mirror; return the aggregate changes
+        (unless `aggregates` is false) for the caller to write with the cursor."""
         store = self.store
         due_checkouts, due_carts = pl.collect_all(
             [
@@ -251,7 +266,7 @@ class MetricsEngine:
             engine=F.ENGINE,
         )
         if _all_empty(events, due_checkouts, due_carts):
-            return 0  # nothing to fold and no timeout passed: the common timer tick
+            return Folded(0)  # nothing to fold and no timeout passed: the common timer tick
 
         # Stages whose entities the batch does not touch are skipped: each costs a few
         # frame operations even when empty.
@@ -276,8 +291,9 @@ class MetricsEngine:
         )
 
         # aggregates: new contributions minus old ones
+        changes: tuple[pl.DataFrame, pl.DataFrame] | tuple[()] = ()
         if aggregates:
-            self._add_aggregates(
+            changes = self._aggregate_changes(
                 fold_seq,
                 orders_old,
                 orders_new,
@@ -295,9 +311,12 @@ class MetricsEngine:
             (F.CART, carts_old, carts_new),
         ):
             store.save(spec, new, old, fold_seq)
-        return _transitions(carts_old, carts_new) + _transitions(checkouts_old, checkouts_new)
+        transitions = _transitions(carts_old, carts_new) + _transitions(
+            checkouts_old, checkouts_new
+        )
+        return Folded(transitions, changes)
 
-    def _add_aggregates(
+    def _aggregate_changes(
         self,
         fold_seq: int,
         orders_old: pl.DataFrame,
@@ -308,7 +327,8 @@ class MetricsEngine:
         carts_new: pl.DataFrame,
         checkouts_old: pl.DataFrame,
         checkouts_new: pl.DataFrame,
-    ) -> None:
+    ) -> tuple[pl.DataFrame, pl.DataFrame]:
+        """The change of every sales and funnel bucket: (sales, funnel)."""
         changed = pl.lit(fold_seq, pl.Int64).alias("changed_seq")
         sales, funnel = pl.collect_all(
             [
@@ -327,8 +347,7 @@ class MetricsEngine:
             ],
             engine=F.ENGINE,
         )
-        self.store.add_sales(sales)
-        self.store.add_funnel(funnel)
+        return sales, funnel
 
     def _fold_orders(self, batch: F.Batch) -> tuple[pl.DataFrame, pl.DataFrame]:
         empty = self.store.empty(F.ORDER)

@@ -440,15 +440,6 @@ class StateStore:
             return
         self._set_hot(spec, kept, None)
 
-    def add_sales(self, change: pl.DataFrame) -> None:
-        """Append aggregate changes (the change log's columns, `changed_seq` included)."""
-        if not change.is_empty():
-            self._insert(SALES_DELTAS, change)
-
-    def add_funnel(self, change: pl.DataFrame) -> None:
-        if not change.is_empty():
-            self._insert(FUNNEL_DELTAS, change)
-
     def compact(self, upto_fold: int) -> int:
         """Merge the change rows of folds up to `upto_fold` of every bucket that has several
         into one; return the rows saved. A merged row carries the last of its folds, so the sums
@@ -487,19 +478,34 @@ class StateStore:
         self._cursor = Cursor(int(row[0]), int(row[1]), row[2], row[3], int(row[4]), int(row[5]))
         return self._cursor
 
-    def set_cursor(self, cursor: Cursor) -> None:
-        """Write `cursor` in the transaction in progress (see `committed`)."""
+    def set_cursor(
+        self,
+        cursor: Cursor,
+        sales: pl.DataFrame | None = None,
+        funnel: pl.DataFrame | None = None,
+    ) -> None:
+        """Write `cursor` in the transaction in progress (see `committed`), after appending the
+        aggregate changes `sales` and `funnel` (rows with the change logs' columns): one call
+        for all of it, which saves a round trip per statement."""
         self._new_cursor = cursor
-        self.con.execute(
-            f"UPDATE {CURSOR} SET event_seq = ?, fold_seq = ?, evaluated_at = ?, "
-            "watermark_received_at = ?, state_event_seq = ?, state_fold_seq = ?, "
-            "folded_at = now()",
-            [
-                cursor.event_seq,
-                cursor.fold_seq,
-                cursor.evaluated_at,
-                cursor.watermark,
-                cursor.state_event_seq,
-                cursor.state_fold_seq,
-            ],
+        statements = []
+        # DuckDB reads these Arrow tables by their local names in the script (replacement scans).
+        sales_rows = sales.to_arrow() if sales is not None and not sales.is_empty() else None
+        funnel_rows = funnel.to_arrow() if funnel is not None and not funnel.is_empty() else None
+        if sales_rows is not None:
+            statements.append(f"INSERT INTO {SALES_DELTAS} SELECT * FROM sales_rows")
+        if funnel_rows is not None:
+            statements.append(f"INSERT INTO {FUNNEL_DELTAS} SELECT * FROM funnel_rows")
+        statements.append(
+            f"UPDATE {CURSOR} SET event_seq = {int(cursor.event_seq)}, "
+            f"fold_seq = {int(cursor.fold_seq)}, evaluated_at = {_time(cursor.evaluated_at)}, "
+            f"watermark_received_at = {_time(cursor.watermark)}, "
+            f"state_event_seq = {int(cursor.state_event_seq)}, "
+            f"state_fold_seq = {int(cursor.state_fold_seq)}, folded_at = now()"
         )
+        self.con.execute("; ".join(statements))
+
+
+def _time(moment: datetime | None) -> str:
+    """A TIMESTAMPTZ literal (NULL for None)."""
+    return "NULL" if moment is None else f"'{moment.isoformat()}'::TIMESTAMPTZ"
