@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import cache
 from typing import Final
 
 import polars as pl
@@ -227,8 +228,8 @@ def reduce_batch(events: pl.DataFrame) -> Batch:
         [
             _reduce_orders(by_version),
             _reduce_refunds(by_version),
-            _reduce_funnel(by_version, "checkout", CHECKOUT),
-            _reduce_funnel(by_version, "cart", CART),
+            _reduce_funnel(by_version, "checkout"),
+            _reduce_funnel(by_version, "cart"),
         ],
         engine=ENGINE,
     )
@@ -244,74 +245,88 @@ def _latest(column: str, among: pl.Expr | None = None) -> pl.Expr:
 
 def _reduce_orders(events: pl.LazyFrame) -> pl.LazyFrame:
     """Deletions count for `deleted` and `created_at`; versions come from the other events."""
-    version = ~pl.col("deleted")
-    return (
-        events.filter(pl.col("kind") == "order")
-        .group_by(KEY)
-        .agg(
-            pl.col("deleted").any(),
-            pl.col("created_at").min(),
-            version.any().alias("has_version"),
-            _latest("updated_at", version).alias("v_updated_at"),
-            _latest("event_seq", version).alias("v_seq"),
-            *[_latest(name, version).alias(name) for name in ORDER.version_fields],
-        )
-        .with_columns(_KEY_HASH)
-    )
+    return events.filter(_IS_ORDER).group_by(KEY).agg(*_ORDER_AGGS).with_columns(_KEY_HASH)
 
 
 def _reduce_refunds(events: pl.LazyFrame) -> pl.LazyFrame:
-    return (
-        events.filter(pl.col("kind") == "refund")
-        .group_by(KEY)
-        .agg(
-            _latest("updated_at").alias("v_updated_at"),
-            _latest("event_seq").alias("v_seq"),
-            _latest("order_id"),
-            _latest("created_at"),
-            _latest("currency"),
-            _latest("refund_amount"),
-        )
-        .select(
-            *KEY,
-            _TRUE.alias("_present"),
-            "v_updated_at",
-            "v_seq",
-            pl.col("order_id").fill_null(""),
-            "created_at",
-            "currency",
-            pl.col("refund_amount").fill_null(0).cast(MONEY).alias("amount"),
-            _KEY_HASH,
-        )
-    )
+    return events.filter(_IS_REFUND).group_by(KEY).agg(*_REFUND_AGGS).select(*_REFUND_COLUMNS)
 
 
-def _reduce_funnel(events: pl.LazyFrame, kind: str, spec: Kind) -> pl.LazyFrame:
+def _reduce_funnel(events: pl.LazyFrame, kind: str) -> pl.LazyFrame:
     """Carts or checkouts: deletions are housekeeping and are not folded."""
-    if kind == "cart":
-        converted = (pl.col("completed") | pl.col("order_id").is_not_null()).alias(
-            "platform_converted"
-        )
-    else:
-        converted = pl.col("completed").alias("platform_completed")
+    keep, prepare, aggs = _FUNNEL_REDUCTIONS[kind]
     return (
-        events.filter((pl.col("kind") == kind) & ~pl.col("deleted"))
-        .with_columns(
-            converted,
-            pl.col("abandoned").alias("platform_abandoned"),
-            pl.coalesce("updated_at", "created_at").alias("last_activity"),
-        )
+        events.filter(keep)
+        .with_columns(*prepare)
         .group_by(KEY)
-        .agg(
-            _latest("updated_at").alias("v_updated_at"),
-            _latest("event_seq").alias("v_seq"),
-            *[_latest(name) for name in spec.version_fields],
-            pl.col("last_activity").max(),
-            pl.col("created_at").min(),
-            *[pl.col(name).any() for name in spec.sticky],
-        )
+        .agg(*aggs)
         .with_columns(_TRUE.alias("seen"))
     )
+
+
+# The reductions' expressions, built once: building them costs more than running them on a
+# batch of a few thousand events.
+_VERSION = ~pl.col("deleted")
+_IS_ORDER = pl.col("kind") == "order"
+_ORDER_AGGS = (
+    pl.col("deleted").any(),
+    pl.col("created_at").min(),
+    _VERSION.any().alias("has_version"),
+    _latest("updated_at", _VERSION).alias("v_updated_at"),
+    _latest("event_seq", _VERSION).alias("v_seq"),
+    *[_latest(name, _VERSION).alias(name) for name in ORDER.version_fields],
+)
+_IS_REFUND = pl.col("kind") == "refund"
+_REFUND_AGGS = (
+    _latest("updated_at").alias("v_updated_at"),
+    _latest("event_seq").alias("v_seq"),
+    _latest("order_id"),
+    _latest("created_at"),
+    _latest("currency"),
+    _latest("refund_amount"),
+)
+_REFUND_COLUMNS: tuple[str | pl.Expr, ...] = (
+    *KEY,
+    _TRUE.alias("_present"),
+    "v_updated_at",
+    "v_seq",
+    pl.col("order_id").fill_null(""),
+    "created_at",
+    "currency",
+    pl.col("refund_amount").fill_null(0).cast(MONEY).alias("amount"),
+    _KEY_HASH,
+)
+
+
+def _funnel_reduction(
+    kind: str, spec: Kind, converted: pl.Expr
+) -> tuple[pl.Expr, tuple[pl.Expr, ...], tuple[pl.Expr, ...]]:
+    prepare = (
+        converted,
+        pl.col("abandoned").alias("platform_abandoned"),
+        pl.coalesce("updated_at", "created_at").alias("last_activity"),
+    )
+    aggs = (
+        _latest("updated_at").alias("v_updated_at"),
+        _latest("event_seq").alias("v_seq"),
+        *[_latest(name) for name in spec.version_fields],
+        pl.col("last_activity").max(),
+        pl.col("created_at").min(),
+        *[pl.col(name).any() for name in spec.sticky],
+    )
+    return (pl.col("kind") == kind) & ~pl.col("deleted"), prepare, aggs
+
+
+_FUNNEL_REDUCTIONS = {
+    "cart": _funnel_reduction(
+        "cart",
+        CART,
+        (pl.col("completed") | pl.col("order_id").is_not_null()).alias("platform_converted"),
+    ),
+    "checkout": _funnel_reduction(
+        "checkout", CHECKOUT, pl.col("completed").alias("platform_completed")
+    ),
+}
 
 
 # ----------------------------------------------------------------------------- merge
@@ -575,5 +590,10 @@ def net_change(
     new: pl.LazyFrame, old: pl.LazyFrame, key: list[str], values: list[str]
 ) -> pl.LazyFrame:
     """Sum new (+) and old (-) contributions per bucket, keeping buckets that changed."""
-    summed = pl.concat([new, old]).group_by(key).agg([pl.col(v).sum() for v in values])
-    return summed.filter(pl.any_horizontal([pl.col(v) != 0 for v in values]))
+    sums, changed = _net_exprs(tuple(values))
+    return pl.concat([new, old]).group_by(key).agg(sums).filter(changed)
+
+
+@cache
+def _net_exprs(values: tuple[str, ...]) -> tuple[list[pl.Expr], pl.Expr]:
+    return [pl.col(v).sum() for v in values], pl.any_horizontal([pl.col(v) != 0 for v in values])
