@@ -51,13 +51,8 @@ _EVENT_TYPES = {
 }
 
 
-@dataclass(frozen=True)
-class Folded:
-    """What `_apply` did: how many carts and checkouts changed fate, and the aggregate changes
-    (sales, funnel) to write with the cursor (none when folding into state only)."""
-
-    transitions: int
-    changes: tuple[pl.DataFrame, pl.DataFrame] | tuple[()] = ()
+AggregateChanges = tuple[pl.DataFrame, pl.DataFrame] | tuple[()]
+"""The change of every sales and funnel bucket a fold touched (none: folded into state only)."""
 
 
 @dataclass(frozen=True)
@@ -65,7 +60,6 @@ class FoldReport:
     events: int
     cursor: int
     evaluated_at: datetime
-    transitions: int
     state_rows_written: int = 0
 
 
@@ -118,7 +112,7 @@ class MetricsEngine:
             if cursor.evaluated_at is not None and cursor.evaluated_at > now:
                 now = cursor.evaluated_at  # time never runs backwards for the state
             events = self._new_events(cursor.event_seq)
-            folded = self._apply(events, now, fold_seq)
+            changes = self._apply(events, now, fold_seq)
             event_seq, watermark = cursor.event_seq, cursor.watermark
             if not events.is_empty():
                 event_seq = int(events["event_seq"].max())  # type: ignore[arg-type]
@@ -136,9 +130,9 @@ class MetricsEngine:
                 state_event_seq, state_fold_seq = event_seq, fold_seq
             self.store.set_cursor(
                 Cursor(event_seq, fold_seq, now, watermark, state_event_seq, state_fold_seq),
-                *folded.changes,
+                *changes,
             )
-        return FoldReport(len(events), event_seq, now, folded.transitions, written)
+        return FoldReport(len(events), event_seq, now, written)
 
     def write_state(self) -> int:
         """Write the state changes kept in memory to the state tables now (at a stop, say);
@@ -254,7 +248,7 @@ class MetricsEngine:
 
     def _apply(
         self, events: pl.DataFrame, now: datetime, fold_seq: int, *, aggregates: bool = True
-    ) -> Folded:
+    ) -> AggregateChanges:
         """Fold `events` and advance timers to `now` in the mirror; return the aggregate changes
         (unless `aggregates` is false) for the caller to write with the cursor."""
         store = self.store
@@ -266,7 +260,7 @@ class MetricsEngine:
             engine=F.ENGINE,
         )
         if _all_empty(events, due_checkouts, due_carts):
-            return Folded(0)  # nothing to fold and no timeout passed: the common timer tick
+            return ()  # nothing to fold and no timeout passed: the common timer tick
 
         # Stages whose entities the batch does not touch are skipped: each costs a few
         # frame operations even when empty.
@@ -291,7 +285,7 @@ class MetricsEngine:
         )
 
         # aggregates: new contributions minus old ones
-        changes: tuple[pl.DataFrame, pl.DataFrame] | tuple[()] = ()
+        changes: AggregateChanges = ()
         if aggregates:
             changes = self._aggregate_changes(
                 fold_seq,
@@ -311,10 +305,7 @@ class MetricsEngine:
             (F.CART, carts_old, carts_new),
         ):
             store.save(spec, new, old, fold_seq)
-        transitions = _transitions(carts_old, carts_new) + _transitions(
-            checkouts_old, checkouts_new
-        )
-        return Folded(transitions, changes)
+        return changes
 
     def _aggregate_changes(
         self,
@@ -428,16 +419,3 @@ def _state_written(cursor: Cursor) -> Cursor:
         cursor.event_seq,
         cursor.fold_seq,
     )
-
-
-def _transitions(old: pl.DataFrame, new: pl.DataFrame) -> int:
-    """How many of the `old` rows changed fate."""
-    if old.is_empty():
-        return 0
-    changed = (
-        old.lazy()
-        .select(*F.KEY, pl.col("fate").alias("_old"))
-        .join(new.lazy().select(*F.KEY, "fate"), on=F.KEY)
-        .filter(pl.col("_old") != pl.col("fate"))
-    )
-    return changed.collect(engine=F.ENGINE).height

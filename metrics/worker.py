@@ -54,11 +54,16 @@ class MetricsWorker:
         self._wake.set()
         if self._thread.is_alive():
             self._thread.join(timeout)
-        with self._lock:
-            try:
-                self.engine.write_state()
-            except Exception:  # the next start folds the unwritten events again
-                log.exception("could not write the metrics state at stop")
+        # The next start folds again whatever is not written here, so a stop never waits long.
+        if not self._lock.acquire(timeout=timeout):
+            log.warning("a metrics fold is still running: state not written at stop")
+            return
+        try:
+            self.engine.write_state()
+        except Exception:
+            log.exception("could not write the metrics state at stop")
+        finally:
+            self._lock.release()
 
     def notify(self) -> None:
         """New events were committed: fold them now."""
