@@ -252,19 +252,20 @@ class MetricsEngine:
         """Fold `events` and advance timers to `now` in the mirror; return the aggregate changes
         (unless `aggregates` is false) for the caller to write with the cursor."""
         store = self.store
-        due_checkouts, due_carts = pl.collect_all(
-            [
-                F.due(store.hot(F.CHECKOUT), self.checkout_abandon_after, now),
-                F.due(store.hot(F.CART), self.cart_abandon_after, now),
-            ],
-            engine=F.ENGINE,
-        )
-        if _all_empty(events, due_checkouts, due_carts):
-            return ()  # nothing to fold and no timeout passed: the common timer tick
+        dues = [
+            F.due(store.hot(F.CHECKOUT), self.checkout_abandon_after, now),
+            F.due(store.hot(F.CART), self.cart_abandon_after, now),
+        ]
+        if events.is_empty():  # a timer tick: there is work only if a timeout passed
+            due_checkouts, due_carts = pl.collect_all(dues, engine=F.ENGINE)
+            if _all_empty(due_checkouts, due_carts):
+                return ()
+            batch, _ = F.reduce_batch(events)
+        else:
+            batch, (due_checkouts, due_carts) = F.reduce_batch(events, *dues)
 
         # Stages whose entities the batch does not touch are skipped: each costs a few
         # frame operations even when empty.
-        batch = F.reduce_batch(events)
         orders_old, orders_new = self._fold_orders(batch)
         checkout_order_refs, cart_order_refs = pl.collect_all(
             [

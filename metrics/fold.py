@@ -211,8 +211,9 @@ class Batch:
     carts: pl.DataFrame
 
 
-def reduce_batch(events: pl.DataFrame) -> Batch:
-    """Reduce the events of every kind: one sort of the batch, then one grouping per kind.
+def reduce_batch(events: pl.DataFrame, *also: pl.LazyFrame) -> tuple[Batch, list[pl.DataFrame]]:
+    """Reduce the events of every kind: one sort of the batch, then one grouping per kind; the
+    `also` queries are collected with the groupings (one call fewer) and returned with them.
 
     The events are sorted by version, (updated_at, event_seq) with a missing updated_at older
     than any, so that the last row of a group is the entity's latest version."""
@@ -224,16 +225,17 @@ def reduce_batch(events: pl.DataFrame) -> Batch:
         .collect(engine=ENGINE)
         .lazy()
     )
-    orders, refunds, checkouts, carts = pl.collect_all(
+    orders, refunds, checkouts, carts, *collected = pl.collect_all(
         [
             _reduce_orders(by_version),
             _reduce_refunds(by_version),
             _reduce_funnel(by_version, "checkout"),
             _reduce_funnel(by_version, "cart"),
+            *also,
         ],
         engine=ENGINE,
     )
-    return Batch(orders, refunds, checkouts, carts)
+    return Batch(orders, refunds, checkouts, carts), collected
 
 
 def _latest(column: str, among: pl.Expr | None = None) -> pl.Expr:
