@@ -104,19 +104,19 @@ class ColdIndex:
 class HotMirror:
     """The rows of every hot table, in memory, as of the last committed fold of this store.
 
-    The mirror is ahead of the hot tables: a fold changes it and records the keys it changed
-    (`pending`); `StateStore.write_state` writes those rows to the tables, every few seconds,
-    inside a fold's transaction. When a transaction does not commit, or the cursor's fold number
-    is not the one the mirror was taken at, the mirror is dropped: it is read again from the
-    tables and the events the tables do not reflect yet are folded into it again. This holds
-    while the metrics engine is the only writer of the state tables, as the cold index already
-    assumes.
+    The mirror is ahead of the hot tables: a fold changes it and records what it changed (the
+    keys that leave the table, the rows that enter it); `StateStore.write_state` writes that to
+    the tables, every few seconds, inside a fold's transaction. When a transaction does not
+    commit, or the cursor's fold number is not the one the mirror was taken at, the mirror is
+    dropped: it is read again from the tables and the events the tables do not reflect yet are
+    folded into it again. This holds while the metrics engine is the only writer of the state
+    tables, as the cold index already assumes.
     """
 
     def __init__(self, fold_seq: int, frames: dict[str, pl.DataFrame]) -> None:
         self.fold_seq = fold_seq
         self.frames = frames
-        # Per table: keys whose row on disk is replaced, and keys whose mirror row is to write.
+        # Per table: keys whose row on disk is replaced, and the rows to write in their place.
         self.pending_deletes: dict[str, list[pl.DataFrame]] = {}
         self.pending_writes: dict[str, list[pl.DataFrame]] = {}
         self.pending_rows = 0
