@@ -22,7 +22,7 @@ import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 import duckdb
@@ -119,19 +119,17 @@ class MetricsEngine:
                 newest = events["received_at"].max()
                 if watermark is None or (newest is not None and newest > watermark):  # type: ignore[operator]
                     watermark = newest  # type: ignore[assignment]
-            state_event_seq, state_fold_seq, written = (
-                cursor.state_event_seq,
-                cursor.state_fold_seq,
-                0,
+            written = self.store.write_state(_SPECS) if self._state_due() else 0
+            folded = replace(
+                cursor,
+                event_seq=event_seq,
+                fold_seq=fold_seq,
+                evaluated_at=now,
+                watermark=watermark,
             )
-            if self._state_due():
-                written = self.store.write_state(_SPECS)
             if self.store.pending_rows == 0:  # the tables hold every change folded so far
-                state_event_seq, state_fold_seq = event_seq, fold_seq
-            self.store.set_cursor(
-                Cursor(event_seq, fold_seq, now, watermark, state_event_seq, state_fold_seq),
-                *changes,
-            )
+                folded = folded.state_written()
+            self.store.set_cursor(folded, *changes)
         return FoldReport(len(events), event_seq, now, written)
 
     def write_state(self) -> int:
@@ -141,7 +139,7 @@ class MetricsEngine:
             cursor = self.store.cursor()
             self._catch_up(cursor, cursor.fold_seq)
             written = self.store.write_state(_SPECS)
-            self.store.set_cursor(_state_written(cursor))
+            self.store.set_cursor(cursor.state_written())
         return written
 
     @contextmanager
@@ -219,7 +217,7 @@ class MetricsEngine:
             cursor = self.store.cursor()
             self._catch_up(cursor, cursor.fold_seq)
             self.store.write_state(_SPECS)
-            self.store.set_cursor(_state_written(cursor))
+            self.store.set_cursor(cursor.state_written())
             moved = 0
             if self._demoted_upto is not None:
                 for spec in _SPECS:
@@ -408,15 +406,3 @@ class MetricsEngine:
             now,
         )
         return old, new.collect(engine=F.ENGINE)
-
-
-def _state_written(cursor: Cursor) -> Cursor:
-    """`cursor` once the state tables reflect everything it has folded."""
-    return Cursor(
-        cursor.event_seq,
-        cursor.fold_seq,
-        cursor.evaluated_at,
-        cursor.watermark,
-        cursor.event_seq,
-        cursor.fold_seq,
-    )

@@ -185,6 +185,9 @@ METRICS_MIGRATIONS: list[list[str]] = [
     [
         f"ALTER TABLE {CURSOR} ADD COLUMN state_event_seq BIGINT NOT NULL DEFAULT 0",
         f"ALTER TABLE {CURSOR} ADD COLUMN state_fold_seq BIGINT NOT NULL DEFAULT 0",
-        f"UPDATE {CURSOR} SET state_event_seq = event_seq, state_fold_seq = fold_seq",
+        f"ALTER TABLE {CURSOR} ADD COLUMN state_evaluated_at TIMESTAMPTZ",
+        f"ALTER TABLE {CURSOR} ADD COLUMN state_watermark_received_at TIMESTAMPTZ",
+        f"UPDATE {CURSOR} SET state_event_seq = event_seq, state_fold_seq = fold_seq, "
+        "state_evaluated_at = evaluated_at, state_watermark_received_at = watermark_received_at",
     ],
 ]

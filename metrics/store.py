@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 import duckdb
@@ -56,8 +56,9 @@ def key_hashes(frame: pl.DataFrame, source: str = "source", key: str = "id") -> 
 @dataclass(frozen=True)
 class Cursor:
     """How far the engine is: the aggregates reflect every event up to `event_seq` (fold
-    `fold_seq`, evaluated at `evaluated_at`); the state tables up to `state_event_seq` (fold
-    `state_fold_seq`), the rest of the state being in the engine's memory."""
+    `fold_seq`, evaluated at `evaluated_at`, newest arrival `watermark`); the state tables up to
+    `state_event_seq` (fold `state_fold_seq`, evaluated at `state_evaluated_at`, newest arrival
+    `state_watermark`), the rest of the state being in the engine's memory."""
 
     event_seq: int
     fold_seq: int
@@ -65,6 +66,18 @@ class Cursor:
     watermark: datetime | None
     state_event_seq: int
     state_fold_seq: int
+    state_evaluated_at: datetime | None
+    state_watermark: datetime | None
+
+    def state_written(self) -> Cursor:
+        """This cursor once the state tables reflect everything it has folded."""
+        return replace(
+            self,
+            state_event_seq=self.event_seq,
+            state_fold_seq=self.fold_seq,
+            state_evaluated_at=self.evaluated_at,
+            state_watermark=self.watermark,
+        )
 
 
 class ColdIndex:
@@ -478,10 +491,12 @@ class StateStore:
             return self._cursor
         row = self.con.execute(
             f"SELECT event_seq, fold_seq, evaluated_at, watermark_received_at, state_event_seq, "
-            f"state_fold_seq FROM {CURSOR}"
+            f"state_fold_seq, state_evaluated_at, state_watermark_received_at FROM {CURSOR}"
         ).fetchall()[0]
         assert row is not None, "metrics cursor row is missing"
-        self._cursor = Cursor(int(row[0]), int(row[1]), row[2], row[3], int(row[4]), int(row[5]))
+        self._cursor = Cursor(
+            int(row[0]), int(row[1]), row[2], row[3], int(row[4]), int(row[5]), row[6], row[7]
+        )
         return self._cursor
 
     def set_cursor(
@@ -507,7 +522,9 @@ class StateStore:
             f"fold_seq = {int(cursor.fold_seq)}, evaluated_at = {_time(cursor.evaluated_at)}, "
             f"watermark_received_at = {_time(cursor.watermark)}, "
             f"state_event_seq = {int(cursor.state_event_seq)}, "
-            f"state_fold_seq = {int(cursor.state_fold_seq)}, folded_at = now()"
+            f"state_fold_seq = {int(cursor.state_fold_seq)}, "
+            f"state_evaluated_at = {_time(cursor.state_evaluated_at)}, "
+            f"state_watermark_received_at = {_time(cursor.state_watermark)}, folded_at = now()"
         )
         self.con.execute("; ".join(statements))
 

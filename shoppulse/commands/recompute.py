@@ -102,7 +102,8 @@ def _rebuild(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(f"DELETE FROM {table}")
     con.execute(
         f"UPDATE {CURSOR} SET event_seq = 0, fold_seq = 0, evaluated_at = NULL, "
-        "watermark_received_at = NULL, state_event_seq = 0, state_fold_seq = 0"
+        "watermark_received_at = NULL, state_event_seq = 0, state_fold_seq = 0, "
+        "state_evaluated_at = NULL, state_watermark_received_at = NULL"
     )
     con.execute("COMMIT")
     out.print("incremental state cleared; folding every stored event again")

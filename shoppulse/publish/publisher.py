@@ -295,10 +295,12 @@ class Publisher:
                     "AND database_name = current_database()"
                 ).fetchall()
             }
-            folds = "state_fold_seq" if "state_fold_seq" in columns else "fold_seq"
-            row = self.live.execute(
-                f"SELECT {folds}, evaluated_at, watermark_received_at FROM metrics_cursor"
-            ).fetchall()
+            heads = (
+                "state_fold_seq, state_evaluated_at, state_watermark_received_at"
+                if "state_fold_seq" in columns
+                else "fold_seq, evaluated_at, watermark_received_at"
+            )
+            row = self.live.execute(f"SELECT {heads} FROM metrics_cursor").fetchall()
             if row:
                 fold_seq, evaluated_at, watermark = int(row[0][0]), row[0][1], row[0][2]
         counts = ""

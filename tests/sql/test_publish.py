@@ -122,7 +122,7 @@ def test_views_agree_with_the_api(app_client: TestClient, db_path: Path) -> None
 
 
 def test_a_cycle_publishes_the_folds_whose_state_is_written(
-    app_client: TestClient, db_path: Path
+    app_client: TestClient, db_path: Path, clock: FrozenClock
 ) -> None:
     """The engine keeps recent state in memory: a cycle publishes entity state and aggregates
     as of the last fold whose state is written, so that the two agree."""
@@ -130,7 +130,9 @@ def test_a_cycle_publishes_the_folds_whose_state_is_written(
     shop = Shop(app_client)
     shop.order("o1", T0, gross="10.00")
     publish(app_client)
+    first_fold_at = service.clock()
     service.worker.engine.state_write_seconds = 3600.0
+    clock.now += timedelta(minutes=1)  # o2 arrives and is folded a minute later
     shop.order("o2", T0, gross="5.00")  # the same minute as o1
     service.worker.fold_now()
     assert figures(app_client, **WEEK)["orders"] == 2  # the API reads the live aggregates
@@ -140,8 +142,11 @@ def test_a_cycle_publishes_the_folds_whose_state_is_written(
         Decimal("10.00"),
     )
     assert rows(db_path, "SELECT id FROM orders") == [("o1",)]
-    published_fold = rows(db_path, "SELECT fold_seq FROM publish_info")[0][0]
+    published_fold, as_of, watermark = rows(
+        db_path, "SELECT fold_seq, metrics_as_of, watermark FROM publish_info"
+    )[0]
     assert published_fold < service.worker.engine.store.cursor().fold_seq
+    assert as_of == watermark == first_fold_at  # of the published fold, not of the newest
     service.worker.write_state_now()
     publisher(app_client).publish()
     assert rows(db_path, "SELECT sum(orders), sum(gross_sales) FROM sales_by_minute")[0] == (
@@ -149,6 +154,8 @@ def test_a_cycle_publishes_the_folds_whose_state_is_written(
         Decimal("15.00"),
     )
     assert rows(db_path, "SELECT id FROM orders ORDER BY id") == [("o1",), ("o2",)]
+    as_of, watermark = rows(db_path, "SELECT metrics_as_of, watermark FROM publish_info")[0]
+    assert as_of == watermark == clock.now
 
 
 def test_a_cycle_rewrites_only_what_changed(app_client: TestClient, db_path: Path) -> None:
