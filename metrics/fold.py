@@ -17,7 +17,7 @@ from typing import Final
 
 import polars as pl
 
-from metrics.schema import FUNNEL_COUNTS
+from metrics.schema import FUNNEL_DELTAS, SALES_DELTAS, bucket_key, bucket_values
 
 KEY = ["source", "id"]
 #: A column of 64-bit hashes of (source, id), the keys of the engine's cold index (see store).
@@ -28,10 +28,11 @@ SUM = pl.Decimal(38, 4)
 #: Stand-in for a missing updated_at in version comparisons: older than any real version.
 OLDEST = datetime(1900, 1, 1, tzinfo=UTC)
 
-SALES_KEY = ["source", "currency", "minute"]
-SALES_VALUES = ["orders", "gross_sales", "discounts", "returns"]
-FUNNEL_KEY = ["source", "minute"]
-FUNNEL_VALUES = list(FUNNEL_COUNTS)
+# The aggregate changes a fold computes have the columns of the change logs they go to.
+SALES_KEY = list(bucket_key(SALES_DELTAS))
+SALES_VALUES = list(bucket_values(SALES_DELTAS))
+FUNNEL_KEY = list(bucket_key(FUNNEL_DELTAS))
+FUNNEL_VALUES = list(bucket_values(FUNNEL_DELTAS))
 FATES = ("converted", "abandoned", "open")
 #: Polars engine for every query of the fold. "auto" runs some plans on the streaming engine,
 #: whose start-up costs more than the work on the few thousand rows a fold handles: a fold of

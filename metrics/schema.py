@@ -60,7 +60,13 @@ _CHANGE_LOGS: dict[str, tuple[tuple[str, ...], tuple[tuple[str, str], ...]]] = {
 
 
 def bucket_key(deltas: str) -> tuple[str, ...]:
+    """The columns that name a bucket of the change log `deltas`."""
     return _CHANGE_LOGS[deltas][0]
+
+
+def bucket_values(deltas: str) -> tuple[str, ...]:
+    """The additive columns of the change log `deltas`, in table order."""
+    return tuple(name for name, _ in _CHANGE_LOGS[deltas][1])
 
 
 def bucket_sums(deltas: str, upto_fold: int) -> str:

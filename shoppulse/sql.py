@@ -211,12 +211,11 @@ SALES_MINUTE = Dataset(
         ("returns", SUM),
     ),
 )
-_FUNNEL_COUNTS = FUNNEL_COUNTS
 FUNNEL_MINUTE = Dataset(
     "funnel_minute",
     (
         *_cols(("source", "VARCHAR"), ("minute", TS)),
-        *(Column(name, "BIGINT", name) for name in _FUNNEL_COUNTS),
+        *(Column(name, "BIGINT", name) for name in FUNNEL_COUNTS),
     ),
 )
 INGEST_COUNTS = Dataset(
@@ -305,10 +304,10 @@ def _funnel_view(grain: str) -> str:
         f"{_ratio('checkouts_completed', 'checkouts_started')} AS checkout_conversion_rate, "
         f"{_ratio('checkouts_abandoned', 'checkouts_started')} AS checkout_abandonment_rate"
     )
-    counts = ", ".join(_FUNNEL_COUNTS)
+    counts = ", ".join(FUNNEL_COUNTS)
     if grain == "minute":
         return f"SELECT source, minute, {counts}, {rates} FROM {{funnel_minute}}"
-    sums = ", ".join(f"CAST(sum({c}) AS BIGINT) AS {c}" for c in _FUNNEL_COUNTS)
+    sums = ", ".join(f"CAST(sum({c}) AS BIGINT) AS {c}" for c in FUNNEL_COUNTS)
     return (
         f"SELECT source, {grain}, {counts}, {rates} FROM ("
         f"SELECT source, {_bucket(grain)}, {sums} FROM {{funnel_minute}} GROUP BY ALL)"
