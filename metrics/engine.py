@@ -136,11 +136,17 @@ class MetricsEngine:
         """Write the state changes kept in memory to the state tables now (at a stop, say);
         return the rows written."""
         with self._transaction():
-            cursor = self.store.cursor()
-            self._catch_up(cursor, cursor.fold_seq)
-            written = self.store.write_state(_SPECS)
-            self.store.set_cursor(cursor.state_written())
+            written, _ = self._write_all_state()
         return written
+
+    def _write_all_state(self) -> tuple[int, Cursor]:
+        """In the transaction in progress: bring the mirror to the cursor, write every state
+        change it holds and record that in the cursor; return the rows written and the cursor."""
+        cursor = self.store.cursor()
+        self._catch_up(cursor, cursor.fold_seq)
+        written = self.store.write_state(_SPECS)
+        self.store.set_cursor(cursor.state_written())
+        return written, cursor
 
     @contextmanager
     def _transaction(self) -> Iterator[None]:
@@ -214,10 +220,7 @@ class MetricsEngine:
         carts or checkouts) to the cold tables; return how many moved. Writes the state kept in
         memory first."""
         with self._transaction():
-            cursor = self.store.cursor()
-            self._catch_up(cursor, cursor.fold_seq)
-            self.store.write_state(_SPECS)
-            self.store.set_cursor(cursor.state_written())
+            _, cursor = self._write_all_state()
             moved = 0
             if self._demoted_upto is not None:
                 for spec in _SPECS:
