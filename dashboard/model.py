@@ -348,6 +348,7 @@ class QuarantinedDelivery:
     topic: str
     received_at: datetime
     reason: str
+    next_step: str = ""
 
     @classmethod
     def from_json(cls, item: Mapping[str, Any]) -> QuarantinedDelivery:
@@ -357,6 +358,7 @@ class QuarantinedDelivery:
             topic=str(item["topic"]),
             received_at=datetime.fromisoformat(item["received_at"]).astimezone(UTC),
             reason=str(item["reason"] or ""),
+            next_step=str(item.get("next") or ""),
         )
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 import pandas as pd
 import streamlit as st
 
@@ -129,7 +131,7 @@ def _reasons(client: ReadClient, source: str | None, figures: Health) -> None:
         st.info(f"The quarantine list is not available: {exc}")
         quarantined = []
     if quarantined:
-        st.markdown("**Recently quarantined** (stored; replay them after fixing the mapping)")
+        st.markdown("**Recently quarantined** (stored with the reason; what to do is below)")
         frame = pd.DataFrame(
             [
                 {
@@ -143,6 +145,11 @@ def _reasons(client: ReadClient, source: str | None, figures: Health) -> None:
             ]
         )
         st.dataframe(frame, hide_index=True, width="stretch")
+        steps = Counter(item.next_step for item in quarantined if item.next_step)
+        st.markdown(
+            "\n".join(f"- {fmt.count(n)}: {step}" for step, n in steps.most_common()),
+            help="What to do, from each delivery's reason",
+        )
     else:
         st.caption("Nothing quarantined.")
     if figures.rejected_by_reason:

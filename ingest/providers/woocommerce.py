@@ -63,6 +63,7 @@ from ingest.providers.base import (
     parse_money,
     require_mapping,
 )
+from ingest.quarantine_advice import UNKNOWN_TOPIC
 
 SIGNATURE_HEADER = "x-wc-webhook-signature"
 TOPIC_HEADER = "x-wc-webhook-topic"
@@ -165,7 +166,7 @@ class WooCommerce:
         if not topic:
             raise UnusableDelivery("missing X-WC-Webhook-Topic header")
         if topic not in self.topics:
-            raise UnusableDelivery(f"unknown topic '{topic[:80]}'")
+            raise UnusableDelivery(f"{UNKNOWN_TOPIC} '{topic[:80]}'")
         order = require_mapping(payload)
         order_id = _required_id(order, "id")
         if topic == "order.deleted":

@@ -7,6 +7,7 @@ they ask it instead, at the address in its discovery record beside the database:
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ingest.api import recent_quarantine
+from ingest.quarantine_advice import next_step
 from ingest.replay import (
     CHUNK,
     QuarantineFilter,
@@ -155,6 +157,15 @@ def list_command(
             Text(str(row["reason"] or "")),
         )
     out.print(table)
+    _print_next_steps(rows)
+
+
+def _print_next_steps(rows: list[dict[str, Any]]) -> None:
+    """What to do about the deliveries listed, once per kind of advice."""
+    steps = Counter(str(row.get("next") or next_step(row["reason"])) for row in rows)
+    out.print("what to do:")
+    for step, count in steps.most_common():
+        out.print(f"  {counted(count, 'delivery', 'deliveries')}: {escape(step)}", soft_wrap=True)
 
 
 # ----------------------------------------------------------------------------- replay

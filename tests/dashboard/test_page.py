@@ -16,6 +16,7 @@ from streamlit.testing.v1 import AppTest
 
 import dashboard
 from dashboard import formatting as fmt
+from ingest.quarantine_advice import UNSUBSCRIBE
 from tests.dashboard.reading import api_figures, expected_tiles, kpi_tiles
 from tests.dashboard.store import Store, wait_for
 from tests.e2e.server import ServiceProcess, free_port
@@ -106,6 +107,8 @@ def test_source_filter_and_quarantine_reasons(page: AppTest, http: httpx.Client)
     table = next(frame.value for frame in page.dataframe if "topic" in frame.value.columns)
     assert list(table["reason"]) == ["unknown topic 'products/update'"]
     assert list(table["source"]) == ["shop-d"]
+    assert any(m.value == f"- 1: {UNSUBSCRIBE}" for m in page.markdown)
+    assert not any("fixing the mapping" in m.value for m in page.markdown)
 
     page.radio(key="range").set_value("Last 15 minutes").run()
     assert not page.exception, page.exception

@@ -21,6 +21,7 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from ingest.providers import get_provider
+from ingest.quarantine_advice import NOT_JSON
 from ingest.settings import Settings
 from ingest.sources import Source
 from shoppulse.cli import app as cli
@@ -319,3 +320,5 @@ def test_replay_filters_by_reason(quarantined_db: Path, tmp_path: Path) -> None:
     listed = run("quarantine", "list", "--reason", "invalid", "--db", str(quarantined_db))
     assert listed.exit_code == 0, listed.output
     assert "1 quarantined delivery (newest first)" in listed.output
+    assert "what to do:" in listed.output
+    assert f"1 delivery: {NOT_JSON}" in " ".join(listed.output.split())
