@@ -102,8 +102,14 @@ class Series(BaseModel):
     points: list[Point]
 
 
-FromQuery = Annotated[datetime | None, Query(alias="from", description="Window start (UTC).")]
-ToQuery = Annotated[datetime | None, Query(alias="to", description="Window end, exclusive (UTC).")]
+FromQuery = Annotated[
+    datetime | None,
+    Query(alias="from", description="Window start (UTC); default: 24 hours before the end."),
+]
+ToQuery = Annotated[
+    datetime | None,
+    Query(alias="to", description="Window end, exclusive (UTC); default: the end of this minute."),
+]
 SourceQuery = Annotated[str | None, Query(description="Source id; omitted = all sources.")]
 
 
