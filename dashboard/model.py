@@ -149,13 +149,22 @@ class Figures:
     as_of: datetime | None
     watermark: datetime | None
     freshness_seconds: float | None
+    #: The last event the figures include (None from a service that does not say).
+    events_folded_through: int | None = None
+    #: Inactivity after which an open cart / checkout counts as abandoned (None: not given).
+    cart_abandon_after_seconds: float | None = None
+    checkout_abandon_after_seconds: float | None = None
 
     @classmethod
     def from_json(cls, body: Mapping[str, Any]) -> Figures:
         def rate(name: str) -> float | None:
             return None if body[name] is None else float(body[name])
 
-        freshness = body.get("freshness_seconds")
+        def optional(name: str) -> float | None:
+            value = body.get(name)
+            return None if value is None else float(value)
+
+        folded = body.get("events_folded_through")
         return cls(
             source=body.get("source"),
             start=datetime.fromisoformat(body["from"]).astimezone(UTC),
@@ -189,7 +198,10 @@ class Figures:
             provisional=bool(body["provisional"]),
             as_of=_time(body.get("as_of")),
             watermark=_time(body.get("watermark")),
-            freshness_seconds=None if freshness is None else float(freshness),
+            freshness_seconds=optional("freshness_seconds"),
+            events_folded_through=None if folded is None else int(folded),
+            cart_abandon_after_seconds=optional("cart_abandon_after_seconds"),
+            checkout_abandon_after_seconds=optional("checkout_abandon_after_seconds"),
         )
 
     def money(self, currency: str | None) -> CurrencyFigures | None:
@@ -221,9 +233,15 @@ class Kpi:
     currency: str | None = None
     provisional: bool = False
     higher_is_better: bool = True
+    #: A rate whose cohorts (this period's or the previous one's) still hold open carts or
+    #: checkouts: the two are not alike yet, so no change is shown (the open ones of the current
+    #: period have had no time to be abandoned).
+    unsettled: bool = False
 
     @property
     def delta(self) -> int | Decimal | float | None:
+        if self.unsettled:
+            return None
         value, previous = self.value, self.previous
         if isinstance(value, Decimal) and isinstance(previous, Decimal):
             return value - previous
@@ -253,7 +271,9 @@ def _money_kpi(
     return Kpi(name, _label(name), "money", value(current), value(previous), currency)
 
 
-def _rate_kpi(name: str, current: Figures, previous: Figures, provisional: bool) -> Kpi:
+def _rate_kpi(name: str, current: Figures, previous: Figures, open_count: str) -> Kpi:
+    """A cohort rate; `open_count` names the figure of its cohort's open carts or checkouts."""
+    provisional = getattr(current, open_count) > 0
     return Kpi(
         name,
         _label(name),
@@ -262,20 +282,27 @@ def _rate_kpi(name: str, current: Figures, previous: Figures, provisional: bool)
         getattr(previous, name),
         provisional=provisional,
         higher_is_better="abandonment" not in name,
+        unsettled=provisional or getattr(previous, open_count) > 0,
     )
 
 
 def build_kpis(current: Figures, previous: Figures) -> tuple[Kpi, ...]:
-    """Orders, net sales, AOV, cart conversion, cart abandonment and checkout abandonment."""
+    """Orders, net sales, AOV, cart conversion, cart abandonment and checkout abandonment.
+
+    Counts and money compare with the previous period as they are. A rate compares only once both
+    periods' cohorts have settled: a cohort that still holds open carts has had no time to
+    abandon them (a cart counts as abandoned only after `cart_abandon_after` without activity),
+    so its rate set against a settled period's would show a change that is not there.
+    """
     currencies = current.currencies or previous.currencies
     currency = currencies[0] if currencies else None
     return (
         Kpi("orders", _label("orders"), "count", current.orders, previous.orders),
         _money_kpi("net_sales", current, previous, currency, zero_when_empty=True),
         _money_kpi("aov", current, previous, currency, zero_when_empty=False),
-        _rate_kpi("cart_conversion_rate", current, previous, current.carts_open > 0),
-        _rate_kpi("cart_abandonment_rate", current, previous, current.carts_open > 0),
-        _rate_kpi("checkout_abandonment_rate", current, previous, current.checkouts_open > 0),
+        _rate_kpi("cart_conversion_rate", current, previous, "carts_open"),
+        _rate_kpi("cart_abandonment_rate", current, previous, "carts_open"),
+        _rate_kpi("checkout_abandonment_rate", current, previous, "checkouts_open"),
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from datetime import timedelta
 
 import pandas as pd
 import streamlit as st
@@ -10,7 +11,7 @@ import streamlit as st
 from dashboard import charts
 from dashboard import formatting as fmt
 from dashboard.data import ReadClient, ServiceUnavailable
-from dashboard.model import Health, Kpi, Snapshot
+from dashboard.model import Figures, Health, Kpi, Snapshot
 
 QUARANTINE_LIMIT = 20
 KPI_COLUMNS = 3
@@ -24,10 +25,36 @@ _HELP = {
     "checkout_abandonment_rate": "Share of the checkouts started in the period that were "
     "abandoned.",
 }
-_PROVISIONAL = " Provisional: some carts or checkouts of the period are still open."
+#: Which cohort each rate follows: (entity, what ends it well, the timeout's figure).
+_COHORT = {
+    "cart_conversion_rate": ("cart", "an order", "cart_abandon_after_seconds"),
+    "cart_abandonment_rate": ("cart", "an order", "cart_abandon_after_seconds"),
+    "checkout_abandonment_rate": ("checkout", "an order", "checkout_abandon_after_seconds"),
+}
 
 
-def _tile(kpi: Kpi, compared: str) -> None:
+def _help(kpi: Kpi, figures: Figures) -> str:
+    """The tile's tooltip: what it counts and, for a rate, when a cart or checkout is abandoned."""
+    text = _HELP[kpi.name]
+    if kpi.name not in _COHORT:
+        return text
+    entity, good_end, timeout = _COHORT[kpi.name]
+    seconds = getattr(figures, timeout)
+    after = fmt.span(timedelta(seconds=seconds)) if seconds is not None else "a while"
+    text += (
+        f" A {entity} counts as abandoned after {after} without activity and without "
+        f"{good_end} (or when the platform says so); until then it is open."
+    )
+    if kpi.provisional:
+        text += (
+            f" Provisional: some {entity}s of the period are still open, so the rate can still "
+            "change. The change against the previous period is shown once both have settled: "
+            f"open {entity}s have had no time to be abandoned yet."
+        )
+    return text
+
+
+def _tile(kpi: Kpi, compared: str, figures: Figures) -> None:
     delta = fmt.kpi_delta(kpi)
     unchanged = delta is None or kpi.delta == 0
     st.metric(
@@ -36,7 +63,7 @@ def _tile(kpi: Kpi, compared: str) -> None:
         delta=delta,
         delta_color="off" if unchanged else ("normal" if kpi.higher_is_better else "inverse"),
         delta_description=fmt.kpi_note(kpi, compared),
-        help=_HELP[kpi.name] + (_PROVISIONAL if kpi.provisional else ""),
+        help=_help(kpi, figures),
         border=True,
     )
 
@@ -48,7 +75,7 @@ def kpis(snapshot: Snapshot) -> None:
         row = snapshot.kpis[start : start + KPI_COLUMNS]
         for column, kpi in zip(st.columns(KPI_COLUMNS), row, strict=False):
             with column:
-                _tile(kpi, compared)
+                _tile(kpi, compared, snapshot.current)
     current = snapshot.current
     notes = []
     others = [c for c in (current.money(code) for code in current.currencies[1:]) if c]

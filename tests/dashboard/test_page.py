@@ -67,7 +67,12 @@ def test_tiles_show_the_api_figures_and_follow_new_orders(
     labels = [metric.label for metric in page.metric]
     assert f"Net sales ({before['currency']})" in labels
     conversion = next(m for m in page.metric if m.label == "Cart conversion")
-    assert conversion.proto.delta_description == "provisional · vs previous 1 h"  # page-cart-2
+    # page-cart-2 is open: the rate is provisional and not set against the previous hour
+    assert conversion.proto.delta_description == "provisional · no change until settled"
+    assert not conversion.delta
+    assert "counts as abandoned after 1 h without activity" in conversion.proto.help
+    checkout = next(m for m in page.metric if m.label == "Checkout abandonment")
+    assert "counts as abandoned after 10 min without activity" in checkout.proto.help
     assert any("Provisional:" in caption.value for caption in page.caption)
 
     shop.order("80.00", "0.00")
