@@ -20,6 +20,10 @@ OUTCOMES = ("accepted", "duplicate", "quarantined", "rejected")
 
 Grain = Literal["minute", "hour", "day"]
 KpiKind = Literal["count", "money", "rate"]
+PipelineState = Literal["caught_up", "busy", "lagging", "unknown"]
+
+#: Age of the newest counted event beyond which events still waiting to be counted are a lag.
+LAG_WARNING_SECONDS = 10.0
 
 RANGES: dict[str, timedelta] = {
     "Last 15 minutes": timedelta(minutes=15),
@@ -366,6 +370,22 @@ class Health:
     freshness_seconds: float | None
     watermark: datetime | None
     as_of: datetime | None
+    #: Stored events the figures do not include yet (None: the service does not say).
+    events_waiting: int | None = None
+
+    @property
+    def pipeline(self) -> PipelineState:
+        """`caught_up`: every stored event is counted and nothing queues, however old the newest
+        is (a quiet store); `lagging`: events wait and the newest counted one is older than
+        `LAG_WARNING_SECONDS`; `busy`: events wait but the figures are fresh; `unknown`: the
+        service does not say how many wait."""
+        if self.events_waiting is None:
+            return "unknown"
+        if self.events_waiting == 0 and self.queue_depth == 0:
+            return "caught_up"
+        if (self.freshness_seconds or 0.0) > LAG_WARNING_SECONDS:
+            return "lagging"
+        return "busy"
 
 
 @dataclass(frozen=True)
@@ -476,7 +496,17 @@ def build_health(
         freshness_seconds=current.freshness_seconds,
         watermark=current.watermark,
         as_of=current.as_of,
+        events_waiting=_events_waiting(stats, current),
     )
+
+
+def _events_waiting(stats: Mapping[str, Any], current: Figures) -> int | None:
+    """Stored events not folded yet. The stats are read before the figures, so the figures may
+    include more than the stats had stored: never below 0."""
+    stored = stats.get("events_stored_through")
+    if stored is None or current.events_folded_through is None:
+        return None
+    return max(0, int(stored) - current.events_folded_through)
 
 
 def delivery_total(stats: Mapping[str, Any], source: str | None) -> int:

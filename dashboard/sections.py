@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from collections import Counter
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pandas as pd
 import streamlit as st
+from streamlit.delta_generator import DeltaGenerator
 
 from dashboard import charts
 from dashboard import formatting as fmt
 from dashboard.data import ReadClient, ServiceUnavailable
-from dashboard.model import Figures, Health, Kpi, Snapshot
+from dashboard.model import LAG_WARNING_SECONDS, Figures, Health, Kpi, Snapshot
 
 QUARANTINE_LIMIT = 20
 KPI_COLUMNS = 3
@@ -131,11 +132,7 @@ def health(client: ReadClient, snapshot: Snapshot) -> None:
     st.subheader("Ingestion health", anchor=False)
     first, second = st.columns(2)
     first.metric("Deliveries per second", fmt.rate_per_second(figures.deliveries_per_second))
-    second.metric(
-        "Freshness",
-        fmt.age(figures.freshness_seconds),
-        help="Age of the newest event folded into the figures.",
-    )
+    _freshness(second, figures, snapshot.read_at)
     third, fourth, fifth = st.columns(3)
     third.metric("Duplicates", fmt.count(figures.duplicate))
     fourth.metric("Quarantined", fmt.count(figures.quarantined))
@@ -143,12 +140,46 @@ def health(client: ReadClient, snapshot: Snapshot) -> None:
     writer = "writer OK" if figures.writer_healthy else "writer FAILING: deliveries get 503"
     st.caption(
         f"{fmt.count(figures.accepted)} accepted · {writer} · queue {figures.queue_depth} · "
-        f"last delivery {fmt.clock(figures.last_delivery_at)}"
+        f"last delivery at {fmt.clock(figures.last_delivery_at)}"
     )
     reasons = st.expander("Quarantine and rejection reasons", key="reasons", on_change="rerun")
     if reasons.open:  # read only when someone looks
         with reasons:
             _reasons(client, snapshot.source, figures)
+
+
+_FRESHNESS_HELP = (
+    "How current the figures are. Caught up: every stored delivery is counted, however long ago "
+    "the last one arrived (a quiet store is not a lag). Otherwise: the age of the newest event "
+    "counted, with a warning when events wait and it is older than {lag:g} s."
+)
+
+
+def _freshness(column: DeltaGenerator, figures: Health, now: datetime) -> None:
+    """Caught up on a quiet store says so (with the time since the last delivery); only events
+    that wait while the figures grow old are a lag, shown as a warning."""
+    state = figures.pipeline
+    last = figures.last_delivery_at
+    since = fmt.age((now - last).total_seconds()) if last is not None else None
+    help_text = _FRESHNESS_HELP.format(lag=LAG_WARNING_SECONDS)
+    if state == "caught_up":
+        note = f"last delivery {since} ago · nothing waiting" if since else "nothing waiting"
+        column.metric("Freshness", "caught up", note, "gray", delta_arrow="off", help=help_text)
+        return
+    value = fmt.age(figures.freshness_seconds)
+    if state == "lagging":
+        waiting = figures.events_waiting or 0
+        noun = "event" if waiting == 1 else "events"
+        column.metric(
+            "Freshness",
+            value,
+            f"{fmt.count(waiting)} {noun} waiting",
+            "orange",
+            delta_arrow="off",
+            help=help_text,
+        )
+        return
+    column.metric("Freshness", value, help=help_text)
 
 
 def _reasons(client: ReadClient, source: str | None, figures: Health) -> None:

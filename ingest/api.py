@@ -128,6 +128,8 @@ def build_router(
         snapshot = intake.stats.snapshot()
         snapshot["queue_depth"] = intake.writer.queue_depth
         snapshot["writer_healthy"] = intake.writer.healthy
+        # with the metrics' events_folded_through: how many stored events are not counted yet
+        snapshot["events_stored_through"] = intake.writer.events_stored_through
         return json_response(200, snapshot)
 
     if get_connection is not None:

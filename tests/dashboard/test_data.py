@@ -128,6 +128,9 @@ def test_health_counts_rate_and_quarantine_reasons(
         assert dict(health.rejected_by_reason) == {"invalid_signature": 1}
         assert health.writer_healthy and health.queue_depth >= 0
         assert health.freshness_seconds is not None and health.freshness_seconds < 30
+        assert health.events_waiting == 0 and health.pipeline == "caught_up"
+        stored = http.get("/api/v1/ingest/stats").json()["events_stored_through"]
+        assert stored == snapshot.current.events_folded_through  # every stored event counted
         assert health.last_delivery_at is not None
 
         quarantined = client.quarantine(limit=5, source="shop-b")

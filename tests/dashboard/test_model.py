@@ -298,3 +298,25 @@ def test_source_table_keeps_money_exact_per_currency() -> None:
     frame = charts.sources_frame((row,))
     assert frame.loc[0, "net sales"] == "10.01 USD · 3.00 EUR"
     assert frame.loc[0, "rejected"] == 2
+
+
+@pytest.mark.parametrize(
+    ("stored", "folded", "queue", "freshness", "state"),
+    [
+        (40, 40, 0, 45.0, "caught_up"),  # a quiet store: old but nothing waits
+        (41, 40, 0, 45.0, "lagging"),  # one event waits and the figures are 45 s old
+        (400, 380, 3, 0.4, "busy"),  # events wait, but the figures are fresh
+        (None, 40, 0, 45.0, "unknown"),  # a service that does not say
+        (40, 40, 2, 45.0, "lagging"),  # deliveries queue for the writer
+    ],
+)
+def test_freshness_tells_a_quiet_store_from_a_lag(
+    stored: int | None, folded: int, queue: int, freshness: float, state: str
+) -> None:
+    stats: dict[str, Any] = {"totals": {}, "sources": {}, "queue_depth": queue}
+    if stored is not None:
+        stats["events_stored_through"] = stored
+    current = figures(events_folded_through=folded, freshness_seconds=freshness)
+    health = build_health(stats, current, None, None)
+    assert health.pipeline == state
+    assert health.events_waiting == (None if stored is None else stored - folded)

@@ -6,6 +6,7 @@ refresh is an explicit `at.run()`.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -88,7 +89,11 @@ def test_tiles_show_the_api_figures_and_follow_new_orders(
     orders_tile = next(m for m in page.metric if m.label == "Orders")
     assert orders_tile.delta.startswith("+")
     health = {m.label: m.value for m in page.metric}
-    assert int(health["Duplicates"]) >= 0 and health["Freshness"] != fmt.DASH
+    assert int(health["Duplicates"]) >= 0
+    # every delivery is counted and nothing queues: caught up, however old the last one is
+    freshness = next(m for m in page.metric if m.label == "Freshness")
+    assert freshness.value == "caught up", freshness.value
+    assert re.fullmatch(r"last delivery [0-9.]+ s ago · nothing waiting", freshness.delta)
 
 
 def test_source_filter_and_quarantine_reasons(page: AppTest, http: httpx.Client) -> None:
