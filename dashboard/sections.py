@@ -109,12 +109,23 @@ def trends(snapshot: Snapshot) -> None:
 
 def funnel(snapshot: Snapshot) -> None:
     figures = snapshot.current
-    st.subheader("Funnel", anchor=False)
+    st.subheader("Funnel", anchor=False, help=_FUNNEL_HELP)
     st.caption(
         f"Cart conversion {fmt.percent(figures.cart_conversion_rate)} · checkout conversion "
-        f"{fmt.percent(figures.checkout_conversion_rate)}"
+        f"{fmt.percent(figures.checkout_conversion_rate)}. The bars count what happened in the "
+        "range, each share of the bar above; conversion follows the range's own carts and "
+        "checkouts to their orders, so the two differ."
     )
     st.altair_chart(charts.funnel_chart(figures), width="stretch", key="funnel")
+
+
+_FUNNEL_HELP = (
+    "The bars count events of the range: carts created, checkouts started and orders placed in "
+    "it; an order's share is orders / checkouts started, whichever checkout each order came from "
+    "(an order may finish a checkout started before the range; a checkout of the range may still "
+    "be open). Checkout conversion follows one cohort: of the checkouts started in the range, "
+    "the share that an order completed. Cart conversion likewise, for carts."
+)
 
 
 def sources(snapshot: Snapshot) -> None:

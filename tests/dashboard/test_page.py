@@ -150,3 +150,12 @@ def test_unreachable_service_shows_a_message_then_recovers(
         assert not at.exception, at.exception
         assert not at.warning
         assert tiles(at)["Orders"] == "0"
+
+
+def test_the_funnel_says_how_its_shares_differ_from_conversion(page: AppTest) -> None:
+    funnel = next(h for h in page.subheader if h.value == "Funnel")
+    assert "whichever checkout each order came from" in funnel.proto.help
+    assert any(
+        "conversion follows the range's own carts and checkouts" in caption.value
+        for caption in page.caption
+    )
