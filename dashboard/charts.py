@@ -116,7 +116,7 @@ def funnel_chart(figures: Figures) -> alt.LayerChart:
     base = alt.Chart(frame, height=CHART_HEIGHT).encode(
         y=alt.Y("step:N", title=None, sort=None, axis=alt.Axis(labelLimit=200)),
         # room on the right for the labels
-        x=alt.X("count:Q", title=None, scale=alt.Scale(domain=[0, top * 1.45]), axis=None),
+        x=alt.X("count:Q", title=None, scale=alt.Scale(domain=[0, top * 1.8]), axis=None),
         tooltip=[alt.Tooltip("step:N"), alt.Tooltip("label:N", title="count")],
     )
     bars = base.mark_bar(cornerRadiusEnd=3).encode(
