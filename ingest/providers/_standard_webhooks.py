@@ -23,6 +23,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
+import re
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -32,6 +33,7 @@ ID_HEADER = "webhook-id"
 TIMESTAMP_HEADER = "webhook-timestamp"
 SIGNATURE_HEADER = "webhook-signature"
 SECRET_PREFIX = "whsec_"
+_BASE64_ALPHABET = re.compile(r"[A-Za-z0-9+/]+")
 
 #: The longest signature list worth parsing; a real sender lists one entry per active key.
 _MAX_SIGNATURES = 16
@@ -43,6 +45,14 @@ def decode_secret(secret: str) -> bytes:
     Raises ValueError when the secret is not valid base64 (or decodes to nothing).
     """
     encoded = secret.strip().removeprefix(SECRET_PREFIX)
+    missing = -len(encoded) % 4
+    if missing and _BASE64_ALPHABET.fullmatch(encoded):
+        # The reference libraries disagree here (Python pads, Go and Svix refuse); ShopPulse
+        # refuses everywhere, saying how to write the same key so that every library reads it.
+        raise ValueError(
+            f"the base64 after whsec_ lacks its padding: add {'=' * missing!r} at the end "
+            "(the key stays the same)"
+        )
     try:
         key = base64.b64decode(encoded, validate=True)
     except (binascii.Error, ValueError):
