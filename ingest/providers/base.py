@@ -99,6 +99,25 @@ def body_digest(body: bytes) -> str:
     return "sha256:" + hashlib.sha256(body).hexdigest()
 
 
+# ----------------------------------------------------------------------------- topics
+
+TOPIC_MISMATCH = "topic does not match the signed body"
+
+
+def topic_mismatch(topic: str, needs: str, found: str) -> UnusableDelivery:
+    """The quarantine reason of a delivery whose unsigned topic header contradicts its body.
+
+    Shopify and WooCommerce sign only the body, so a captured authentic body can be re-sent under
+    another topic; the topic is believed only where the body agrees with it (docs/security.md).
+    """
+    return UnusableDelivery(f"{TOPIC_MISMATCH}: {topic[:80]!r} needs {needs}; the body is {found}")
+
+
+def is_deletion_body(obj: Mapping[str, Any]) -> bool:
+    """A deletion notice: `{"id": ...}` and nothing else (Shopify and WooCommerce send these)."""
+    return len(obj) == 1 and "id" in obj
+
+
 # ----------------------------------------------------------------------------- payload helpers
 
 
