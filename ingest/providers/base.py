@@ -46,6 +46,9 @@ class Provider(Protocol):
     topics: ClassVar[frozenset[str]]
     #: Lower-case names of the headers worth keeping with the raw delivery (never a signature).
     kept_headers: ClassVar[tuple[str, ...]]
+    #: Lower-case names of the headers that must appear at most once (signature, timestamp, id,
+    #: topic): a repeated one is ambiguous (which line is checked?) and is refused with 401.
+    single_headers: ClassVar[tuple[str, ...]]
 
     def verify(self, body: bytes, headers: Headers, secrets: Sequence[str], now: datetime) -> None:
         """Raise SignatureError unless one of `secrets` signed `body` (constant-time compare)."""

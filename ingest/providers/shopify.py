@@ -111,6 +111,11 @@ class Shopify:
         "x-shopify-event-id",
         "x-shopify-api-version",
     )
+    single_headers: ClassVar[tuple[str, ...]] = (
+        "x-shopify-hmac-sha256",
+        "x-shopify-topic",
+        "x-shopify-webhook-id",
+    )
 
     def verify(self, body: bytes, headers: Headers, secrets: Sequence[str], now: datetime) -> None:
         given = headers.get("x-shopify-hmac-sha256")

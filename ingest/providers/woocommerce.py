@@ -132,6 +132,7 @@ class WooCommerce:
         DELIVERY_HEADER,
         "x-wc-webhook-source",
     )
+    single_headers: ClassVar[tuple[str, ...]] = (SIGNATURE_HEADER, TOPIC_HEADER, DELIVERY_HEADER)
 
     def verify(self, body: bytes, headers: Headers, secrets: Sequence[str], now: datetime) -> None:
         given = headers.get(SIGNATURE_HEADER, "").strip()
