@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -37,6 +38,17 @@ def catalog_path(db_path: Path) -> Path:
 def published_dir(db_path: Path) -> Path:
     """Where the published Parquet files live: `<db dir>/analytics/`."""
     return db_path.parent / PUBLISHED_DIR
+
+
+def files_location(catalog: Path) -> str:
+    """The absolute, symlink-free directory of the Parquet files of `catalog`.
+
+    The views name their files by absolute paths, so that any client opens the catalog from any
+    working directory. The catalog records the directory it was written for (`publish_info.
+    location`); a catalog whose folder was moved or copied since is re-pointed at open (see
+    `open_catalog`) and rewritten by the next publish.
+    """
+    return str(catalog.parent.resolve() / PUBLISHED_DIR)
 
 
 @dataclass(frozen=True)
@@ -358,6 +370,7 @@ class Snapshot:
     fold_seq: int
     metrics_as_of: datetime | None
     watermark: datetime | None
+    location: str = ""  # the absolute directory of `files` (see `files_location`)
 
 
 def _literal(value: datetime | None) -> str:
@@ -380,7 +393,8 @@ def view_statements(snapshot: Snapshot) -> list[str]:
         f"CAST({int(snapshot.deliveries_through)} AS BIGINT) AS deliveries_through, "
         f"CAST({int(snapshot.fold_seq)} AS BIGINT) AS fold_seq, "
         f"{_literal(snapshot.metrics_as_of)} AS metrics_as_of, "
-        f"{_literal(snapshot.watermark)} AS watermark"
+        f"{_literal(snapshot.watermark)} AS watermark, "
+        f"{quote(snapshot.location)} AS location"
     )
     return statements
 
@@ -449,10 +463,15 @@ def open_catalog(catalog: Path, *, lockdown: bool = True) -> duckdb.DuckDBPyConn
     con = duckdb.connect(":memory:")
     try:
         con.execute(f"ATTACH {quote(str(catalog))} AS analytics (READ_ONLY)")
-        con.execute("USE analytics")
+        here = files_location(catalog)
+        written = _written_location(con)
+        if written is not None and written != here:
+            _repoint(con, written, here)
+        else:
+            con.execute("USE analytics")
         con.execute("SET TimeZone = 'UTC'")
         if lockdown:
-            allowed = str(catalog.parent / PUBLISHED_DIR) + os.sep
+            allowed = here + os.sep
             con.execute(f"SET allowed_directories = [{quote(allowed)}]")
             con.execute("SET enable_external_access = false")
             con.execute("SET autoinstall_known_extensions = false")
@@ -462,6 +481,32 @@ def open_catalog(catalog: Path, *, lockdown: bool = True) -> duckdb.DuckDBPyConn
         con.close()
         raise
     return con
+
+
+def _written_location(con: duckdb.DuckDBPyConnection) -> str | None:
+    """The directory the attached catalog's views name their files in (None: a catalog written
+    before it was recorded)."""
+    try:
+        rows = con.execute("SELECT location FROM analytics.publish_info").fetchall()
+    except duckdb.BinderException:
+        return None
+    return str(rows[0][0]) if rows and rows[0][0] else None
+
+
+def _repoint(con: duckdb.DuckDBPyConnection, written: str, here: str) -> None:
+    """Recreate the attached catalog's views in `con`'s own in-memory database, naming the files
+    in `here` instead of `written` (the data folder was moved or copied since the catalog was
+    written), and make them the default schema."""
+    old = re.compile(re.escape(quote(written)[:-1]) + r"(?=[/'])")
+    new = quote(here)[:-1]
+    views = con.execute(
+        "SELECT sql FROM duckdb_views() WHERE database_name = 'analytics' AND NOT internal "
+        "ORDER BY view_oid"
+    ).fetchall()
+    con.execute("USE memory")
+    for (statement,) in views:
+        con.execute(old.sub(lambda _: new, str(statement)))
+    con.execute("DETACH analytics")
 
 
 def check_read_only(sql: str) -> None:
