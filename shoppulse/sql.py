@@ -22,6 +22,7 @@ from typing import Any
 import duckdb
 
 from metrics.schema import FUNNEL_COUNTS
+from shoppulse.money_sql import aov_sql, minor_units_sql
 
 CATALOG_NAME = "analytics.duckdb"
 PUBLISHED_DIR = "analytics"
@@ -272,19 +273,6 @@ def _bucket(grain: str) -> str:
     return f"timezone('UTC', date_trunc('hour', {_utc('minute')})) AS hour"
 
 
-def aov_sql(gross: str, discounts: str, orders: str) -> str:
-    """(gross - discounts) / orders, exact, rounded half-even to 4 places (as the API does)."""
-    n = f"CAST(({gross} - {discounts}) * 10000 AS HUGEINT)"
-    d = f"CAST({orders} AS HUGEINT)"
-    q, r = f"({n} // {d})", f"({n} % {d})"
-    up = f"(2 * abs({r}) > {d} OR (2 * abs({r}) = {d} AND {q} % 2 <> 0))"
-    rounded = f"({q} + CASE WHEN {up} THEN sign({n}) ELSE 0 END)"
-    return (
-        f"CASE WHEN {orders} = 0 THEN NULL "
-        f"ELSE CAST({rounded} AS DECIMAL(38,0)) * CAST(0.0001 AS DECIMAL(5,4)) END"
-    )
-
-
 def _ratio(numerator: str, denominator: str) -> str:
     return f"CASE WHEN {denominator} = 0 THEN NULL ELSE {numerator} / {denominator} END"
 
@@ -355,6 +343,12 @@ VIEWS: dict[str, str] = {
     "funnel_by_minute": _funnel_view("minute"),
     "funnel_by_hour": _funnel_view("hour"),
     "funnel_by_day": _funnel_view("day"),
+    "aov_by_day": (
+        "SELECT day, source, currency, orders, "
+        f"{aov_sql('gross_sales', 'discounts', 'orders', 'minor_units')} AS aov, minor_units "
+        f"FROM (SELECT *, {minor_units_sql('currency')} AS minor_units FROM sales_by_day "
+        "WHERE orders > 0 AND currency IS NOT NULL)"
+    ),
     "ingest_counts": "SELECT * FROM {ingest_counts}",
 }
 
@@ -500,11 +494,13 @@ def _repoint(con: duckdb.DuckDBPyConnection, written: str, here: str) -> None:
     old = re.compile(re.escape(quote(written)[:-1]) + r"(?=[/'])")
     new = quote(here)[:-1]
     views = con.execute(
-        "SELECT sql FROM duckdb_views() WHERE database_name = 'analytics' AND NOT internal "
-        "ORDER BY view_oid"
+        "SELECT view_name, sql FROM duckdb_views() WHERE database_name = 'analytics' "
+        "AND NOT internal"
     ).fetchall()
+    order = list(VIEWS)  # creation order: a view comes after the views it reads
+    views.sort(key=lambda v: order.index(v[0]) if v[0] in order else len(order))
     con.execute("USE memory")
-    for (statement,) in views:
+    for _, statement in views:
         con.execute(old.sub(lambda _: new, str(statement)))
     con.execute("DETACH analytics")
 
