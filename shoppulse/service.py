@@ -54,9 +54,15 @@ class Service:
     engine: MetricsEngine
     worker: MetricsWorker
     clock: Clock
+    configured_sources: frozenset[str] = frozenset()
 
     def metrics_context(self) -> MetricsContext:
-        return MetricsContext(self.con, self.clock, self.worker)
+        return MetricsContext(self.con, self.clock, self.worker, self.known_sources)
+
+    def known_sources(self) -> set[str]:
+        """Configured sources and those that sent deliveries (a source removed from the
+        configuration keeps its history readable)."""
+        return set(self.configured_sources) | self.stats.sources()
 
 
 def discovery_path(db_path: Path) -> Path:
@@ -149,7 +155,9 @@ def create_app(settings: Settings, sources: dict[str, Source], clock: Clock = ut
             on_commit=worker.notify,
         )
         intake = Intake(settings, sources, writer, stats, clock)
-        service = Service(settings, con, writer, stats, intake, engine, worker, clock)
+        service = Service(
+            settings, con, writer, stats, intake, engine, worker, clock, frozenset(sources)
+        )
         holder["service"] = service
         app.state.service = service
         writer.start()
