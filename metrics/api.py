@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
@@ -12,6 +12,7 @@ from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
+from ingest.errors import UnknownSource
 from metrics.catalog import METRICS
 from metrics.query import Grain, Window, known_metric, timeseries, window_figures
 from metrics.recompute import check
@@ -23,6 +24,21 @@ class MetricsContext:
     con: duckdb.DuckDBPyConnection
     clock: Callable[[], datetime]
     worker: MetricsWorker
+    #: The source ids a `source` filter may name: configured, or that sent deliveries.
+    known_sources: Callable[[], Collection[str]]
+
+    def require_source(self, source: str | None) -> None:
+        """Raise UnknownSource (404) for a `source` filter that names no source at all."""
+        if not source:
+            return
+        known = self.known_sources()
+        if source in known:
+            return
+        listed = ", ".join(sorted(known)[:20]) or "none"
+        raise UnknownSource(
+            f"unknown source '{source[:80]}': no source of that id is configured or has sent "
+            f"deliveries (known sources: {listed})"
+        )
 
     def abandonment_rules(self) -> dict[str, float]:
         """When an open cart or checkout counts as abandoned (what makes a rate provisional)."""
@@ -131,12 +147,23 @@ def build_router(get_context: Callable[[], MetricsContext]) -> APIRouter:
     router = APIRouter(prefix="/api/v1/metrics", tags=["metrics"])
 
     def _window(start: datetime | None, end: datetime | None, source: str | None) -> Window:
+        context = get_context()
+        context.require_source(source)
         try:
-            return Window.around(get_context().clock(), start, end, source)
+            return Window.around(context.clock(), start, end, source)
         except (ValueError, OverflowError) as exc:  # overflow: a bound at the edge of datetime
             raise HTTPException(422, str(exc)) from None
 
-    @router.get("", response_model=WindowFigures, summary="Every metric for one window")
+    unknown_source: dict[int | str, dict[str, Any]] = {
+        404: {"description": "`source` names no configured source, nor one that sent deliveries."}
+    }
+
+    @router.get(
+        "",
+        response_model=WindowFigures,
+        summary="Every metric for one window",
+        responses=unknown_source,
+    )
     async def metrics(
         source: SourceQuery = None, start: FromQuery = None, end: ToQuery = None
     ) -> Any:
@@ -145,7 +172,12 @@ def build_router(get_context: Callable[[], MetricsContext]) -> APIRouter:
         figures = await run_in_threadpool(window_figures, ctx.con.cursor(), window, ctx.clock())
         return {**figures, **ctx.abandonment_rules()}
 
-    @router.get("/timeseries", response_model=Series, summary="One metric per time bucket")
+    @router.get(
+        "/timeseries",
+        response_model=Series,
+        summary="One metric per time bucket",
+        responses=unknown_source,
+    )
     async def series(
         metric: Annotated[str, Query(description=f"One of: {', '.join(METRICS)}.")],
         grain: Annotated[Grain, Query(description="Bucket size.")] = "hour",

@@ -140,6 +140,7 @@ class BigCommerce:
     name: ClassVar[str] = "bigcommerce"
     topics: ClassVar[frozenset[str]] = CART_TOPICS | LINE_ITEM_TOPICS | ORDER_TOPICS | OTHER_TOPICS
     kept_headers: ClassVar[tuple[str, ...]] = (swh.ID_HEADER, swh.TIMESTAMP_HEADER, "user-agent")
+    single_headers: ClassVar[tuple[str, ...]] = swh.HEADERS
 
     def __init__(self, tolerance_seconds: int = 300) -> None:
         self.tolerance_seconds = tolerance_seconds
