@@ -101,12 +101,23 @@ def kpis(snapshot: Snapshot) -> None:
 def trends(snapshot: Snapshot) -> None:
     grain = snapshot.orders_trend.grain
     st.subheader("Trends", anchor=False)
-    st.caption(f"Per {grain}, UTC")
+    st.caption(
+        f"Per {grain}, UTC · the current {grain} is still open: a lighter bar, a hollow point "
+        "(what came so far)"
+    )
     left, right = st.columns(2)
     with left:
-        st.altair_chart(charts.orders_chart(snapshot.orders_trend), width="stretch", key="orders")
+        st.altair_chart(
+            charts.orders_chart(snapshot.orders_trend, snapshot.read_at),
+            width="stretch",
+            key="orders",
+        )
     with right:
-        st.altair_chart(charts.sales_chart(snapshot.sales_trend), width="stretch", key="sales")
+        st.altair_chart(
+            charts.sales_chart(snapshot.sales_trend, snapshot.read_at),
+            width="stretch",
+            key="sales",
+        )
 
 
 def funnel(snapshot: Snapshot) -> None:
