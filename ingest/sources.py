@@ -18,6 +18,7 @@ from pydantic import (
 from ingest.providers import PROVIDERS
 from ingest.providers import _standard_webhooks as swh
 from ingest.providers.bigcommerce import HEADER_SECRET_PREFIX, parse_header_secret
+from ingest.timezones import checked_timezone
 
 #: Where the BigCommerce store API lives (`api_base_url` changes it, e.g. for a test stand-in).
 BIGCOMMERCE_API_URL = "https://api.bigcommerce.com"
@@ -53,6 +54,17 @@ class Source(BaseModel):
         pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$",
         description="BigCommerce: base URL of the store API.",
     )
+    timezone: str | None = Field(
+        default=None,
+        description="The store's IANA time zone (e.g. Europe/Berlin; Shopify: the shop's time "
+        "zone under Settings > General). Its day and hour buckets, 'today' and its weeks follow "
+        "it; unset: the display_timezone setting.",
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str | None) -> str | None:
+        return None if value is None else checked_timezone(value)
 
     @field_validator("provider")
     @classmethod
