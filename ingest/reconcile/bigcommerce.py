@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from email.utils import format_datetime
 from typing import Any
@@ -52,7 +52,7 @@ class BigCommerceOrders:
                 "GET",
                 f"/stores/{self.source.store_hash}/v2/orders",
                 params={
-                    "min_date_modified": format_datetime(since, usegmt=True),
+                    "min_date_modified": format_datetime(since.astimezone(UTC), usegmt=True),
                     "sort": "date_modified:asc",
                     "limit": PER_PAGE,
                     "page": page,

@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import duckdb
@@ -31,7 +31,7 @@ from ingest.intake import Clock
 from ingest.reconcile import runs
 from ingest.reconcile.compare import Verdict
 from ingest.reconcile.fetchers import make_fetcher
-from ingest.reconcile.report import CREDENTIALS_REJECTED, RUNNING, RunReport
+from ingest.reconcile.report import CREDENTIALS_REJECTED, OK, RUNNING, RunReport
 from ingest.reconcile.runner import run_source, store_through
 from ingest.replay import submit_job
 from ingest.settings import Settings
@@ -180,7 +180,7 @@ class Reconciler:
                 )
             report = RunReport(
                 source_id,
-                since or self.window_start(source_id),
+                (since or self.window_start(source_id)).astimezone(UTC),
                 self.clock(),
                 trigger,
                 dry_run,
@@ -216,10 +216,7 @@ class Reconciler:
                 )
             finally:
                 fetcher.close()
-            for verdict in Verdict:
-                count = report.errors if verdict is Verdict.ERROR else getattr(report, verdict)
-                if count:
-                    self._records.labels(source=report.source, verdict=verdict.value).inc(count)
+            self._count(report)
             submit_job(self.writer, lambda con: runs.save_run(con, report)).result(timeout=60)
             self._refresh_gauges()
         except Exception as exc:  # the run's report says what failed; the service goes on
@@ -231,6 +228,16 @@ class Reconciler:
             reader.close()
             with self._lock:
                 state.running = None
+
+    def _count(self, report: RunReport) -> None:
+        if report.dry_run:
+            return
+        for verdict in Verdict:
+            count = report.errors if verdict is Verdict.ERROR else getattr(report, verdict)
+            if count:
+                self._records.labels(source=report.source, verdict=verdict.value).inc(count)
+        if report.status == OK and report.finished_at is not None:
+            self._last_ok.labels(source=report.source).set(report.finished_at.timestamp())
 
     def run(self, run_id: int) -> RunReport | None:
         """A run's report, running or finished."""

@@ -25,7 +25,7 @@ by (see docs/reconciliation.md).
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -154,7 +154,7 @@ class ShopifyOrders:
 
     def pages(self, since: datetime) -> Iterator[Page]:
         after: str | None = None
-        query = f"updated_at:>='{since.strftime('%Y-%m-%dT%H:%M:%SZ')}'"
+        query = f"updated_at:>='{since.astimezone(UTC).strftime('%Y-%m-%dT%H:%M:%SZ')}'"
         while True:
             data = self.query(
                 ORDERS_QUERY,

@@ -13,7 +13,7 @@ mapped by the WooCommerce adapter as topic `order.updated` (its refunds included
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from ingest.providers.base import Provider, UnusableDelivery
@@ -47,7 +47,7 @@ class WooCommerceOrders:
                 "GET",
                 "/wp-json/wc/v3/orders",
                 params={
-                    "modified_after": since.strftime("%Y-%m-%dT%H:%M:%S"),
+                    "modified_after": since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S"),
                     "dates_are_gmt": "true",
                     "orderby": "modified",
                     "order": "asc",
