@@ -9,6 +9,7 @@ from dashboard import charts
 from dashboard import formatting as fmt
 from dashboard.data import ReadClient, ServiceUnavailable
 from dashboard.model import Health, Kpi, Snapshot
+from dashboard.reconciliation import reconciliation_line
 
 QUARANTINE_LIMIT = 20
 KPI_COLUMNS = 3
@@ -116,6 +117,12 @@ def health(client: ReadClient, snapshot: Snapshot) -> None:
         f"{fmt.count(figures.accepted)} accepted · {writer} · queue {figures.queue_depth} · "
         f"last delivery {fmt.clock(figures.last_delivery_at)}"
     )
+    try:  # what the webhooks missed, found and filled from the store APIs
+        missed = reconciliation_line(client.reconciliation(), snapshot.source)
+    except ServiceUnavailable:
+        missed = None
+    if missed:
+        st.caption(missed)
     reasons = st.expander("Quarantine and rejection reasons", key="reasons", on_change="rerun")
     if reasons.open:  # read only when someone looks
         with reasons:
