@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from email.utils import format_datetime
 from typing import Any
@@ -27,6 +27,9 @@ from ingest.reconcile.records import FetchedRecord, Page
 from ingest.sources import Source
 
 PER_PAGE = 250
+#: BigCommerce dates a webhook by its dispatch, seconds after the change (ingest/enrichment.py,
+#: "Version"): a stored version up to this much later than `date_modified` is the same one.
+DISPATCH_LAG = timedelta(minutes=5)
 TOPIC = "store/order/updated"
 
 
@@ -82,4 +85,6 @@ class BigCommerceOrders:
             event = order_event(order, order_id, not_before=None)
         except FetchFailed as exc:
             return FetchedRecord(TOPIC, order_id, version, body, reason=str(exc)[:300])
-        return FetchedRecord(TOPIC, order_id, version, body, events=(event,))
+        return FetchedRecord(
+            TOPIC, order_id, version, body, events=(event,), dispatch_lag=DISPATCH_LAG
+        )

@@ -4,8 +4,9 @@ Each event of a record is compared with the stored events of the same source, ki
 
 - `missing`: no event of the entity is stored (its webhooks were all lost).
 - `newer`: the fetched `updated_at` is later than every stored one (the latest webhook was lost).
-- `current`: the same `updated_at` is stored, or the entity is deleted (deletion is sticky), or
-  the record is compared by presence only (Stripe) and the entity is stored.
+- `current`: the same `updated_at` is stored (BigCommerce: or one later by at most the webhooks'
+  dispatch lag, since its webhooks are dated when sent), or the entity is deleted (deletion is
+  sticky), or the record is compared by presence only (Stripe) and the entity is stored.
 - `older`: every stored version is later (a webhook newer than the API's answer arrived meanwhile).
 
 A record is `missing` when one of its events is, else `newer` when one is, else `older` when its
@@ -62,14 +63,15 @@ def stored_versions(
     return {(kind, entity): Stored(latest, bool(deleted)) for kind, entity, latest, deleted in rows}
 
 
-def _event_verdict(event: CanonicalEvent, stored: Stored | None, versioned: bool) -> Verdict:
+def _event_verdict(event: CanonicalEvent, stored: Stored | None, record: FetchedRecord) -> Verdict:
     if stored is None:
         return Verdict.MISSING
-    if stored.deleted or not versioned or event.updated_at is None:
+    if stored.deleted or not record.versioned or event.updated_at is None:
         return Verdict.CURRENT
     if stored.latest is None or event.updated_at > stored.latest:
         return Verdict.NEWER
-    return Verdict.CURRENT if event.updated_at == stored.latest else Verdict.OLDER
+    current = stored.latest - event.updated_at <= record.dispatch_lag
+    return Verdict.CURRENT if current else Verdict.OLDER
 
 
 def classify(
@@ -78,10 +80,7 @@ def classify(
     """The record's verdict and the events of it worth storing."""
     if record.reason is not None or not record.events:
         return Verdict.ERROR, []
-    verdicts = [
-        _event_verdict(e, stored.get((e.kind, e.entity_id)), record.versioned)
-        for e in record.events
-    ]
+    verdicts = [_event_verdict(e, stored.get((e.kind, e.entity_id)), record) for e in record.events]
     fill = [
         event
         for event, verdict in zip(record.events, verdicts, strict=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 import orjson
@@ -37,6 +37,9 @@ class FetchedRecord:
     reason: str | None = None  # why it cannot be mapped (it goes to quarantine)
     #: False for APIs whose objects have no update time (Stripe): compared by presence only.
     versioned: bool = True
+    #: How much later a stored version may be and still be this one (a platform that dates its
+    #: webhooks by their dispatch, after the change: BigCommerce).
+    dispatch_lag: timedelta = timedelta(0)
 
     @property
     def delivery_id(self) -> str:

@@ -70,7 +70,7 @@ def service(tmp_path: Path, name: str, url: str) -> TestClient:
 
 
 def reconcile(client: TestClient, **body: Any) -> list[dict[str, Any]]:
-    """Start a run of every source and wait for the reports."""
+    """Start a run of every source (or `source`) and wait for the reports."""
     response = client.post("/api/v1/reconciliation/runs", json={"since": SINCE, **body})
     assert response.status_code == 202, response.text
     reports = []

@@ -24,6 +24,8 @@ from tests.ingest.store_api_stand_in import (
     StoreApi,
     running_store_api,
 )
+from tests.ingest.test_bigcommerce_enrichment import WINDOW as BC_WINDOW
+from tests.ingest.test_bigcommerce_enrichment import deliver
 from tests.ingest.test_reconcile_apis import session
 from tests.ingest.test_reconcile_property import reconcile
 from tests.metrics.shop import WEEK, figures
@@ -168,3 +170,23 @@ def test_the_schedule_runs_each_source_with_overlapping_windows(
         # hour (the overlap) before the first run started.
         assert first["since"] == "2025-12-31T00:00:00+00:00"
         assert second["since"] == "2025-12-31T23:00:00+00:00"
+
+
+def test_a_bigcommerce_order_its_webhook_brought_is_current_despite_the_dispatch_lag(
+    tmp_path: Path, api: StoreApi
+) -> None:
+    dispatched = datetime.fromtimestamp(1561479335, UTC)  # the webhook fixture's created_at
+    changed = dispatched - timedelta(seconds=5)
+    api.bc_orders = [v2_order(250, created=changed, modified=changed)]
+    clock = FrozenClock()
+    with service(tmp_path, api.url) as client:
+        deliver(client, clock, "store_order_created.json")  # enrichment fetches its amounts
+        wait_for(lambda: figures(client, **BC_WINDOW, source="bc")["orders_without_amounts"] == 0)
+        report = reconcile(client, source="bc", since="2019-06-01T00:00:00Z")[0]
+        assert (report["current"], report["older"], report["filled"]) == (1, 0, 0)
+
+        later = dispatched + timedelta(hours=1)  # cancelled; that webhook was lost
+        api.bc_orders = [v2_order(250, created=changed, modified=later, status_id=5)]
+        report = reconcile(client, source="bc", since="2019-06-01T00:00:00Z")[0]
+        assert (report["newer"], report["filled"]) == (1, 1)
+        assert figures(client, **BC_WINDOW, source="bc")["orders"] == 0
