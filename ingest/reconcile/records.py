@@ -22,6 +22,8 @@ from ingest.providers.base import Provider, UnusableDelivery
 #: The kept header that marks a delivery as fetched by reconciliation, not sent by the store.
 PROVENANCE_HEADER = "x-shoppulse-provenance"
 PROVENANCE = "reconciliation"
+#: Every reconciliation delivery id starts so (the webhook delivery counters leave them out).
+DELIVERY_ID_PREFIX = "reconcile:"
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +46,7 @@ class FetchedRecord:
     @property
     def delivery_id(self) -> str:
         version = self.version.isoformat() if self.version is not None else "-"
-        return f"reconcile:{self.topic}:{self.entity_id}:{version}"[:256]
+        return f"{DELIVERY_ID_PREFIX}{self.topic}:{self.entity_id}:{version}"[:256]
 
     @property
     def kind(self) -> str:

@@ -121,6 +121,10 @@ def test_missed_orders_and_sessions_are_filled_and_reported(tmp_path: Path, api:
         assert [(r["current"], r["missing"], r["newer"]) for r in again] == [(1, 0, 0), (2, 0, 0)]
         count = con.execute("SELECT count(*) FROM deliveries").fetchone()
         assert count is not None and count[0] == 3
+        assert client.get("/api/v1/ingest/stats").json()["totals"]["accepted"] == 0
+    with service(tmp_path, api.url) as restarted:  # webhook counters count webhooks only
+        stats = restarted.get("/api/v1/ingest/stats").json()
+        assert (stats["totals"]["accepted"], stats["last_delivery_at"]) == (0, None)
 
 
 def test_rejected_credentials_are_reported_not_fatal(tmp_path: Path, api: StoreApi) -> None:
