@@ -1,8 +1,10 @@
-"""Delivery streams of Shopify and WooCommerce stores, and the store's truth behind them.
+"""Delivery streams of Shopify, WooCommerce, BigCommerce and Stripe stores, and the truth behind.
 
 A stream is the signed webhooks a store sends, in order, for orders that change (created,
-edited, cancelled, refunded); the truth is what the store's API answers at the end: each order's
-latest version in the API's shape (Shopify GraphQL nodes, WooCommerce wc/v3 orders).
+edited, cancelled, refunded) and Stripe Checkout sessions (completed or expired, refunded); the
+truth is what the store's API answers at the end: each order's latest version in the API's shape
+(Shopify GraphQL nodes, WooCommerce wc/v3 orders, BigCommerce V2 orders, Stripe sessions and
+refunds).
 """
 
 from __future__ import annotations
@@ -18,11 +20,13 @@ from typing import Any
 import orjson
 from fastapi.testclient import TestClient
 
-from tests.conftest import SECRET, fixture_json, signed_post
+from tests.conftest import SECRET, FrozenClock, fixture_json, signed_post
+from tests.ingest.bigcommerce_stand_in import v2_order
 from tests.ingest.store_api_stand_in import StoreApi
 from tests.metrics.shop import Shop
 
 START = datetime(2025, 12, 20, 9, 0, tzinfo=UTC)
+FROZEN = FrozenClock().now  # the services' clock (signed timestamps must be near it)
 Send = Callable[[TestClient], Any]
 
 
@@ -39,10 +43,16 @@ class Stream:
     sends: list[Send] = field(default_factory=list)
     shopify_truth: list[dict[str, Any]] = field(default_factory=list)
     woo_truth: list[dict[str, Any]] = field(default_factory=list)
+    bc_truth: list[dict[str, Any]] = field(default_factory=list)
+    stripe_sessions: list[dict[str, Any]] = field(default_factory=list)
+    stripe_refunds: list[dict[str, Any]] = field(default_factory=list)
 
     def fill(self, api: StoreApi) -> None:
         api.shopify_orders = self.shopify_truth
         api.woo_orders = self.woo_truth
+        api.bc_orders = self.bc_truth
+        api.stripe_sessions = self.stripe_sessions
+        api.stripe_refunds = self.stripe_refunds
 
 
 def shopify_orders(stream: Stream, rng: random.Random, count: int, source: str = "shop") -> None:
@@ -208,3 +218,127 @@ def _woo_send(client: TestClient, source: str, topic: str, body: dict[str, Any])
         secret=SECRET,
     )
     assert response.status_code == 200, response.text
+
+
+BC_ORDER = fixture_json("bigcommerce", "store_order_created.json")
+BC_STATUS = fixture_json("bigcommerce", "store_order_statusUpdated.json")
+
+
+def bigcommerce_orders(stream: Stream, rng: random.Random, count: int, source: str = "bc") -> None:
+    """Order webhooks carry only ids: amounts come from the API (enrichment), as in a store."""
+    for number in range(1, count + 1):
+        order_id = 300 + number
+        created = START + timedelta(minutes=13 * number)
+        modified, status = created, 11
+        created_hook = copy.deepcopy(BC_ORDER)
+        created_hook.update(created_at=int(created.timestamp()) + 2)
+        created_hook["data"] = {"type": "order", "id": order_id}
+        hooks = [created_hook]
+        if rng.random() < 0.3:
+            modified, status = created + timedelta(hours=1), 5  # cancelled
+            hook = copy.deepcopy(BC_STATUS)
+            hook.update(created_at=int(modified.timestamp()) + 2)
+            hook["data"] = {
+                "type": "order",
+                "id": order_id,
+                "status": {"previous_status_id": 11, "new_status_id": status},
+            }
+            hooks.append(hook)
+        for hook in hooks:
+            stream.sends.append(lambda c, h=hook: _bc_send(c, source, h))
+        stream.bc_truth.append(
+            v2_order(
+                order_id,
+                created=created,
+                modified=modified,
+                status_id=status,
+                subtotal=rng.choice(["50.0000", "120.0000"]),
+            )
+        )
+
+
+def _bc_send(client: TestClient, source: str, hook: dict[str, Any]) -> None:
+    response = signed_post(
+        client,
+        source,
+        "bigcommerce",
+        orjson.dumps(hook),
+        topic=hook["scope"],
+        delivery_id=f"{hook['scope']}-{hook['data']['id']}-{hook['created_at']}",
+        secret=SECRET,
+    )
+    assert response.status_code == 200, response.text
+
+
+def stripe_sessions(stream: Stream, rng: random.Random, count: int, source: str = "st") -> None:
+    for number in range(1, count + 1):
+        created = START + timedelta(minutes=17 * number)
+        completed = rng.random() < 0.7
+        session: dict[str, Any] = {
+            "id": f"cs_live_{number:04}",
+            "object": "checkout.session",
+            "status": "complete" if completed else "expired",
+            "mode": "payment",
+            "payment_status": "paid" if completed else "unpaid",
+            "payment_intent": f"pi_{number:04}" if completed else None,
+            "amount_subtotal": rng.choice([1500, 4200]),
+            "amount_total": 0,
+            "total_details": {"amount_discount": rng.choice([0, 200])},
+            "currency": "usd",
+            "livemode": True,
+            "created": int(created.timestamp()),
+            "expires_at": int((created + timedelta(hours=24)).timestamp()),
+        }
+        topic = "checkout.session.completed" if completed else "checkout.session.expired"
+        at = created + timedelta(minutes=5) if completed else created + timedelta(hours=24)
+        stream.sends.append(_stripe_send(source, topic, at, session))
+        stream.stripe_sessions.append(session)
+        if completed and rng.random() < 0.3:
+            refunded = created + timedelta(hours=2)
+            refund = {
+                "id": f"re_{number:04}",
+                "object": "refund",
+                "amount": 500,
+                "charge": f"ch_{number:04}",
+                "payment_intent": session["payment_intent"],
+                "currency": "usd",
+                "status": "succeeded",
+                "created": int(refunded.timestamp()),
+            }
+            charge = {
+                "id": refund["charge"],
+                "object": "charge",
+                "payment_intent": session["payment_intent"],
+                "currency": "usd",
+                "livemode": True,
+                "amount_refunded": 500,
+                "refunds": {"object": "list", "data": [refund], "has_more": False},
+            }
+            stream.sends.append(_stripe_send(source, "charge.refunded", refunded, charge))
+            stream.stripe_refunds.append(refund)
+
+
+def _stripe_send(source: str, topic: str, at: datetime, obj: dict[str, Any]) -> Send:
+    event = {
+        "id": f"evt_{obj['id']}_{topic}",
+        "object": "event",
+        "type": topic,
+        "created": int(at.timestamp()),
+        "livemode": True,
+        "data": {"object": obj},
+    }
+
+    def send(client: TestClient) -> None:
+        response = signed_post(
+            client,
+            source,
+            "stripe",
+            orjson.dumps(event),
+            topic=topic,
+            delivery_id=event["id"],
+            secret=SECRET,
+            timestamp=int(FROZEN.timestamp()),
+        )
+        assert response.status_code == 200, response.text
+
+    return send

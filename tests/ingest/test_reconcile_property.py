@@ -1,9 +1,10 @@
 """The property reconciliation exists for: lost webhooks, filled from the store's API, leave the
 metrics exactly as if nothing had been lost; and a second run fills nothing.
 
-Two real services (real DuckDB files): one receives every webhook of a Shopify and a WooCommerce
-store, the other the same stream with a random 10 % dropped, then reconciles against a stand-in
-API (real HTTP on 127.0.0.1) that knows every order's latest version.
+Two real services (real DuckDB files): one receives every webhook of a Shopify, a WooCommerce, a
+BigCommerce and a Stripe store, the other the same stream with a random 10 % dropped, then
+reconciles against a stand-in API (real HTTP on 127.0.0.1) that knows every order's (and
+session's and refund's) latest version.
 """
 
 from __future__ import annotations
@@ -21,9 +22,18 @@ from ingest.settings import Settings
 from ingest.sources import Source
 from shoppulse.service import create_app
 from tests.conftest import SECRET, FrozenClock
-from tests.ingest.reconcile_streams import Stream, shopify_orders, woo_orders
+from tests.ingest.reconcile_streams import (
+    Stream,
+    bigcommerce_orders,
+    shopify_orders,
+    stripe_sessions,
+    woo_orders,
+)
 from tests.ingest.store_api_stand_in import (
+    BC_HASH,
+    BC_TOKEN,
     SHOPIFY_TOKEN,
+    STRIPE_KEY,
     WOO_KEY,
     WOO_SECRET,
     StoreApi,
@@ -57,7 +67,17 @@ def store_sources(url: str) -> dict[str, Source]:
         "consumer_secret": WOO_SECRET,
         "api_base_url": url,
     }
-    return {s["id"]: Source.model_validate(s) for s in (shop, woo)}  # type: ignore[misc]
+    bc = {
+        "id": "bc",
+        "provider": "bigcommerce",
+        "secrets": [SECRET],
+        "store_hash": BC_HASH,
+        "api_token": BC_TOKEN,
+        "api_base_url": url,
+    }
+    stripe = {"id": "st", "provider": "stripe", "secrets": [SECRET], "api_key": STRIPE_KEY}
+    stripe["api_base_url"] = url
+    return {str(s["id"]): Source.model_validate(s) for s in (shop, woo, bc, stripe)}
 
 
 def service(tmp_path: Path, name: str, url: str) -> TestClient:
@@ -94,7 +114,20 @@ def comparable(body: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
+SOURCES = ("shop", "woo", "bc", "st")
+
+
+def settled(client: TestClient) -> list[dict[str, Any]]:
+    """Each source's figures once BigCommerce order enrichment has fetched every amount."""
+    deadline = time.monotonic() + 30
+    while figures(client, **WEEK, source="bc")["orders_without_amounts"]:
+        assert time.monotonic() < deadline, "enrichment did not finish"
+        time.sleep(0.05)
+    return [comparable(figures(client, **WEEK, source=s)) for s in SOURCES]
+
+
+# Seeds whose drops include whole entities and latest versions on every platform.
+@pytest.mark.parametrize("seed", [5, 27, 36])
 def test_dropped_webhooks_reconciled_give_the_full_streams_metrics(
     tmp_path: Path, api: StoreApi, seed: int
 ) -> None:
@@ -102,6 +135,8 @@ def test_dropped_webhooks_reconciled_give_the_full_streams_metrics(
     stream = Stream()
     shopify_orders(stream, rng, 25)
     woo_orders(stream, rng, 20)
+    bigcommerce_orders(stream, rng, 15)
+    stripe_sessions(stream, rng, 20)
     stream.fill(api)
     kept = [send for send in stream.sends if rng.random() >= 0.1]
     assert len(kept) < len(stream.sends), "the seed drops nothing"
@@ -109,23 +144,23 @@ def test_dropped_webhooks_reconciled_give_the_full_streams_metrics(
     with service(tmp_path, "full", api.url) as full:
         for send in stream.sends:
             send(full)
-        expected = [comparable(figures(full, **WEEK, source=s)) for s in ("shop", "woo")]
+        expected = settled(full)
 
     with service(tmp_path, "lossy", api.url) as lossy:
         for send in kept:
             send(lossy)
-        before = [comparable(figures(lossy, **WEEK, source=s)) for s in ("shop", "woo")]
-        assert before != expected  # the drop shows in the metrics
+        assert settled(lossy) != expected  # the drop shows in the metrics
 
         first = reconcile(lossy)
-        assert all(r["status"] == "ok" for r in first), first
-        assert sum(r["filled"] for r in first) > 0
-        after = [comparable(figures(lossy, **WEEK, source=s)) for s in ("shop", "woo")]
-        for got, want in zip(after, expected, strict=True):
+        assert [r["source"] for r in first] == sorted(SOURCES)
+        assert all(r["status"] == "ok" and r["errors"] == 0 for r in first), first
+        assert all(r["filled"] > 0 for r in first), first  # every platform lost something
+        assert sum(r["newer"] for r in first) > 0, first  # and some latest versions
+        for got, want in zip(settled(lossy), expected, strict=True):
             assert {k: v for k, v in got.items() if want.get(k) != v} == {}, want
 
         second = reconcile(lossy)
         assert all(r["status"] == "ok" for r in second), second
-        assert [(r["missing"], r["newer"], r["errors"]) for r in second] == [(0, 0, 0)] * 2
+        assert [(r["missing"], r["newer"], r["errors"]) for r in second] == [(0, 0, 0)] * 4
         assert [r["fetched"] for r in second] == [r["fetched"] for r in first]
-        assert [comparable(figures(lossy, **WEEK, source=s)) for s in ("shop", "woo")] == expected
+        assert settled(lossy) == expected

@@ -18,16 +18,14 @@ from shoppulse.service import create_app
 from tests.conftest import SECRET, FrozenClock, make_source
 from tests.ingest.bigcommerce_stand_in import v2_order
 from tests.ingest.store_api_stand_in import (
-    BC_HASH,
     BC_TOKEN,
-    STRIPE_KEY,
     StoreApi,
     running_store_api,
 )
 from tests.ingest.test_bigcommerce_enrichment import WINDOW as BC_WINDOW
 from tests.ingest.test_bigcommerce_enrichment import deliver
 from tests.ingest.test_reconcile_apis import session
-from tests.ingest.test_reconcile_property import reconcile
+from tests.ingest.test_reconcile_property import reconcile, store_sources
 from tests.metrics.shop import WEEK, figures
 
 T0 = datetime(2025, 12, 10, 12, 0, tzinfo=UTC)
@@ -40,27 +38,13 @@ def api() -> Iterator[StoreApi]:
 
 
 def sources(url: str) -> dict[str, Source]:
-    bc = Source.model_validate(
-        {
-            "id": "bc",
-            "provider": "bigcommerce",
-            "secrets": [SECRET],
-            "store_hash": BC_HASH,
-            "api_token": BC_TOKEN,
-            "api_base_url": url,
-        }
-    )
-    stripe = Source.model_validate(
-        {
-            "id": "st",
-            "provider": "stripe",
-            "secrets": [SECRET],
-            "api_key": STRIPE_KEY,
-            "api_base_url": url,
-        }
-    )
-    plain = make_source("plain", "shopify", SECRET)
-    return {s.id: s for s in (bc, stripe, plain)}
+    """A BigCommerce and a Stripe source with store API credentials, and one without."""
+    stores = store_sources(url)
+    return {
+        "bc": stores["bc"],
+        "st": stores["st"],
+        "plain": make_source("plain", "shopify", SECRET),
+    }
 
 
 def service(tmp_path: Path, url: str, **settings: Any) -> TestClient:
