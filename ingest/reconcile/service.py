@@ -19,7 +19,7 @@ import logging
 import threading
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -240,11 +240,12 @@ class Reconciler:
             self._last_ok.labels(source=report.source).set(report.finished_at.timestamp())
 
     def run(self, run_id: int) -> RunReport | None:
-        """A run's report, running or finished."""
+        """A run's report, running or finished (finished once stored and the source is free)."""
         with self._lock:
             report = self._runs.get(run_id)
+            busy = any(state.running is report for state in self.states.values())
         if report is not None:
-            return report
+            return replace(report, status=RUNNING) if busy else report
         reader = self.con.cursor()
         try:
             found = [r for r in runs.recent_runs(reader, limit=KEPT_RUNS) if r.run_id == run_id]

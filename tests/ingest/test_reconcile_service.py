@@ -3,6 +3,7 @@ schedule, runs on request, the report on the API and /metrics, dry runs, rejecte
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -19,6 +20,7 @@ from tests.conftest import SECRET, FrozenClock, make_source
 from tests.ingest.bigcommerce_stand_in import v2_order
 from tests.ingest.store_api_stand_in import (
     BC_TOKEN,
+    STRIPE_KEY,
     StoreApi,
     running_store_api,
 )
@@ -178,3 +180,37 @@ def test_a_bigcommerce_order_its_webhook_brought_is_current_despite_the_dispatch
         report = reconcile(client, source="bc", since="2019-06-01T00:00:00Z")[0]
         assert (report["newer"], report["filled"]) == (1, 1)
         assert figures(client, **BC_WINDOW, source="bc")["orders"] == 0
+
+
+def test_unmappable_records_are_quarantined_once_and_no_secret_is_ever_shown(
+    tmp_path: Path, api: StoreApi, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    broken = session(4, "complete")
+    del broken["amount_subtotal"]
+    api.stripe_sessions = [broken]
+    api.faults = [(500, {}, None), (403, {}, None)]
+    with service(tmp_path, api.url) as client:
+        rejected = reconcile(client, source="st")[0]
+        assert rejected["status"] == "credentials_rejected"
+        first = reconcile(client, source="st")[0]
+        assert (first["errors"], first["filled"]) == (1, 0)
+        assert "amount_subtotal" in first["error_reasons"][0]
+        quarantined = client.get(
+            "/api/v1/ingest/quarantine", params={"reason": "reconciliation"}
+        ).json()["deliveries"]
+        assert [q["delivery_id"] for q in quarantined] == [
+            "reconcile:checkout.session.completed:cs_0004:2025-12-10T12:04:00+00:00"
+        ]
+        assert reconcile(client, source="st")[0]["errors"] == 1  # reported again, stored once
+        assert len(client.get("/api/v1/ingest/quarantine").json()["deliveries"]) == 1
+
+        answers = [
+            client.get("/api/v1/reconciliation").text,
+            client.get("/metrics").text,
+            client.get(f"/api/v1/reconciliation/runs/{rejected['run_id']}").text,
+        ]
+    shown = "\n".join(answers + [r.getMessage() for r in caplog.records])
+    assert "reconciliation of st credentials_rejected" in shown  # the logs were captured
+    for secret in (STRIPE_KEY, BC_TOKEN, SECRET):
+        assert secret not in shown
