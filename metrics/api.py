@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
@@ -12,6 +12,7 @@ from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
+from ingest.errors import UnknownSource
 from metrics.catalog import METRICS
 from metrics.query import Grain, Window, known_metric, timeseries, window_figures
 from metrics.recompute import check
@@ -23,6 +24,29 @@ class MetricsContext:
     con: duckdb.DuckDBPyConnection
     clock: Callable[[], datetime]
     worker: MetricsWorker
+    #: The source ids a `source` filter may name: configured, or that sent deliveries.
+    known_sources: Callable[[], Collection[str]]
+
+    def require_source(self, source: str | None) -> None:
+        """Raise UnknownSource (404) for a `source` filter that names no source at all."""
+        if not source:
+            return
+        known = self.known_sources()
+        if source in known:
+            return
+        listed = ", ".join(sorted(known)[:20]) or "none"
+        raise UnknownSource(
+            f"unknown source '{source[:80]}': no source of that id is configured or has sent "
+            f"deliveries (known sources: {listed})"
+        )
+
+    def abandonment_rules(self) -> dict[str, float]:
+        """When an open cart or checkout counts as abandoned (what makes a rate provisional)."""
+        engine = self.worker.engine
+        return {
+            "cart_abandon_after_seconds": engine.cart_abandon_after.total_seconds(),
+            "checkout_abandon_after_seconds": engine.checkout_abandon_after.total_seconds(),
+        }
 
     def check(self) -> dict[str, Any]:
         """Fold what is pending, then compare with a full recompute."""
@@ -85,6 +109,12 @@ class WindowFigures(BaseModel):
     watermark: str | None = Field(description="received_at of the newest event folded in.")
     freshness_seconds: float | None = Field(description="Now minus the watermark.")
     events_folded_through: int
+    cart_abandon_after_seconds: float = Field(
+        description="Inactivity after which an unconverted cart counts as abandoned."
+    )
+    checkout_abandon_after_seconds: float = Field(
+        description="Inactivity after which an uncompleted checkout counts as abandoned."
+    )
 
 
 class Point(BaseModel):
@@ -102,8 +132,14 @@ class Series(BaseModel):
     points: list[Point]
 
 
-FromQuery = Annotated[datetime | None, Query(alias="from", description="Window start (UTC).")]
-ToQuery = Annotated[datetime | None, Query(alias="to", description="Window end, exclusive (UTC).")]
+FromQuery = Annotated[
+    datetime | None,
+    Query(alias="from", description="Window start (UTC); default: 24 hours before the end."),
+]
+ToQuery = Annotated[
+    datetime | None,
+    Query(alias="to", description="Window end, exclusive (UTC); default: the end of this minute."),
+]
 SourceQuery = Annotated[str | None, Query(description="Source id; omitted = all sources.")]
 
 
@@ -111,20 +147,37 @@ def build_router(get_context: Callable[[], MetricsContext]) -> APIRouter:
     router = APIRouter(prefix="/api/v1/metrics", tags=["metrics"])
 
     def _window(start: datetime | None, end: datetime | None, source: str | None) -> Window:
+        context = get_context()
+        context.require_source(source)
         try:
-            return Window.around(get_context().clock(), start, end, source)
+            return Window.around(context.clock(), start, end, source)
         except (ValueError, OverflowError) as exc:  # overflow: a bound at the edge of datetime
             raise HTTPException(422, str(exc)) from None
 
-    @router.get("", response_model=WindowFigures, summary="Every metric for one window")
+    unknown_source: dict[int | str, dict[str, Any]] = {
+        404: {"description": "`source` names no configured source, nor one that sent deliveries."}
+    }
+
+    @router.get(
+        "",
+        response_model=WindowFigures,
+        summary="Every metric for one window",
+        responses=unknown_source,
+    )
     async def metrics(
         source: SourceQuery = None, start: FromQuery = None, end: ToQuery = None
     ) -> Any:
         ctx = get_context()
         window = _window(start, end, source)
-        return await run_in_threadpool(window_figures, ctx.con.cursor(), window, ctx.clock())
+        figures = await run_in_threadpool(window_figures, ctx.con.cursor(), window, ctx.clock())
+        return {**figures, **ctx.abandonment_rules()}
 
-    @router.get("/timeseries", response_model=Series, summary="One metric per time bucket")
+    @router.get(
+        "/timeseries",
+        response_model=Series,
+        summary="One metric per time bucket",
+        responses=unknown_source,
+    )
     async def series(
         metric: Annotated[str, Query(description=f"One of: {', '.join(METRICS)}.")],
         grain: Annotated[Grain, Query(description="Bucket size.")] = "hour",

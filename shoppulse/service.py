@@ -27,7 +27,7 @@ from ingest.intake import Clock, Intake, utc_now
 from ingest.reconcile.api import build_router as build_reconciliation_router
 from ingest.reconcile.service import Reconciler
 from ingest.settings import Settings
-from ingest.sources import Source
+from ingest.sources import Source, check_secret_forms
 from ingest.stats import IngestStats
 from ingest.storage.database import open_database
 from ingest.storage.retention import RawBodyPurge
@@ -56,9 +56,15 @@ class Service:
     engine: MetricsEngine
     worker: MetricsWorker
     clock: Clock
+    configured_sources: frozenset[str] = frozenset()
 
     def metrics_context(self) -> MetricsContext:
-        return MetricsContext(self.con, self.clock, self.worker)
+        return MetricsContext(self.con, self.clock, self.worker, self.known_sources)
+
+    def known_sources(self) -> set[str]:
+        """Configured sources and those that sent deliveries (a source removed from the
+        configuration keeps its history readable)."""
+        return set(self.configured_sources) | self.stats.sources()
 
 
 def discovery_path(db_path: Path) -> Path:
@@ -114,7 +120,11 @@ def install_error_handlers(app: FastAPI) -> None:
 
 
 def create_app(settings: Settings, sources: dict[str, Source], clock: Clock = utc_now) -> FastAPI:
-    """The whole pipeline service. Opening the database happens in the lifespan."""
+    """The whole pipeline service. Opening the database happens in the lifespan.
+
+    Raises ConfigError for a secret that could never verify a delivery (however the app is
+    started: `shoppulse serve`, `shoppulse up` or an ASGI server given this app)."""
+    check_secret_forms(sources)
     holder: dict[str, Service] = {}
 
     @asynccontextmanager
@@ -147,7 +157,9 @@ def create_app(settings: Settings, sources: dict[str, Source], clock: Clock = ut
             on_commit=worker.notify,
         )
         intake = Intake(settings, sources, writer, stats, clock)
-        service = Service(settings, con, writer, stats, intake, engine, worker, clock)
+        service = Service(
+            settings, con, writer, stats, intake, engine, worker, clock, frozenset(sources)
+        )
         holder["service"] = service
         app.state.service = service
         reconciler = Reconciler(con, writer, sources, settings, clock, stats.registry)

@@ -2,6 +2,9 @@
 
 Delivery id: `X-Shopify-Webhook-Id` (unchanged when Shopify retries). Money: the `shop_money`
 side of the `*_set` fields, falling back to the plain fields (which are in shop currency).
+Orders carry their `name` (`#1001`) and `line_items` (unit `price` and the line's
+`discount_allocations`; unit price x quantity sums to `total_line_items_price`); checkouts carry
+their value, `total_line_items_price`, and `total_discounts`.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, ClassVar
 
-from ingest.events import CanonicalEvent
+from ingest.events import CanonicalEvent, OrderLine
 from ingest.providers.base import (
     DeliveryInfo,
     Headers,
@@ -21,16 +24,38 @@ from ingest.providers.base import (
     b64_hmac_sha256,
     body_digest,
     build_event,
+    build_lines,
     get_id,
+    is_deletion_body,
+    optional_text,
     parse_money,
     parse_time,
     require_mapping,
+    topic_mismatch,
 )
+from ingest.quarantine_advice import UNKNOWN_TOPIC
 
 CART_TOPICS = frozenset({"carts/create", "carts/update"})
 CHECKOUT_TOPICS = frozenset({"checkouts/create", "checkouts/update"})
 ORDER_TOPICS = frozenset({"orders/create", "orders/updated", "orders/paid", "orders/cancelled"})
 OTHER_TOPICS = frozenset({"checkouts/delete", "orders/delete", "refunds/create"})
+
+#: Fields that only one kind of Shopify body has. The body is signed, the X-Shopify-Topic header
+#: is not: a topic is believed only where the body does not say it is something else.
+_ORDER_FIELDS = frozenset({"order_number", "financial_status", "confirmation_number"})
+_CHECKOUT_FIELDS = frozenset({"abandoned_checkout_url"})
+_REFUND_FIELDS = frozenset({"refund_line_items", "order_id"})
+
+#: The body kinds (see `_body_kind`) each topic accepts, the one it needs first; "unclear" (no
+#: field of any kind) is accepted where a minimal body of that topic would be.
+_TOPIC_BODIES: dict[str, tuple[str, ...]] = {
+    **dict.fromkeys(CART_TOPICS, ("a cart", "unclear")),
+    **dict.fromkeys(CHECKOUT_TOPICS, ("a checkout", "unclear")),
+    **dict.fromkeys(ORDER_TOPICS, ("an order", "unclear")),
+    "checkouts/delete": ("a checkout deletion", "unclear", "a deletion notice"),
+    "orders/delete": ("a deletion notice",),
+    "refunds/create": ("a refund",),
+}
 
 _ORDER_ACTIONS = {
     "orders/create": "create",
@@ -55,6 +80,76 @@ def _shop_money(obj: Mapping[str, Any], field: str) -> tuple[Decimal | None, str
     return None, None
 
 
+def _body_kind(obj: Mapping[str, Any]) -> str:
+    """What a Shopify body evidently is, from fields only that kind has; "unclear" otherwise."""
+    keys = obj.keys()
+    if is_deletion_body(obj):
+        return "a deletion notice"
+    if not _REFUND_FIELDS.isdisjoint(keys):
+        return "a refund"
+    if not _ORDER_FIELDS.isdisjoint(keys):
+        return "an order"
+    if not _CHECKOUT_FIELDS.isdisjoint(keys):
+        return "a checkout"
+    if {"token", "line_items"} <= keys and not {"cart_token", "currency"} & keys:
+        return "a cart"
+    return "unclear"
+
+
+def check_topic(topic: str, obj: Mapping[str, Any]) -> None:
+    """Raise UnusableDelivery (quarantine) unless the signed body agrees with the topic."""
+    allowed = _TOPIC_BODIES[topic]
+    found = _body_kind(obj)
+    if found not in allowed:
+        raise topic_mismatch(topic, allowed[0], found)
+    if topic == "orders/cancelled" and obj.get("cancelled_at") is None:
+        raise topic_mismatch(topic, "a cancelled order (cancelled_at set)", "not cancelled")
+
+
+def _lines(obj: Mapping[str, Any]) -> tuple[OrderLine, ...] | None:
+    """`line_items` as canonical lines: unit `price` and the `discount_allocations` of each line
+    in shop money; None when the list is missing or a line is unusable."""
+    items = obj.get("line_items")
+    if not isinstance(items, list):
+        return None
+    lines = []
+    try:
+        for item in items:
+            if not isinstance(item, Mapping):
+                return None
+            price, _ = _shop_money(item, "price")
+            allocations = item.get("discount_allocations") or []
+            if not isinstance(allocations, list):
+                return None
+            discount = Decimal(0)
+            for allocation in allocations:
+                if isinstance(allocation, Mapping):
+                    discount += _shop_money(allocation, "amount")[0] or Decimal(0)
+            lines.append(
+                {
+                    "product_id": get_id(item, "product_id", required=False),
+                    "variant_id": get_id(item, "variant_id", required=False),
+                    "sku": optional_text(item.get("sku")),
+                    "title": optional_text(item.get("title")) or optional_text(item.get("name")),
+                    "quantity": item.get("quantity"),
+                    "unit_price": price,
+                    "discount": discount,
+                }
+            )
+    except UnusableDelivery:
+        return None
+    return build_lines(lines)
+
+
+def _checkout_value(obj: Mapping[str, Any]) -> tuple[Decimal | None, Decimal | None]:
+    """A checkout's `total_line_items_price` and `total_discounts` (None when unusable: they
+    are informational, never a reason to quarantine a checkout)."""
+    try:
+        return _shop_money(obj, "total_line_items_price")[0], _shop_money(obj, "total_discounts")[0]
+    except UnusableDelivery:
+        return None, None
+
+
 class Shopify:
     name: ClassVar[str] = "shopify"
     topics: ClassVar[frozenset[str]] = CART_TOPICS | CHECKOUT_TOPICS | ORDER_TOPICS | OTHER_TOPICS
@@ -65,6 +160,11 @@ class Shopify:
         "x-shopify-triggered-at",
         "x-shopify-event-id",
         "x-shopify-api-version",
+    )
+    single_headers: ClassVar[tuple[str, ...]] = (
+        "x-shopify-hmac-sha256",
+        "x-shopify-topic",
+        "x-shopify-webhook-id",
     )
 
     def verify(self, body: bytes, headers: Headers, secrets: Sequence[str], now: datetime) -> None:
@@ -87,8 +187,9 @@ class Shopify:
         if not topic:
             raise UnusableDelivery("missing X-Shopify-Topic header")
         if topic not in self.topics:
-            raise UnusableDelivery(f"unknown topic '{topic[:80]}'")
+            raise UnusableDelivery(f"{UNKNOWN_TOPIC} '{topic[:80]}'")
         obj = require_mapping(payload)
+        check_topic(topic, obj)
         if topic in CART_TOPICS:
             return [self._cart(topic, obj)]
         if topic in CHECKOUT_TOPICS:
@@ -131,6 +232,7 @@ class Shopify:
 
     def _checkout(self, topic: str, obj: Mapping[str, Any]) -> CanonicalEvent:
         token = get_id(obj, "token")
+        value, discounts = _checkout_value(obj)
         return build_event(
             kind="checkout",
             action="create" if topic == "checkouts/create" else "update",
@@ -140,6 +242,8 @@ class Shopify:
             cart_token=get_id(obj, "cart_token", required=False),
             checkout_token=token,
             currency=obj.get("currency"),
+            gross_sales=value,
+            discounts=discounts,
         )
 
     def _order(self, topic: str, obj: Mapping[str, Any]) -> CanonicalEvent:
@@ -164,6 +268,8 @@ class Shopify:
             currency=gross_currency or obj.get("currency"),
             gross_sales=gross,
             discounts=discounts if discounts is not None else Decimal(0),
+            name=optional_text(obj.get("name")),
+            lines=_lines(obj),
             test=test,
             cancelled=obj.get("cancelled_at") is not None,
         )

@@ -22,6 +22,12 @@ writes with two decimals; currency codes are upper-cased):
   gross_sales is then the sum of `display_items[].amount x quantity` and discounts are 0 (those
   versions had no discount total). Orders are dated by the session's `created` when present (so
   a later async payment does not move the order), else by the event's `created`.
+- Line items: a session carries them only when the sender expanded `line_items` (the webhook
+  itself never does); then each `line_items.data[]` entry becomes a line: product =
+  `price.product`, variant = `price.id`, title = `description`, unit price = `amount_subtotal` /
+  `quantity`, discount = `amount_discount`. Without them the order's lines are not known.
+  Checkout events carry the session's value (`amount_subtotal` and the discount), expired ones
+  included.
 - `checkout.session.async_payment_failed`: the same events, with the order cancelled (a delayed
   payment method such as a bank debit failed after the customer completed the checkout; the
   checkout stays completed).
@@ -44,8 +50,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, ClassVar
 
-from ingest.events import CanonicalEvent
-from ingest.providers._standard_webhooks import check_timestamp
+from ingest.events import CanonicalEvent, OrderLine
+from ingest.providers._standard_webhooks import check_timestamp, is_unix_seconds
 from ingest.providers.base import (
     DeliveryInfo,
     Headers,
@@ -54,9 +60,12 @@ from ingest.providers.base import (
     any_secret_matches,
     body_digest,
     build_event,
+    build_lines,
     get_id,
+    optional_text,
     require_mapping,
 )
+from ingest.quarantine_advice import UNKNOWN_TOPIC
 
 SIGNATURE_HEADER = "stripe-signature"
 
@@ -92,6 +101,46 @@ def currency_exponent(code: str) -> int:
 def minor_to_decimal(amount: int, code: str) -> Decimal:
     """An integer amount in minor units as an exact decimal in major units."""
     return Decimal(amount).scaleb(-currency_exponent(code))
+
+
+def _lines(session: Mapping[str, Any], currency: str | None) -> tuple[OrderLine, ...] | None:
+    """An expanded `line_items` list as canonical lines (see the module docstring)."""
+    listed = session.get("line_items")
+    if currency is None or not isinstance(listed, Mapping) or listed.get("has_more"):
+        return None
+    items = listed.get("data")
+    if not isinstance(items, list):
+        return None
+    lines = []
+    try:
+        for index, item in enumerate(items):
+            where = f"data.object.line_items.data[{index}]."
+            if not isinstance(item, Mapping):
+                return None
+            quantity = _int(item, "quantity", where)
+            subtotal = minor_to_decimal(_int(item, "amount_subtotal", where), currency)
+            price = item.get("price")
+            price = price if isinstance(price, Mapping) else {}
+            product = price.get("product")
+            if isinstance(product, Mapping):  # expanded too
+                product = product.get("id")
+            lines.append(
+                {
+                    "product_id": optional_text(product),
+                    "variant_id": optional_text(price.get("id")),
+                    "title": optional_text(item.get("description")),
+                    "quantity": quantity,
+                    "unit_price": (subtotal / quantity).quantize(Decimal("0.0001"))
+                    if quantity
+                    else subtotal,
+                    "discount": minor_to_decimal(
+                        _optional_int(item, "amount_discount", where) or 0, currency
+                    ),
+                }
+            )
+    except UnusableDelivery:
+        return None
+    return build_lines(lines)
 
 
 def _int(obj: Mapping[str, Any], field: str, where: str) -> int:
@@ -130,17 +179,25 @@ def _expected(secret: str, timestamp: str, body: bytes) -> str:
     return hmac.new(secret.encode("utf-8"), message, hashlib.sha256).hexdigest()
 
 
+#: The most `Stripe-Signature` items read; a real header has a `t`, one or two `v1` and a `v0`.
+_MAX_ITEMS = 32
+
+
 def _parse_header(value: str) -> tuple[str | None, list[str]]:
-    """The first `t` and every `v1` of a Stripe-Signature header."""
-    timestamp: str | None = None
+    """The `t` and every `v1` among the first 32 items of a Stripe-Signature header.
+
+    Two `t` items are ambiguous (libraries differ on which one they check) and are refused."""
+    timestamps: list[str] = []
     signatures: list[str] = []
-    for item in value.split(",")[:32]:
+    for item in value.split(",")[:_MAX_ITEMS]:
         key, _, val = item.strip().partition("=")
-        if key == "t" and timestamp is None:
-            timestamp = val.strip()
+        if key == "t":
+            timestamps.append(val.strip())
         elif key == "v1":
             signatures.append(val.strip())
-    return timestamp, signatures
+    if len(timestamps) > 1:
+        raise SignatureError("Stripe-Signature has more than one t= timestamp: ambiguous")
+    return (timestamps[0] if timestamps else None), signatures
 
 
 class Stripe:
@@ -151,6 +208,7 @@ class Stripe:
         REFUND_TOPIC,
     }
     kept_headers: ClassVar[tuple[str, ...]] = ("user-agent",)
+    single_headers: ClassVar[tuple[str, ...]] = (SIGNATURE_HEADER,)
 
     def __init__(self, tolerance_seconds: int = 300) -> None:
         self.tolerance_seconds = tolerance_seconds
@@ -160,8 +218,11 @@ class Stripe:
         if not header:
             raise SignatureError("missing Stripe-Signature header")
         timestamp, given = _parse_header(header)
-        if not timestamp or not timestamp.isascii() or not timestamp.isdigit():
-            raise SignatureError("Stripe-Signature has no valid t= timestamp")
+        if not timestamp or not is_unix_seconds(timestamp):
+            raise SignatureError(
+                "Stripe-Signature has no valid t= timestamp (Unix seconds as a plain decimal "
+                "integer: no sign, no leading zero)"
+            )
         if not given:
             raise SignatureError("Stripe-Signature has no v1 signature")
         matched = False
@@ -190,7 +251,7 @@ class Stripe:
         if not topic:
             raise UnusableDelivery("field 'type' is missing")
         if topic not in self.topics:
-            raise UnusableDelivery(f"unknown topic '{topic[:80]}'")
+            raise UnusableDelivery(f"{UNKNOWN_TOPIC} '{topic[:80]}'")
         event = require_mapping(payload)
         data = require_mapping(event.get("data"), "field 'data'")
         obj = require_mapping(data.get("object"), "field 'data.object'")
@@ -211,6 +272,10 @@ class Stripe:
         test = not _livemode(event, session)
         if topic == EXPIRED_TOPIC:
             currency = session.get("currency")
+            try:  # the value is informational: never a reason to quarantine
+                value, discount, _ = self._amounts(session)
+            except UnusableDelivery:
+                value = discount = None
             return [
                 build_event(
                     kind="checkout",
@@ -220,6 +285,8 @@ class Stripe:
                     updated_at=event_time,
                     checkout_token=session_id,
                     currency=currency.upper() if isinstance(currency, str) else None,
+                    gross_sales=value,
+                    discounts=discount,
                     test=test,
                     abandoned=True,
                 )
@@ -233,6 +300,8 @@ class Stripe:
             updated_at=event_time,
             checkout_token=session_id,
             currency=currency,
+            gross_sales=gross,
+            discounts=discounts,
             test=test,
             completed=True,
         )
@@ -252,6 +321,7 @@ class Stripe:
             currency=currency,
             gross_sales=gross,
             discounts=discounts,
+            lines=_lines(session, currency),
             test=test,
             cancelled=failed,
         )

@@ -36,9 +36,9 @@ from shoppulse.sql import (
     Dataset,
     Snapshot,
     catalog_path,
+    files_location,
     fsync_dir,
     fsync_file,
-    published_dir,
     quote,
     write_catalog,
 )
@@ -126,8 +126,10 @@ class Publisher:
     ) -> None:
         self.live = con.cursor()
         self.live.execute("SET TimeZone = 'UTC'")
-        self.root = published_dir(db_path)
         self.catalog = catalog_path(db_path)
+        # Absolute and free of symlinks: the catalog's views name files by this path, so any
+        # client opens them from any working directory, whatever form `db_path` has.
+        self.root = Path(files_location(self.catalog))
         self.grace_seconds = grace_seconds
         self.clock = clock
         self.fanout = COMPACT_FANOUT
@@ -141,6 +143,10 @@ class Publisher:
         self._lock = threading.Lock()
         self._body_columns = BodyColumns(self.live)
         self._cleanup_orphans()
+        if int(self._meta("generation")) > 0 and self._meta("location", "") != str(self.root):
+            # The data folder was moved or copied (or the catalog predates absolute paths):
+            # point the catalog's views at the files where they are now.
+            self.write_catalog()
 
     # ------------------------------------------------------------------ bookkeeping
 
@@ -252,8 +258,10 @@ class Publisher:
             fold_seq=int(self._meta("fold_seq")),
             metrics_as_of=_time_or_none(self._meta("evaluated_at", "")),
             watermark=_time_or_none(self._meta("watermark", "")),
+            location=str(self.root),
         )
         write_catalog(self.catalog, snapshot)
+        self._set_meta("location", self.root)
 
     def _scalar(self, sql: str, params: Sequence[Any] = ()) -> Any:
         rows = self.live.execute(sql, list(params)).fetchall()
