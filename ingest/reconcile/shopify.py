@@ -18,8 +18,8 @@ Mapping: each order is written as the REST order its `orders/updated` webhook ca
 `originalTotalSet`, `total_discounts_set`) and each refund as the body of `refunds/create` (`id`,
 `order_id`, `created_at`, `refund_line_items[].subtotal_set`); the Shopify adapter maps both.
 Amounts are the `shopMoney` side, as the adapter reads webhooks. Abandoned checkouts are not
-fetched: the GraphQL `AbandonedCheckout` carries no checkout token to match the checkout webhooks
-by (see docs/reconciliation.md).
+fetched: the GraphQL `AbandonedCheckout` has no checkout token field (only a recovery URL) to
+match the checkout webhooks by (see docs/reconciliation.md).
 """
 
 from __future__ import annotations
