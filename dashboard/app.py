@@ -171,7 +171,7 @@ def _draw(client: ReadClient, snapshot: Snapshot) -> None:
     with left:
         sections.kpis(snapshot)
     with right:
-        sections.health(snapshot)
+        sections.health(client, snapshot)
     sections.reasons(client, snapshot)
     left, right = st.columns([2.2, 1], gap="large")
     with left:

@@ -13,6 +13,7 @@ from dashboard import charts
 from dashboard import formatting as fmt
 from dashboard.data import ReadClient, ServiceUnavailable
 from dashboard.model import LAG_WARNING_SECONDS, Figures, Health, Kpi, Snapshot
+from dashboard.reconciliation import reconciliation_line
 
 QUARANTINE_LIMIT = 20
 KPI_COLUMNS = 2
@@ -160,7 +161,7 @@ def _table(frame: pd.DataFrame) -> None:
     st.table(shown, hide_index=True, border="horizontal")
 
 
-def health(snapshot: Snapshot) -> None:
+def health(client: ReadClient, snapshot: Snapshot) -> None:
     """Deliveries per second, freshness and delivery outcomes."""
     figures: Health = snapshot.health
     st.subheader("Ingestion health", anchor=False)
@@ -176,6 +177,12 @@ def health(snapshot: Snapshot) -> None:
         f"{_pipeline_line(figures, snapshot.read_at)} · {fmt.count(figures.accepted)} accepted · "
         f"{writer} · queue {figures.queue_depth}"
     )
+    try:  # what the webhooks missed, found and filled from the store APIs
+        missed = reconciliation_line(client.reconciliation(), snapshot.source)
+    except ServiceUnavailable:
+        missed = None
+    if missed:
+        st.caption(missed)
 
 
 def reasons(client: ReadClient, snapshot: Snapshot) -> None:

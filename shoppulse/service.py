@@ -24,6 +24,8 @@ from ingest.api import build_replay_router, build_router
 from ingest.enrichment import OrderEnricher
 from ingest.errors import IngestError
 from ingest.intake import Clock, Intake, utc_now
+from ingest.reconcile.api import build_router as build_reconciliation_router
+from ingest.reconcile.service import Reconciler
 from ingest.settings import Settings
 from ingest.sources import Source, check_secret_forms
 from ingest.stats import IngestStats
@@ -176,6 +178,8 @@ def create_app(settings: Settings, sources: dict[str, Source], clock: Clock = ut
         )
         holder["service"] = service
         app.state.service = service
+        reconciler = Reconciler(con, writer, sources, settings, clock, stats.registry)
+        app.state.reconciler = reconciler
         writer.start()
         worker.start()
         app.state.retention = RawBodyPurge(
@@ -187,6 +191,7 @@ def create_app(settings: Settings, sources: dict[str, Source], clock: Clock = ut
         app.state.retention.start()
         app.state.enricher = OrderEnricher(con, writer, sources, clock)  # bigcommerce API sources
         app.state.enricher.start()
+        reconciler.start()  # sources with store API credentials, every reconcile_interval_seconds
         publisher = Publisher(con, settings.db_path, grace_seconds=settings.publish_grace_seconds)
         app.state.publish_worker = PublishWorker(publisher, settings.publish_interval_seconds)
         app.state.publish_worker.start()
@@ -197,6 +202,7 @@ def create_app(settings: Settings, sources: dict[str, Source], clock: Clock = ut
             discovery.unlink(missing_ok=True)
             app.state.retention.stop()
             app.state.enricher.stop()
+            reconciler.stop()
             writer.stop()
             worker.stop()
             app.state.publish_worker.stop()  # publishes one last time
@@ -218,4 +224,5 @@ def create_app(settings: Settings, sources: dict[str, Source], clock: Clock = ut
     )
     app.include_router(build_replay_router(lambda: holder["service"].intake, sources))
     app.include_router(build_metrics_router(lambda: holder["service"].metrics_context()))
+    app.include_router(build_reconciliation_router(lambda: app.state.reconciler))
     return app
