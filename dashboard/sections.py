@@ -153,11 +153,24 @@ def health(client: ReadClient, snapshot: Snapshot) -> None:
         f"{fmt.count(figures.accepted)} accepted · {writer} · queue {figures.queue_depth} · "
         f"last delivery at {fmt.clock(figures.last_delivery_at)}"
     )
+    uncounted = fmt.not_counted(figures.not_counted, figures.not_counted_reasons)
+    if uncounted:
+        st.caption(
+            f"{uncounted}: test, cancelled and deleted orders are stored and left out of every "
+            "figure (an order can be several; Shopify's sample order is test and cancelled).",
+            help=_NOT_COUNTED_HELP,
+        )
     reasons = st.expander("Quarantine and rejection reasons", key="reasons", on_change="rerun")
     if reasons.open:  # read only when someone looks
         with reasons:
             _reasons(client, snapshot.source, figures)
 
+
+_NOT_COUNTED_HELP = (
+    "ShopPulse counts an order when it is not a test order, not cancelled and not deleted "
+    "(Shopify's current sales reports do the same). Such orders are stored with their "
+    "deliveries; the SQL views show them in `orders` with `counted = false`."
+)
 
 _FRESHNESS_HELP = (
     "How current the figures are. Caught up: every stored delivery is counted, however long ago "
