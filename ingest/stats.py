@@ -14,6 +14,7 @@ import duckdb
 from prometheus_client import CollectorRegistry, Gauge, Histogram
 from prometheus_client import Counter as PromCounter
 
+from ingest.reconcile.records import DELIVERY_ID_PREFIX
 from ingest.storage.schema import DELIVERIES, INGEST_COUNTS
 
 OUTCOMES = ("accepted", "duplicate", "quarantined", "rejected")
@@ -55,10 +56,12 @@ class IngestStats:
         )
 
     def load(self, con: duckdb.DuckDBPyConnection) -> None:
-        """Start from what the database already holds."""
+        """Start from what the database already holds (webhook deliveries: not the records
+        reconciliation fetched, which would make a silent webhook look alive)."""
         rows = con.execute(
             f"SELECT source, status, count(*), max(received_at) FROM {DELIVERIES} "
-            "GROUP BY source, status"
+            "WHERE NOT starts_with(delivery_id, ?) GROUP BY source, status",
+            [DELIVERY_ID_PREFIX],
         ).fetchall()
         for source, status, count, last in rows:
             outcome = "quarantined" if status == "quarantined" else "accepted"
