@@ -254,3 +254,23 @@ def test_the_clients_never_send_credentials_over_plain_http_to_another_host() ->
     with pytest.raises(ValueError, match="https"):
         source("stripe", "http://api.example.com", api_key=STRIPE_KEY)
     assert format_datetime(SINCE, usegmt=True) == "Mon, 01 Dec 2025 00:00:00 GMT"
+
+
+def test_a_listing_that_never_ends_stops_the_run(api: StoreApi) -> None:
+    looping = {
+        "data": {
+            "orders": {
+                "pageInfo": {"hasNextPage": True, "endCursor": "same"},
+                "nodes": [shopify_node(1)],
+            }
+        }
+    }
+    api.faults = [(200, {}, looping)] * 3
+    with pytest.raises(ApiFailure, match="cursor 'same' twice"):
+        fetch_all(shopify(api.url))
+    assert len(api.requests) == 2
+
+    full_page = {"object": "list", "data": [session(1, "complete")], "has_more": True}
+    api.faults = [(200, {}, full_page)] * 3
+    with pytest.raises(ApiFailure, match="twice"):
+        fetch_all(stripe(api.url))
