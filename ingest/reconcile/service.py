@@ -279,13 +279,14 @@ class Reconciler:
         """What `GET /api/v1/reconciliation` answers."""
         reader = self.con.cursor()
         try:
-            recent = runs.recent_runs(reader, limit=KEPT_RUNS)
+            recent = runs.recent_runs(reader, limit=20)
+            lasts = runs.last_runs(reader)
         finally:
             reader.close()
         missed = self.missed()
         sources: dict[str, Any] = {}
         for source_id, state in sorted(self.states.items()):
-            last = next((r for r in recent if r.source == source_id and not r.dry_run), None)
+            last = lasts.get(source_id)
             entry = missed.get(source_id, runs.Missed())
             sources[source_id] = {
                 "provider": state.source.provider,
@@ -302,5 +303,5 @@ class Reconciler:
             "interval_seconds": self.interval,
             "flag_missed": self.settings.reconcile_flag_missed,
             "sources": sources,
-            "runs": [r.as_dict() for r in recent[:20]],
+            "runs": [r.as_dict() for r in recent],
         }
