@@ -132,9 +132,21 @@ class Reconciler:
             if thread.is_alive():
                 thread.join(timeout)
 
+    def _first_due(self) -> None:
+        """A source reconciled less than an interval ago (before a restart) waits the rest."""
+        reader = self.con.cursor()
+        try:
+            lasts = runs.last_runs(reader)
+        finally:
+            reader.close()
+        now, wall = time.monotonic(), self.clock()
+        for source_id, state in self.states.items():
+            last = lasts.get(source_id)
+            since = (wall - last.started_at).total_seconds() if last is not None else None
+            state.next_due = now + max(self.interval - since, 0.0) if since is not None else now
+
     def _schedule(self) -> None:
-        for state in self.states.values():
-            state.next_due = time.monotonic()
+        self._first_due()
         while not self._stop.is_set():
             for source_id, state in self.states.items():
                 if self._stop.is_set():

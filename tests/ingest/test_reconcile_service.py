@@ -214,3 +214,13 @@ def test_unmappable_records_are_quarantined_once_and_no_secret_is_ever_shown(
     assert "reconciliation of st credentials_rejected" in shown  # the logs were captured
     for secret in (STRIPE_KEY, BC_TOKEN, SECRET):
         assert secret not in shown
+
+
+def test_a_restart_waits_out_the_interval_since_the_last_run(tmp_path: Path, api: StoreApi) -> None:
+    with service(tmp_path, api.url) as client:
+        reconcile(client)
+    asked = len(api.requests)
+    with service(tmp_path, api.url, reconcile_interval_seconds=3600) as client:
+        time.sleep(0.5)  # the schedule starts, and finds every source reconciled just now
+        assert client.get("/api/v1/reconciliation").json()["sources"]["bc"]["running"] is None
+    assert len(api.requests) == asked
