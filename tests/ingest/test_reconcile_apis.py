@@ -274,3 +274,16 @@ def test_a_listing_that_never_ends_stops_the_run(api: StoreApi) -> None:
     api.faults = [(200, {}, full_page)] * 3
     with pytest.raises(ApiFailure, match="twice"):
         fetch_all(stripe(api.url))
+
+
+def test_a_request_that_times_out_is_retried(api: StoreApi) -> None:
+    api.woo_orders = [woo_order(1)]
+    api.delays = [1.0]  # the first request outlasts the client's timeout
+    src = source("woocommerce", api.url, consumer_key=WOO_KEY, consumer_secret=WOO_SECRET)
+    fetcher = make_fetcher(src, Settings(), backoff_base=0.01, timeout=0.3)
+    assert [r.entity_id for r in fetch_all(fetcher)] == ["1"]
+    assert len(api.requests) == 2
+
+    api.delays = [1.0] * 5
+    with pytest.raises(ApiFailure, match="did not answer in time"):
+        fetch_all(make_fetcher(src, Settings(), backoff_base=0.01, timeout=0.3))
