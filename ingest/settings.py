@@ -9,8 +9,10 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from ingest.timezones import checked_timezone
 
 DEFAULT_DB_PATH = Path("data/shoppulse.duckdb")
 
@@ -116,6 +118,11 @@ class Settings(BaseSettings):
         default=timedelta(minutes=10),
         description="Inactivity after which an uncompleted checkout counts as abandoned.",
     )
+    display_timezone: str = Field(
+        default="UTC",
+        description="IANA time zone (e.g. Europe/Berlin) of day and hour buckets, 'today' and "
+        "weeks when figures span all sources, and of sources without a `timezone` of their own.",
+    )
     signature_tolerance_seconds: int = Field(
         default=300,
         ge=1,
@@ -202,3 +209,8 @@ class Settings(BaseSettings):
         "table pages; larger queries spill to a temporary directory beside the file). Bounds "
         "the service's memory as history grows; DuckDB's own default is 80 % of the machine.",
     )
+
+    @field_validator("display_timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        return checked_timezone(value)

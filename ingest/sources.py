@@ -19,6 +19,7 @@ from pydantic import (
 from ingest.providers import PROVIDERS
 from ingest.providers import _standard_webhooks as swh
 from ingest.providers.bigcommerce import HEADER_SECRET_PREFIX, parse_header_secret
+from ingest.timezones import checked_timezone
 
 #: Where each platform's store API lives when `api_base_url` does not say (it overrides it, e.g.
 #: for a test stand-in or staging). Shopify's is the shop's own domain; WooCommerce's is the
@@ -85,6 +86,17 @@ class Source(BaseModel):
         description="Base URL of the store API (WooCommerce: the shop's site URL). Default: "
         "the platform's own (Shopify: https://<shop_domain>).",
     )
+    timezone: str | None = Field(
+        default=None,
+        description="The store's IANA time zone (e.g. Europe/Berlin; Shopify: the shop's time "
+        "zone under Settings > General). Its day and hour buckets, 'today' and its weeks follow "
+        "it; unset: the display_timezone setting.",
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str | None) -> str | None:
+        return None if value is None else checked_timezone(value)
 
     @field_validator("provider")
     @classmethod

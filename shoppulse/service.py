@@ -9,7 +9,7 @@ import logging
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -32,7 +32,7 @@ from ingest.stats import IngestStats
 from ingest.storage.database import open_database
 from ingest.storage.retention import RawBodyPurge
 from ingest.storage.writer import Writer
-from metrics.api import MetricsContext
+from metrics.api import MetricsContext, TimeZones
 from metrics.api import build_router as build_metrics_router
 from metrics.engine import MetricsEngine
 from metrics.worker import MetricsWorker
@@ -57,14 +57,21 @@ class Service:
     worker: MetricsWorker
     clock: Clock
     configured_sources: frozenset[str] = frozenset()
+    zones: TimeZones = field(default_factory=TimeZones)
 
     def metrics_context(self) -> MetricsContext:
-        return MetricsContext(self.con, self.clock, self.worker, self.known_sources)
+        return MetricsContext(self.con, self.clock, self.worker, self.known_sources, self.zones)
 
     def known_sources(self) -> set[str]:
         """Configured sources and those that sent deliveries (a source removed from the
         configuration keeps its history readable)."""
         return set(self.configured_sources) | self.stats.sources()
+
+
+def time_zones(settings: Settings, sources: dict[str, Source]) -> TimeZones:
+    """Each source's zone (its own `timezone`, else the display zone) and the display zone."""
+    display = settings.display_timezone
+    return TimeZones(display, {sid: s.timezone or display for sid, s in sources.items()})
 
 
 def discovery_path(db_path: Path) -> Path:
@@ -158,7 +165,16 @@ def create_app(settings: Settings, sources: dict[str, Source], clock: Clock = ut
         )
         intake = Intake(settings, sources, writer, stats, clock)
         service = Service(
-            settings, con, writer, stats, intake, engine, worker, clock, frozenset(sources)
+            settings,
+            con,
+            writer,
+            stats,
+            intake,
+            engine,
+            worker,
+            clock,
+            frozenset(sources),
+            time_zones(settings, sources),
         )
         holder["service"] = service
         app.state.service = service

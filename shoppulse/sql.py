@@ -143,22 +143,40 @@ DELIVERY_OVERRIDES = Dataset(
         ("event_count", "INTEGER"),
     ),
 )
+#: The fields of one order line, in the `lines` list of the orders dataset.
+LINE_FIELDS = (
+    ("line", "INTEGER"),
+    ("product_id", "VARCHAR"),
+    ("variant_id", "VARCHAR"),
+    ("sku", "VARCHAR"),
+    ("title", "VARCHAR"),
+    ("quantity", "BIGINT"),
+    ("unit_price", MONEY),
+    ("discount", MONEY),
+)
+LINES = "STRUCT(" + ", ".join(f"{name} {kind}" for name, kind in LINE_FIELDS) + ")[]"
+
 ORDERS = Dataset(
     "orders",
-    _cols(
-        ("source", "VARCHAR"),
-        ("id", "VARCHAR"),
-        ("created_at", TS),
-        ("updated_at", TS, "v_updated_at"),
-        ("currency", "VARCHAR"),
-        ("gross_sales", MONEY),
-        ("discounts", MONEY),
-        ("test", "BOOLEAN"),
-        ("cancelled", "BOOLEAN"),
-        ("deleted", "BOOLEAN"),
-        ("cart_token", "VARCHAR"),
-        ("checkout_token", "VARCHAR"),
-        ("version_seq", "BIGINT", "v_seq"),
+    (
+        *_cols(
+            ("source", "VARCHAR"),
+            ("id", "VARCHAR"),
+            ("created_at", TS),
+            ("updated_at", TS, "v_updated_at"),
+            ("currency", "VARCHAR"),
+            ("gross_sales", MONEY),
+            ("discounts", MONEY),
+            ("test", "BOOLEAN"),
+            ("cancelled", "BOOLEAN"),
+            ("deleted", "BOOLEAN"),
+            ("cart_token", "VARCHAR"),
+            ("checkout_token", "VARCHAR"),
+            ("version_seq", "BIGINT", "v_seq"),
+        ),
+        # From the version's stored event (see shoppulse/publish/event_columns.py).
+        Column("name", "VARCHAR", None),
+        Column("lines", LINES, None),
     ),
 )
 REFUNDS = Dataset(
@@ -199,17 +217,21 @@ CARTS = Dataset(
 )
 CHECKOUTS = Dataset(
     "checkouts",
-    _cols(
-        ("source", "VARCHAR"),
-        ("id", "VARCHAR"),
-        ("created_at", TS),
-        ("updated_at", TS, "v_updated_at"),
-        ("last_activity", TS),
-        ("cart_token", "VARCHAR"),
-        ("platform_abandoned", "BOOLEAN"),
-        ("platform_completed", "BOOLEAN"),
-        ("fate", "VARCHAR"),
-        ("version_seq", "BIGINT", "v_seq"),
+    (
+        *_cols(
+            ("source", "VARCHAR"),
+            ("id", "VARCHAR"),
+            ("created_at", TS),
+            ("updated_at", TS, "v_updated_at"),
+            ("last_activity", TS),
+            ("cart_token", "VARCHAR"),
+            ("platform_abandoned", "BOOLEAN"),
+            ("platform_completed", "BOOLEAN"),
+            ("fate", "VARCHAR"),
+            ("version_seq", "BIGINT", "v_seq"),
+        ),
+        Column("currency", "VARCHAR", None),
+        Column("value", MONEY, None),
     ),
 )
 SALES_MINUTE = Dataset(
@@ -333,7 +355,15 @@ VIEWS: dict[str, str] = {
         "SELECT delivery_seq, source, delivery_id, topic, received_at, reason "
         "FROM deliveries WHERE status = 'quarantined'"
     ),
-    "orders": f"SELECT *, {_COUNTED_ORDER} AS counted FROM {{orders}}",
+    "orders": f"SELECT * EXCLUDE (lines), {_COUNTED_ORDER} AS counted FROM {{orders}}",
+    "order_lines": (
+        "SELECT o.source, o.id AS order_id, o.name AS order_name, o.created_at, o.currency, "
+        "l.line, l.product_id, l.variant_id, l.sku, l.title, l.quantity, l.unit_price, "
+        "CAST(l.unit_price * l.quantity AS DECIMAL(38,4)) AS gross_sales, "
+        "l.discount AS line_discount, o.counted, o.test, o.cancelled, o.deleted "
+        f"FROM (SELECT *, {_COUNTED_ORDER} AS counted FROM {{orders}}) o, "
+        "unnest(o.lines) AS t(l)"
+    ),
     "refunds": "SELECT * FROM {refunds}",
     "carts": "SELECT * FROM {carts}",
     "checkouts": "SELECT * FROM {checkouts}",
