@@ -73,7 +73,14 @@ class Reconciler:
         *,
         backoff_base: float = 1.0,
     ) -> None:
-        runs.ensure_schema(con)
+        # On a cursor closed at once: a result left open on the shared connection keeps a
+        # transaction open, and a checkpoint then waits for it forever.
+        setup = con.cursor()
+        try:
+            runs.ensure_schema(setup)
+            self._next_id = runs.next_run_id(setup)
+        finally:
+            setup.close()
         self.con = con
         self.writer = writer
         self.settings = settings
@@ -82,7 +89,6 @@ class Reconciler:
         self.configured = frozenset(sources)
         self.states = {sid: _SourceState(s) for sid, s in sources.items() if s.has_api_credentials}
         self._lock = threading.Lock()
-        self._next_id = runs.next_run_id(con)
         self._runs: dict[int, RunReport] = {}
         self._threads: list[threading.Thread] = []
         self._stop = threading.Event()
