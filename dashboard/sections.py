@@ -103,8 +103,8 @@ def trends(snapshot: Snapshot) -> None:
     grain = snapshot.orders_trend.grain
     st.subheader("Trends", anchor=False)
     st.caption(
-        f"Per {grain}, UTC · the current {grain} is still open: a lighter bar, a hollow point "
-        "(what came so far)"
+        f"Per {grain}, {snapshot.window.zone} · the current {grain} is still open: a lighter "
+        "bar, a hollow point (what came so far)"
     )
     left, right = st.columns(2)
     with left:

@@ -16,13 +16,12 @@ from dashboard.model import (
     Point,
     RateMeter,
     SourceRow,
-    TimeRange,
     build_health,
     build_kpis,
     fill_buckets,
-    grain_for,
     list_sources,
 )
+from dashboard.time_range import TimeRange, grain_for
 
 NOW = datetime(2026, 3, 14, 15, 9, 26, 535000, tzinfo=UTC)
 
