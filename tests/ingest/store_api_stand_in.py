@@ -201,6 +201,8 @@ class StoreApi:
 
     def bigcommerce(self, path: str, query: dict[str, str]) -> Reply:
         tail = path.rsplit("/", 1)[-1]
+        if tail == "products":  # an order's line items: not served here (the lines stay unknown)
+            return 404, {}, None
         if tail.isdigit():
             order = next((o for o in self.bc_orders if str(o["id"]) == tail), None)
             return (200, {}, order) if order is not None else (404, {}, None)
