@@ -191,7 +191,7 @@ def reasons(client: ReadClient, snapshot: Snapshot) -> None:
     panel = st.expander("Quarantine and rejection reasons", key="reasons", on_change="rerun")
     if panel.open:
         with panel, st.container(key="reason-tables"):
-            _reasons(client, snapshot.source, snapshot.health)
+            _reasons(client, snapshot.source, snapshot.health, snapshot.window.zone)
 
 
 _FRESHNESS_HELP = (
@@ -232,7 +232,7 @@ def _pipeline_line(figures: Health, now: datetime) -> str:
     return line
 
 
-def _reasons(client: ReadClient, source: str | None, figures: Health) -> None:
+def _reasons(client: ReadClient, source: str | None, figures: Health, zone: str) -> None:
     try:
         quarantined = client.quarantine(QUARANTINE_LIMIT, source)
     except ServiceUnavailable as exc:
@@ -243,7 +243,7 @@ def _reasons(client: ReadClient, source: str | None, figures: Health) -> None:
         frame = pd.DataFrame(
             [
                 {
-                    "received": fmt.clock(item.received_at),
+                    "received": fmt.clock(item.received_at, zone),
                     "source": item.source,
                     "topic": item.topic,
                     "reason": item.reason,
