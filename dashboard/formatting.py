@@ -134,6 +134,15 @@ def kpi_note(kpi: Kpi, compared: str) -> str:
     return f"vs previous {compared}"
 
 
+def not_counted(orders: int, reasons: tuple[tuple[str, int], ...]) -> str | None:
+    """ "Stored but not counted: 1 order (1 test · 1 cancelled)", or None when there are none."""
+    if not orders:
+        return None
+    noun = "order" if orders == 1 else "orders"
+    why = " · ".join(f"{count(n)} {reason}" for reason, n in reasons)
+    return f"Stored but not counted: {count(orders)} {noun}" + (f" ({why})" if why else "")
+
+
 def plain(text: str) -> str:
     """`text` shown literally where Streamlit renders Markdown (a table's cells): a reason or a
     topic that a sender chose never becomes a link, emphasis or a colour directive."""

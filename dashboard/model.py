@@ -298,6 +298,10 @@ class Health:
     as_of: datetime | None
     #: Stored events the figures do not include yet (None: the service does not say).
     events_waiting: int | None = None
+    #: Stored orders left out of every figure, and how many are test, cancelled or deleted
+    #: (an order can be several; reasons with none are left out).
+    not_counted: int = 0
+    not_counted_reasons: tuple[tuple[str, int], ...] = ()
 
     @property
     def pipeline(self) -> PipelineState:
@@ -393,6 +397,10 @@ def list_sources(stats: Mapping[str, Any]) -> list[str]:
     return ranked
 
 
+#: Why a stored order is left out of the figures, as /api/v1/ingest/stats names it.
+NOT_COUNTED_REASONS = ("test", "cancelled", "deleted")
+
+
 def build_health(
     stats: Mapping[str, Any], current: Figures, source: str | None, rate: float | None
 ) -> Health:
@@ -409,7 +417,16 @@ def build_health(
                 merged[reason] = merged.get(reason, 0) + int(count)
         reasons = merged
         last = stats.get("last_delivery_at")
+    uncounted: Mapping[str, Any] = (
+        counts.get("not_counted") if source else stats.get("not_counted")
+    ) or {}
     return Health(
+        not_counted=int(uncounted.get("orders", 0)),
+        not_counted_reasons=tuple(
+            (reason, int(uncounted.get(reason, 0)))
+            for reason in NOT_COUNTED_REASONS
+            if uncounted.get(reason)
+        ),
         accepted=int(counts.get("accepted", 0)),
         duplicate=int(counts.get("duplicate", 0)),
         quarantined=int(counts.get("quarantined", 0)),

@@ -15,7 +15,7 @@ from tests.conftest import SECRET
 from tests.dashboard.store import Store
 from tests.e2e.server import ServiceProcess
 
-SOURCES = ("acme", "shop-a", "shop-b", "shop-c", "shop-d")
+SOURCES = ("acme", "shop-a", "shop-b", "shop-c", "shop-d", "sample-shop")
 DISPLAY_TIMEZONE = "Europe/Berlin"
 
 

@@ -19,6 +19,7 @@ from streamlit.testing.v1 import AppTest
 import dashboard
 from dashboard import formatting as fmt
 from ingest.quarantine_advice import UNSUBSCRIBE
+from tests.conftest import fixture_json
 from tests.dashboard.reading import api_figures, expected_tiles, kpi_tiles
 from tests.dashboard.store import Store, wait_for
 from tests.e2e.server import ServiceProcess, free_port
@@ -184,3 +185,20 @@ def test_today_on_the_display_zones_clock(page: AppTest) -> None:
     assert "compared with the same time the day before" in header
     assert re.search(r" (CET|CEST) ", header), header
     assert any("Europe/Berlin · the current" in caption.value for caption in page.caption)
+
+
+def test_stored_but_not_counted_orders_are_explained(page: AppTest, http: httpx.Client) -> None:
+    """Shopify's sample orders/create is a test order and cancelled: 0 orders, and the health
+    section says why."""
+    shop = Store(http, "sample-shop")
+    shop.send("orders/create", fixture_json("shopify", "orders_create.json"))
+    wait_for(
+        lambda: http.get("/api/v1/ingest/stats").json()["sources"]["sample-shop"],
+        lambda body: body.get("not_counted", {}).get("orders") == 1,
+    )
+    page.run()
+    page.selectbox(key="source").set_value("sample-shop").run()
+    assert not page.exception, page.exception
+    assert tiles(page)["Orders"] == "0"
+    notes = [c.value for c in page.caption if c.value.startswith("Stored but not counted")]
+    assert notes and notes[0].startswith("Stored but not counted: 1 order (1 test · 1 cancelled)")
