@@ -94,7 +94,7 @@ def kpis(snapshot: Snapshot) -> None:
         notes.append(
             f"Provisional: {_plural(current.carts_open, 'cart')} and "
             f"{_plural(current.checkouts_open, 'checkout')} of this period are still open; the "
-            "rates settle as they convert or time out"
+            f"rates settle as they convert or time out{_timeouts(current)}"
         )
     st.caption(" · ".join(notes) if notes else "\u00a0")
 
@@ -227,6 +227,17 @@ def _freshness(column: DeltaGenerator, figures: Health) -> None:
         column.metric("Freshness", value, waiting, "orange", delta_arrow="off", help=help_text)
         return
     column.metric("Freshness", value, help=help_text)
+
+
+def _timeouts(figures: Figures) -> str:
+    """` (carts after 1 h without activity, checkouts after 10 min)`, when the service says."""
+    cart, checkout = figures.cart_abandon_after_seconds, figures.checkout_abandon_after_seconds
+    if cart is None or checkout is None:
+        return ""
+    return (
+        f" (carts after {fmt.span(timedelta(seconds=cart))} without activity, checkouts after "
+        f"{fmt.span(timedelta(seconds=checkout))})"
+    )
 
 
 def _plural(count: int, noun: str) -> str:

@@ -76,7 +76,11 @@ def test_tiles_show_the_api_figures_and_follow_new_orders(
     assert "counts as abandoned after 1 h without activity" in conversion.proto.help
     checkout = next(m for m in page.metric if m.label == "Checkout abandonment")
     assert "counts as abandoned after 10 min without activity" in checkout.proto.help
-    assert any("Provisional:" in caption.value for caption in page.caption)
+    assert any(
+        "Provisional:" in caption.value
+        and "time out (carts after 1 h without activity, checkouts after 10 min)" in caption.value
+        for caption in page.caption
+    )
 
     shop.order("80.00", "0.00")
     shop.order("19.99", "0.00")
