@@ -94,7 +94,7 @@ def kpis(snapshot: Snapshot) -> None:
         notes.append(
             f"Provisional: {_plural(current.carts_open, 'cart')} and "
             f"{_plural(current.checkouts_open, 'checkout')} of this period are still open; the "
-            "rates settle as they convert or time out"
+            f"rates settle as they convert or time out{_timeouts(current)}"
         )
     st.caption(" · ".join(notes) if notes else "\u00a0")
 
@@ -198,7 +198,7 @@ def reasons(client: ReadClient, snapshot: Snapshot) -> None:
     panel = st.expander("Quarantine and rejection reasons", key="reasons", on_change="rerun")
     if panel.open:
         with panel, st.container(key="reason-tables"):
-            _reasons(client, snapshot.source, snapshot.health)
+            _reasons(client, snapshot.source, snapshot.health, snapshot.window.zone)
 
 
 _NOT_COUNTED_HELP = (
@@ -229,6 +229,17 @@ def _freshness(column: DeltaGenerator, figures: Health) -> None:
     column.metric("Freshness", value, help=help_text)
 
 
+def _timeouts(figures: Figures) -> str:
+    """` (carts after 1 h without activity, checkouts after 10 min)`, when the service says."""
+    cart, checkout = figures.cart_abandon_after_seconds, figures.checkout_abandon_after_seconds
+    if cart is None or checkout is None:
+        return ""
+    return (
+        f" (carts after {fmt.span(timedelta(seconds=cart))} without activity, checkouts after "
+        f"{fmt.span(timedelta(seconds=checkout))})"
+    )
+
+
 def _plural(count: int, noun: str) -> str:
     return f"{fmt.count(count)} {noun}{'' if count == 1 else 's'}"
 
@@ -245,7 +256,7 @@ def _pipeline_line(figures: Health, now: datetime) -> str:
     return line
 
 
-def _reasons(client: ReadClient, source: str | None, figures: Health) -> None:
+def _reasons(client: ReadClient, source: str | None, figures: Health, zone: str) -> None:
     try:
         quarantined = client.quarantine(QUARANTINE_LIMIT, source)
     except ServiceUnavailable as exc:
@@ -256,7 +267,7 @@ def _reasons(client: ReadClient, source: str | None, figures: Health) -> None:
         frame = pd.DataFrame(
             [
                 {
-                    "received": fmt.clock(item.received_at),
+                    "received": fmt.clock(item.received_at, zone),
                     "source": item.source,
                     "topic": item.topic,
                     "reason": item.reason,

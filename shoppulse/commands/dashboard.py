@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import signal
 import sys
 from dataclasses import dataclass
@@ -180,6 +181,22 @@ class Plan:
         return self.settings.db_path.parent / "logs"
 
 
+def command_hint(path_env: str | None = None) -> str:
+    """How to run `shoppulse` in another shell: by name when it is on PATH, else by the path of
+    this installation's script (`make` installs it into .venv, which is not on PATH)."""
+    script = Path(sys.executable).parent / "shoppulse"
+    found = shutil.which(
+        "shoppulse", path=path_env if path_env is not None else os.environ.get("PATH")
+    )
+    if found is not None and Path(found).resolve() == script.resolve():
+        return "shoppulse --help"
+    try:
+        shown = script.relative_to(Path.cwd())
+    except ValueError:
+        shown = script
+    return f"{shown} --help  (or `source {shown.parent / 'activate'}` first)"
+
+
 def _summary(plan: Plan) -> Panel:
     table = Table.grid(padding=(0, 2))
     table.add_column(style="bold")
@@ -195,6 +212,7 @@ def _summary(plan: Plan) -> Panel:
     table.add_row("Sources file", str(plan.config))
     table.add_row("Database", str(plan.settings.db_path))
     table.add_row("Logs", f"{plan.logs}/")
+    table.add_row("Commands", command_hint())
     note = (
         f"A demo store sends about {plan.rate:g} signed deliveries a second to '{plan.demo.id}'."
         if plan.demo is not None

@@ -24,12 +24,13 @@ from metrics.schema import (
     SALES_DELTAS,
 )
 from shoppulse.cli import ConfigOption, DbOption, app, fail, make_settings
+from shoppulse.wording import counted
 
 out = Console()
 
 
 def _print_differences(differences: list[Difference]) -> None:
-    table = Table(title=f"{len(differences)} differing aggregate rows")
+    table = Table(title=f"{counted(len(differences), 'differing aggregate row')}")
     for column in ("table", "only in", "row"):
         table.add_column(column)
     for difference in differences[:50]:
@@ -77,7 +78,7 @@ def recompute(
         if rebuild:
             _rebuild(con)
         folded = engine.fold_all(datetime.now(UTC))
-        out.print(f"folded {folded} pending events")
+        out.print(f"folded {counted(folded, 'pending event')}")
         differences = check(
             engine.con,
             cart_abandon_after=settings.cart_abandon_after,

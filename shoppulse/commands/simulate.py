@@ -25,6 +25,7 @@ from rich.text import Text
 
 from ingest.sources import ConfigError, load_sources
 from shoppulse.cli import app, err, fail, make_settings
+from shoppulse.wording import counted
 
 if TYPE_CHECKING:
     from shoppulse.simulator import SendReport, Simulator, StoreTruth
@@ -294,9 +295,13 @@ def simulate(
             "carry no valid signature, so only a service started with --insecure-demo accepts "
             "them. Pass --secret or --config."
         )
-    bound = f"{count} deliveries" if count else (f"{duration:g} s" if duration else "until Ctrl-C")
+    bound = (
+        counted(count, "delivery", "deliveries")
+        if count
+        else (f"{duration:g} s" if duration else "until Ctrl-C")
+    )
     err.print(
-        f"Simulating {len(source_ids)} store(s) ({', '.join(source_ids)}) -> {url} at "
+        f"Simulating {counted(len(source_ids), 'store')} ({', '.join(source_ids)}) -> {url} at "
         f"{rate:g}/s, {bound}, seed {chosen_seed}"
     )
     out = Console()

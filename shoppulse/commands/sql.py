@@ -127,6 +127,6 @@ def export_command(
         con.close()
     total = sum(manifest["rows"].values())
     err.print(
-        f"exported {len(manifest['rows'])} views ({total} rows) to {to} "
+        f"exported {counted(len(manifest['rows']), 'view')} ({counted(total, 'row')}) to {to} "
         f"(published {manifest['snapshot']['published_at']})"
     )

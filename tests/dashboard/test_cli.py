@@ -20,7 +20,12 @@ from typer.testing import CliRunner
 from ingest.settings import Settings
 from shoppulse.cli import app
 from shoppulse.commands._processes import port_in_use
-from shoppulse.commands.dashboard import DEFAULT_API_URL, resolve_api_url, streamlit_command
+from shoppulse.commands.dashboard import (
+    DEFAULT_API_URL,
+    command_hint,
+    resolve_api_url,
+    streamlit_command,
+)
 from shoppulse.service import discovery_path
 from tests.dashboard.store import SHOPIFY, fresh_id, order_payload, wait_for
 from tests.e2e.server import ServiceProcess, free_port, service_env
@@ -83,6 +88,7 @@ def test_up_demo_runs_service_dashboard_and_signed_demo_store_and_stops_on_ctrl_
         assert process.poll() is None, printed
         assert f"http://127.0.0.1:{board_port}" in printed
         assert f"http://127.0.0.1:{api_port}/webhooks/demo" in printed
+        assert re.search(r"Commands\s+\S*shoppulse --help", printed), printed
         secret_line = re.search(r"Demo secret\s+([0-9a-f]{48})", printed)
         assert secret_line, printed
         secret = secret_line.group(1)
@@ -120,3 +126,14 @@ def test_up_demo_runs_service_dashboard_and_signed_demo_store_and_stops_on_ctrl_
     assert not port_in_use("127.0.0.1", api_port)
     assert not port_in_use("127.0.0.1", board_port)
     assert not discovery_path(db).exists()  # the service shut down cleanly
+
+
+def test_the_summary_says_how_to_run_the_command(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`make` installs `shoppulse` into .venv, which is not on PATH: say its path then."""
+    bin_dir = Path(sys.executable).parent
+    monkeypatch.chdir(bin_dir.parent.parent)
+    assert command_hint("") == (
+        f"{bin_dir.relative_to(Path.cwd())}/shoppulse --help  "
+        f"(or `source {bin_dir.relative_to(Path.cwd())}/activate` first)"
+    )
+    assert command_hint(str(bin_dir)) == "shoppulse --help"

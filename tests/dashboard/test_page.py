@@ -76,7 +76,11 @@ def test_tiles_show_the_api_figures_and_follow_new_orders(
     assert "counts as abandoned after 1 h without activity" in conversion.proto.help
     checkout = next(m for m in page.metric if m.label == "Checkout abandonment")
     assert "counts as abandoned after 10 min without activity" in checkout.proto.help
-    assert any("Provisional:" in caption.value for caption in page.caption)
+    assert any(
+        "Provisional:" in caption.value
+        and "time out (carts after 1 h without activity, checkouts after 10 min)" in caption.value
+        for caption in page.caption
+    )
 
     shop.order("80.00", "0.00")
     shop.order("19.99", "0.00")
@@ -123,6 +127,8 @@ def test_source_filter_and_quarantine_reasons(page: AppTest, http: httpx.Client)
     # shown literally: the table renders Markdown, so punctuation is escaped
     assert list(table["reason"]) == [fmt.plain("unknown topic 'products/update'")]
     assert list(table["source"]) == [fmt.plain("shop-d")]
+    received = str(next(iter(table["received"]))).replace("\\", "")  # unescaped
+    assert re.search(r" (CET|CEST)$", received), received  # on the display zone's clock
     assert any(m.value == f"- 1: {UNSUBSCRIBE}" for m in page.markdown)
     assert not any("fixing the mapping" in m.value for m in page.markdown)
 
