@@ -212,7 +212,10 @@ class Reconciler:
                 del self._runs[old]
             self._threads = [t for t in self._threads if t.is_alive()]
             thread = threading.Thread(
-                target=self._run, args=(state, report), name=f"shoppulse-reconcile-{source_id}"
+                target=self._run,
+                args=(state, report),
+                name=f"shoppulse-reconcile-{source_id}",
+                daemon=True,  # `stop` ends it; a process that exits never waits for the API
             )
             self._threads.append(thread)
         thread.start()
