@@ -16,7 +16,8 @@ Mapping: each order is written as the REST order its `orders/updated` webhook ca
 `created_at`, `processed_at`, `updated_at`, `cancelled_at`, `test`, `cart_token`,
 `checkout_token`, `currency`, `total_line_items_price_set` = the sum of the line items'
 `originalTotalSet`, `total_discounts_set`) and each refund as the body of `refunds/create` (`id`,
-`order_id`, `created_at`, `refund_line_items[].subtotal_set`); the Shopify adapter maps both.
+`order_id`, `created_at`, `refund_line_items[].subtotal_set`, read with one `node` query per
+refund, since nesting them in the listing would cost too much); the Shopify adapter maps both.
 Amounts are the `shopMoney` side, as the adapter reads webhooks. Abandoned checkouts are not
 fetched: the GraphQL `AbandonedCheckout` has no checkout token field (only a recovery URL) to
 match the checkout webhooks by (see docs/reconciliation.md).
@@ -36,18 +37,24 @@ from ingest.sources import Source
 
 #: The pinned GraphQL Admin API version (cartToken and checkoutToken on Order need 2026-07+).
 API_VERSION = "2026-10"
-ORDERS_PER_PAGE = 20
+#: Page sizes that keep a query's requested cost under Shopify's 1,000-point limit: an object
+#: costs 1, a connection 2 plus `first` times its node's cost. An order of the listing costs
+#: 1 + 2 (discounts) + 2 + 25 x 3 (line items) + 20 (refund ids) + 1 = 101; 9 of them 911.
+ORDERS_PER_PAGE = 9
 LINE_ITEMS_PER_PAGE = 25
+REFUNDS_PER_ORDER = 20
+#: Line items of one order (or one refund) per follow-up query: 2 + 250 x 3 = 752 points.
+MORE_LINES_PER_PAGE = 250
 #: Most THROTTLED answers in a row before the run gives up.
 THROTTLED_MAX = 8
 
 _MONEY = "shopMoney { amount currencyCode }"
 
 
-def _line_items(arguments: str) -> str:
+def _lines(field: str, money: str, arguments: str) -> str:
     return (
-        f"lineItems(first: $lines{arguments}) {{ pageInfo {{ hasNextPage endCursor }} "
-        f"nodes {{ originalTotalSet {{ {_MONEY} }} }} }}"
+        f"{field}(first: $lines{arguments}) {{ pageInfo {{ hasNextPage endCursor }} "
+        f"nodes {{ {money} {{ {_MONEY} }} }} }}"
     )
 
 
@@ -59,18 +66,22 @@ query ReconcileOrders($first: Int!, $after: String, $query: String!, $lines: Int
       legacyResourceId createdAt processedAt updatedAt cancelledAt test
       cartToken checkoutToken currencyCode
       totalDiscountsSet {{ {_MONEY} }}
-      {_line_items("")}
-      refunds(first: 20) {{
-        legacyResourceId createdAt
-        refundLineItems(first: 50) {{ nodes {{ subtotalSet {{ {_MONEY} }} }} }}
-      }}
+      {_lines("lineItems", "originalTotalSet", "")}
+      refunds(first: {REFUNDS_PER_ORDER}) {{ legacyResourceId createdAt }}
     }}
   }}
 }}
 """
 LINE_ITEMS_QUERY = f"""
 query ReconcileLineItems($id: ID!, $lines: Int!, $after: String) {{
-  order(id: $id) {{ {_line_items(", after: $after")} }}
+  order(id: $id) {{ {_lines("lineItems", "originalTotalSet", ", after: $after")} }}
+}}
+"""
+REFUND_LINES_QUERY = f"""
+query ReconcileRefund($id: ID!, $lines: Int!, $after: String) {{
+  node(id: $id) {{
+    ... on Refund {{ {_lines("refundLineItems", "subtotalSet", ", after: $after")} }}
+  }}
 }}
 """
 
@@ -179,20 +190,32 @@ class ShopifyOrders:
                 return
             pager.next(after)
 
-    def _line_items(self, order_id: str, first: Mapping[str, Any]) -> list[Any]:
-        items = list(first.get("nodes") or [])
-        info = first.get("pageInfo") or {}
-        pager = Pager(f"Shopify order {order_id}'s line items")
-        while info.get("hasNextPage") and info.get("endCursor"):
-            pager.next(info["endCursor"])
-            data = self.query(
-                LINE_ITEMS_QUERY,
-                {"id": f"gid://shopify/Order/{order_id}", "lines": 100, "after": info["endCursor"]},
-            )
-            page = (data.get("order") or {}).get("lineItems") or {}
-            items.extend(page.get("nodes") or [])
+    def _nodes(
+        self,
+        what: str,
+        query: str,
+        gid: str,
+        field: str,
+        page: Mapping[str, Any] | None = None,
+    ) -> list[Any]:
+        """Every node of the connection `field` of object `gid`, from `page` (its first page,
+        when the listing gave it) on."""
+        nodes: list[Any] = list(page.get("nodes") or []) if page is not None else []
+        info = page.get("pageInfo") or {} if page is not None else {"hasNextPage": True}
+        pager = Pager(what)
+        while info.get("hasNextPage"):
+            after = info.get("endCursor")
+            if page is not None or after is not None:
+                if not after:
+                    break
+                pager.next(after)
+            variables = {"id": gid, "lines": MORE_LINES_PER_PAGE, "after": after}
+            data = self.query(query, variables)
+            owner = data.get("order") or data.get("node") or {}
+            page = owner.get(field) or {}
+            nodes.extend(page.get("nodes") or [])
             info = page.get("pageInfo") or {}
-        return items
+        return nodes
 
     def _records(self, node: Any) -> list[FetchedRecord]:
         if not isinstance(node, Mapping):
@@ -201,7 +224,14 @@ class ShopifyOrders:
         gross = Decimal(0)
         currency = node.get("currencyCode")
         try:
-            for item in self._line_items(order_id, node.get("lineItems") or {}):
+            items = self._nodes(
+                f"Shopify order {order_id}'s line items",
+                LINE_ITEMS_QUERY,
+                f"gid://shopify/Order/{order_id}",
+                "lineItems",
+                node.get("lineItems") or {},
+            )
+            for item in items:
                 money = _money(item.get("originalTotalSet"), "originalTotalSet")["shop_money"]
                 gross += Decimal(str(money["amount"]))
                 currency = money["currency_code"] or currency
@@ -241,8 +271,13 @@ class ShopifyOrders:
     def _refund(self, order_id: str, refund: Any) -> FetchedRecord:
         if not isinstance(refund, Mapping):
             raise ApiFailure("the store API answered with a refund that is not an object")
-        lines = (refund.get("refundLineItems") or {}).get("nodes") or []
         refund_id = str(refund.get("legacyResourceId", ""))
+        lines = self._nodes(
+            f"Shopify refund {refund_id}'s line items",
+            REFUND_LINES_QUERY,
+            f"gid://shopify/Refund/{refund_id}",
+            "refundLineItems",
+        )
         payload = {
             "id": refund_id,
             "order_id": order_id,

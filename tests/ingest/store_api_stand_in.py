@@ -4,8 +4,9 @@ One server answers all four platforms' listings from what it is given (the store
 
 - Shopify GraphQL Admin API: `POST /admin/api/<version>/graphql.json` answering the `orders`
   query (filter `updated_at:>='...'`, cursor pagination with `pageInfo`, line items paged per
-  order and their next pages through the `order` query) with `extensions.cost.throttleStatus`;
-  `throttled` scripts THROTTLED answers.
+  order and their next pages through the `order` query, refund ids whose line items come
+  through the `node` query) with `extensions.cost.throttleStatus`; `throttled` scripts THROTTLED
+  answers.
 - WooCommerce `GET /wp-json/wc/v3/orders` (`modified_after`, `page`, `per_page`, headers
   `X-WP-Total` and `X-WP-TotalPages`), HTTP Basic auth.
 - BigCommerce `GET /stores/<hash>/v2/orders` (`min_date_modified`, `page`, `limit`; 204 for an
@@ -145,12 +146,21 @@ class StoreApi:
         if "order(id:" in request["query"]:
             order_id = variables["id"].rsplit("/", 1)[-1]
             node = next(n for n in self.shopify_orders if n["legacyResourceId"] == order_id)
-            lines = self._lines(node, variables["lines"], variables.get("after"))
-            return (
-                200,
-                {},
-                {"data": {"order": {"lineItems": lines}}, "extensions": self._cost(1900)},
+            lines = self._page(node["lineItems"], variables["lines"], variables.get("after"))
+            body = {"data": {"order": {"lineItems": lines}}, "extensions": self._cost(1900)}
+            return 200, {}, body
+        if "node(id:" in request["query"]:  # a Refund's line items
+            refund_id = variables["id"].rsplit("/", 1)[-1]
+            refund = next(
+                r
+                for n in self.shopify_orders
+                for r in n["refunds"]
+                if r["legacyResourceId"] == refund_id
             )
+            items = refund["refundLineItems"]["nodes"]
+            lines = self._page(items, variables["lines"], variables.get("after"))
+            body = {"data": {"node": {"refundLineItems": lines}}, "extensions": self._cost(1900)}
+            return 200, {}, body
         since = _iso(variables["query"].split(">=", 1)[1].strip("'"))
         nodes = sorted(
             (n for n in self.shopify_orders if _iso(n["updatedAt"]) >= since),
@@ -160,8 +170,12 @@ class StoreApi:
         page = nodes[start : start + variables["first"]]
         answered = []
         for node in page:
-            answered_node = {k: v for k, v in node.items() if k != "lineItems"}
-            answered_node["lineItems"] = self._lines(node, variables["lines"], None)
+            answered_node = {k: v for k, v in node.items() if k not in ("lineItems", "refunds")}
+            answered_node["lineItems"] = self._page(node["lineItems"], variables["lines"], None)
+            answered_node["refunds"] = [
+                {"legacyResourceId": r["legacyResourceId"], "createdAt": r["createdAt"]}
+                for r in node["refunds"]
+            ]
             answered.append(answered_node)
         end = start + len(page)
         orders = {
@@ -171,8 +185,7 @@ class StoreApi:
         return 200, {}, {"data": {"orders": orders}, "extensions": self._cost(1900)}
 
     @staticmethod
-    def _lines(node: dict[str, Any], first: int, after: str | None) -> dict[str, Any]:
-        items = node["lineItems"]
+    def _page(items: list[Any], first: int, after: str | None) -> dict[str, Any]:
         start = int(after) if after else 0
         end = start + first
         return {

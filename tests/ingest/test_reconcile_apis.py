@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from email.utils import format_datetime
 from typing import Any
 
@@ -85,17 +86,29 @@ def shopify_node(number: int, lines: int = 1) -> dict[str, Any]:
 
 
 def test_shopify_pages_orders_and_line_items_and_waits_out_throttling(api: StoreApi) -> None:
-    api.shopify_orders = [shopify_node(n, lines=60 if n == 3 else 2) for n in range(1, 46)]
+    api.shopify_orders = [shopify_node(n, lines=300 if n == 3 else 2) for n in range(1, 46)]
+    line = {"subtotalSet": {"shopMoney": {"amount": "2.50", "currencyCode": "CAD"}}}
+    api.shopify_orders[4]["refunds"] = [
+        {
+            "legacyResourceId": "77",
+            "createdAt": (T0 + timedelta(hours=1)).isoformat(),
+            "refundLineItems": {"nodes": [line] * 3},
+        }
+    ]
     api.throttled = 2
     started = time.monotonic()
     records = fetch_all(shopify(api.url))
-    assert [r.entity_id for r in records] == [str(n) for n in range(1, 46)]
+    order_ids = [str(n) for n in range(1, 46)]
+    assert [r.entity_id for r in records] == [*order_ids[:5], "77", *order_ids[5:]]
     big = records[2].events[0]
-    assert (big.gross_sales, big.currency, big.cart_token) == (150, "CAD", "cart-3")
+    assert (big.gross_sales, big.currency, big.cart_token) == (750, "CAD", "cart-3")
+    refund = records[5].events[0]
+    assert (refund.kind, refund.order_id, refund.refund_amount) == ("refund", "5", Decimal("7.5"))
     posts = [target for method, target in api.requests if method == "POST"]
     assert set(posts) == {f"/admin/api/{API_VERSION}/graphql.json"}
-    # 2 throttled + 3 order pages (20 per page) + the rest of order 3's line items (35).
-    assert len(posts) == 6
+    # 2 throttled + 5 order pages (9 per page) + 2 more pages of order 3's line items (250 per
+    # page) + 1 for the refund's line items.
+    assert len(posts) == 10
     # THROTTLED: the bucket lacks 80 points at 1000 per second, and at least a second is waited.
     assert time.monotonic() - started >= 2.0
 
