@@ -103,8 +103,8 @@ def trends(snapshot: Snapshot) -> None:
     grain = snapshot.orders_trend.grain
     st.subheader("Trends", anchor=False)
     st.caption(
-        f"Per {grain}, UTC · the current {grain} is still open: a lighter bar, a hollow point "
-        "(what came so far)"
+        f"Per {grain}, {snapshot.window.zone} · the current {grain} is still open: a lighter "
+        "bar, a hollow point (what came so far)"
     )
     left, right = st.columns(2)
     with left:
@@ -177,6 +177,13 @@ def health(client: ReadClient, snapshot: Snapshot) -> None:
         f"{_pipeline_line(figures, snapshot.read_at)} · {fmt.count(figures.accepted)} accepted · "
         f"{writer} · queue {figures.queue_depth}"
     )
+    uncounted = fmt.not_counted(figures.not_counted, figures.not_counted_reasons)
+    if uncounted:
+        st.caption(
+            f"{uncounted}: test, cancelled and deleted orders are stored and left out of every "
+            "figure (an order can be several; Shopify's sample order is test and cancelled).",
+            help=_NOT_COUNTED_HELP,
+        )
     try:  # what the webhooks missed, found and filled from the store APIs
         missed = reconciliation_line(client.reconciliation(), snapshot.source)
     except ServiceUnavailable:
@@ -193,6 +200,12 @@ def reasons(client: ReadClient, snapshot: Snapshot) -> None:
         with panel, st.container(key="reason-tables"):
             _reasons(client, snapshot.source, snapshot.health)
 
+
+_NOT_COUNTED_HELP = (
+    "ShopPulse counts an order when it is not a test order, not cancelled and not deleted "
+    "(Shopify's current sales reports do the same). Such orders are stored with their "
+    "deliveries; the SQL views show them in `orders` with `counted = false`."
+)
 
 _FRESHNESS_HELP = (
     "How current the figures are. Caught up: every stored delivery is counted, however long ago "
