@@ -10,7 +10,7 @@ One server answers all four platforms' listings from what it is given (the store
 - WooCommerce `GET /wp-json/wc/v3/orders` (`modified_after`, `page`, `per_page`, headers
   `X-WP-Total` and `X-WP-TotalPages`), HTTP Basic auth.
 - BigCommerce `GET /stores/<hash>/v2/orders` (`min_date_modified`, `page`, `limit`; 204 for an
-  empty page) and `GET /stores/<hash>/v2/orders/<id>` (for order enrichment).
+  empty page) and `GET /stores/<hash>/v2/orders/<id>` (for order enrichment; its products: 404).
 - Stripe `GET /v1/checkout/sessions` and `/v1/refunds` (`created[gte]`, `limit`,
   `starting_after`, `has_more`; newest first, as Stripe lists).
 
@@ -213,6 +213,8 @@ class StoreApi:
     # ------------------------------------------------------------------ BigCommerce
 
     def bigcommerce(self, path: str, query: dict[str, str]) -> Reply:
+        if path.endswith("/products"):
+            return 404, {}, None  # no products known (order enrichment leaves lines unknown)
         tail = path.rsplit("/", 1)[-1]
         if tail.isdigit():
             order = next((o for o in self.bc_orders if str(o["id"]) == tail), None)
