@@ -41,6 +41,19 @@ STRIPE_KEY = "rk_live_test_key"
 Reply = tuple[int, dict[str, str], Any]
 
 
+def shopify_line_item(number: int, unit_price: str, currency: str, quantity: int = 1) -> Any:
+    """A GraphQL LineItem with the fields reconciliation asks for."""
+    return {
+        "quantity": quantity,
+        "sku": f"SKU-{number}",
+        "title": f"Product {number}",
+        "product": {"legacyResourceId": str(number)},
+        "variant": {"legacyResourceId": str(1000 + number)},
+        "originalUnitPriceSet": {"shopMoney": {"amount": unit_price, "currencyCode": currency}},
+        "discountAllocations": [],
+    }
+
+
 def _iso(value: str) -> datetime:
     return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
 
