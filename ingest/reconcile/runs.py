@@ -93,6 +93,11 @@ def recent_runs(
     return [_report(row) for row in rows]
 
 
+def run_by_id(con: duckdb.DuckDBPyConnection, run_id: int) -> RunReport | None:
+    rows = con.execute(f"SELECT * FROM {RUNS} WHERE run_id = ?", [run_id]).fetchall()
+    return _report(rows[0]) if rows else None
+
+
 def last_runs(con: duckdb.DuckDBPyConnection) -> dict[str, RunReport]:
     """Each source's newest run that was not a dry run."""
     rows = con.execute(

@@ -31,7 +31,7 @@ from ingest.intake import Clock
 from ingest.reconcile import runs
 from ingest.reconcile.compare import Verdict
 from ingest.reconcile.fetchers import make_fetcher
-from ingest.reconcile.report import CREDENTIALS_REJECTED, OK, RUNNING, RunReport
+from ingest.reconcile.report import CREDENTIALS_REJECTED, FAILED, OK, RUNNING, RunReport
 from ingest.reconcile.runner import run_source, store_through
 from ingest.replay import submit_job
 from ingest.settings import Settings
@@ -218,7 +218,10 @@ class Reconciler:
                 del self._runs[old]
             self._threads = [t for t in self._threads if t.is_alive()]
             thread = threading.Thread(
-                target=self._run, args=(state, report), name=f"shoppulse-reconcile-{source_id}"
+                target=self._run,
+                args=(state, report),
+                name=f"shoppulse-reconcile-{source_id}",
+                daemon=True,  # `stop` ends it; a process that exits never waits for the API
             )
             self._threads.append(thread)
         thread.start()
@@ -247,7 +250,7 @@ class Reconciler:
         except Exception as exc:  # the run's report says what failed; the service goes on
             log.exception("reconciliation of %s failed", report.source)
             if report.status == RUNNING:
-                report.status, report.message = "failed", str(exc)[:500]
+                report.status, report.message = FAILED, str(exc)[:500]
                 report.finished_at = self.clock()
         finally:
             reader.close()
@@ -273,10 +276,9 @@ class Reconciler:
             return replace(report, status=RUNNING) if busy else report
         reader = self.con.cursor()
         try:
-            found = [r for r in runs.recent_runs(reader, limit=KEPT_RUNS) if r.run_id == run_id]
+            return runs.run_by_id(reader, run_id)
         finally:
             reader.close()
-        return found[0] if found else None
 
     def wait(self, timeout: float = 60.0) -> None:
         """Wait for the runs started so far (for the command line and tests)."""

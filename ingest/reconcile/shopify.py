@@ -14,9 +14,12 @@ as rejected credentials.
 
 Mapping: each order is written as the REST order its `orders/updated` webhook carries (`id`,
 `created_at`, `processed_at`, `updated_at`, `cancelled_at`, `test`, `cart_token`,
-`checkout_token`, `currency`, `total_line_items_price_set` = the sum of the line items'
-`originalTotalSet`, `total_discounts_set`) and each refund as the body of `refunds/create` (`id`,
-`order_id`, `created_at`, `refund_line_items[].subtotal_set`); the Shopify adapter maps both.
+`checkout_token`, `currency`, `name`, `line_items` (product and variant ids, `sku`, `title`,
+`quantity`, `price_set` = `originalUnitPriceSet`, `discount_allocations`),
+`total_line_items_price_set` = the sum of unit price x quantity, `total_discounts_set`) and
+each refund as the body of `refunds/create` (`id`, `order_id`, `created_at`,
+`refund_line_items[].subtotal_set`, read with one `node` query per refund, since nesting them
+in the listing would cost too much); the Shopify adapter maps both.
 Amounts are the `shopMoney` side, as the adapter reads webhooks. Abandoned checkouts are not
 fetched: the GraphQL `AbandonedCheckout` has no checkout token field (only a recovery URL) to
 match the checkout webhooks by (see docs/reconciliation.md).
@@ -36,18 +39,31 @@ from ingest.sources import Source
 
 #: The pinned GraphQL Admin API version (cartToken and checkoutToken on Order need 2026-07+).
 API_VERSION = "2026-10"
-ORDERS_PER_PAGE = 20
-LINE_ITEMS_PER_PAGE = 25
+#: Page sizes that keep a query's requested cost under Shopify's 1,000-point limit: an object
+#: costs 1, a connection 2 plus `first` times its node's cost. A line item (with its product,
+#: variant, unit price and discount allocations) costs about 10, so an order of the listing
+#: about 1 + 2 (discounts) + 2 + 10 x 10 (line items) + 20 (refund ids) + 1 = 126; 7 of them 884.
+ORDERS_PER_PAGE = 7
+LINE_ITEMS_PER_PAGE = 10
+REFUNDS_PER_ORDER = 20
+#: Line items per follow-up query: 2 + 90 x 10 = 902 points (a refund's lines cost 3: 250).
+MORE_LINES_PER_PAGE = {"lineItems": 90, "refundLineItems": 250}
 #: Most THROTTLED answers in a row before the run gives up.
 THROTTLED_MAX = 8
 
 _MONEY = "shopMoney { amount currencyCode }"
+_LINE_ITEM = (
+    "quantity sku title product { legacyResourceId } variant { legacyResourceId } "
+    f"originalUnitPriceSet {{ {_MONEY} }} "
+    f"discountAllocations {{ allocatedAmountSet {{ {_MONEY} }} }}"
+)
+_REFUND_LINE = f"subtotalSet {{ {_MONEY} }}"
 
 
-def _line_items(arguments: str) -> str:
+def _lines(field: str, node: str, arguments: str) -> str:
     return (
-        f"lineItems(first: $lines{arguments}) {{ pageInfo {{ hasNextPage endCursor }} "
-        f"nodes {{ originalTotalSet {{ {_MONEY} }} }} }}"
+        f"{field}(first: $lines{arguments}) {{ pageInfo {{ hasNextPage endCursor }} "
+        f"nodes {{ {node} }} }}"
     )
 
 
@@ -56,21 +72,25 @@ query ReconcileOrders($first: Int!, $after: String, $query: String!, $lines: Int
   orders(first: $first, after: $after, query: $query, sortKey: UPDATED_AT) {{
     pageInfo {{ hasNextPage endCursor }}
     nodes {{
-      legacyResourceId createdAt processedAt updatedAt cancelledAt test
+      legacyResourceId name createdAt processedAt updatedAt cancelledAt test
       cartToken checkoutToken currencyCode
       totalDiscountsSet {{ {_MONEY} }}
-      {_line_items("")}
-      refunds(first: 20) {{
-        legacyResourceId createdAt
-        refundLineItems(first: 50) {{ nodes {{ subtotalSet {{ {_MONEY} }} }} }}
-      }}
+      {_lines("lineItems", _LINE_ITEM, "")}
+      refunds(first: {REFUNDS_PER_ORDER}) {{ legacyResourceId createdAt }}
     }}
   }}
 }}
 """
 LINE_ITEMS_QUERY = f"""
 query ReconcileLineItems($id: ID!, $lines: Int!, $after: String) {{
-  order(id: $id) {{ {_line_items(", after: $after")} }}
+  order(id: $id) {{ {_lines("lineItems", _LINE_ITEM, ", after: $after")} }}
+}}
+"""
+REFUND_LINES_QUERY = f"""
+query ReconcileRefund($id: ID!, $lines: Int!, $after: String) {{
+  node(id: $id) {{
+    ... on Refund {{ {_lines("refundLineItems", _REFUND_LINE, ", after: $after")} }}
+  }}
 }}
 """
 
@@ -179,39 +199,62 @@ class ShopifyOrders:
                 return
             pager.next(after)
 
-    def _line_items(self, order_id: str, first: Mapping[str, Any]) -> list[Any]:
-        items = list(first.get("nodes") or [])
-        info = first.get("pageInfo") or {}
-        pager = Pager(f"Shopify order {order_id}'s line items")
-        while info.get("hasNextPage") and info.get("endCursor"):
-            pager.next(info["endCursor"])
-            data = self.query(
-                LINE_ITEMS_QUERY,
-                {"id": f"gid://shopify/Order/{order_id}", "lines": 100, "after": info["endCursor"]},
-            )
-            page = (data.get("order") or {}).get("lineItems") or {}
-            items.extend(page.get("nodes") or [])
+    def _nodes(
+        self,
+        what: str,
+        query: str,
+        gid: str,
+        field: str,
+        page: Mapping[str, Any] | None = None,
+    ) -> list[Any]:
+        """Every node of the connection `field` of object `gid`, from `page` (its first page,
+        when the listing gave it) on."""
+        if page is not None and not isinstance(page, Mapping):
+            raise ApiFailure(f"{what}: the store API answered without a connection")
+        nodes: list[Any] = list(page.get("nodes") or []) if page is not None else []
+        info = page.get("pageInfo") or {} if page is not None else {"hasNextPage": True}
+        pager = Pager(what)
+        while info.get("hasNextPage"):
+            after = info.get("endCursor")
+            if page is not None or after is not None:
+                if not after:
+                    break
+                pager.next(after)
+            variables = {"id": gid, "lines": MORE_LINES_PER_PAGE[field], "after": after}
+            data = self.query(query, variables)
+            owner = data.get("order") or data.get("node") or {}
+            page = owner.get(field) or {}
+            nodes.extend(page.get("nodes") or [])
             info = page.get("pageInfo") or {}
-        return items
+        return nodes
 
     def _records(self, node: Any) -> list[FetchedRecord]:
         if not isinstance(node, Mapping):
             raise ApiFailure("the store API answered with an order that is not an object")
         order_id = str(node.get("legacyResourceId", ""))
-        gross = Decimal(0)
         currency = node.get("currencyCode")
+        items = self._nodes(
+            f"Shopify order {order_id}'s line items",
+            LINE_ITEMS_QUERY,
+            f"gid://shopify/Order/{order_id}",
+            "lineItems",
+            node.get("lineItems") or {},
+        )
+        line_items = [_line_item(item) for item in items if isinstance(item, Mapping)]
+        gross = Decimal(0)
         try:
-            for item in self._line_items(order_id, node.get("lineItems") or {}):
-                money = _money(item.get("originalTotalSet"), "originalTotalSet")["shop_money"]
-                gross += Decimal(str(money["amount"]))
+            for item in line_items:
+                money = item["price_set"]["shop_money"]
+                gross += Decimal(str(money["amount"])) * int(item["quantity"])
                 currency = money["currency_code"] or currency
-        except (InvalidOperation, AttributeError, TypeError):
+        except (InvalidOperation, TypeError, ValueError):
             gross_set: dict[str, Any] | None = None
         else:
             value = {"amount": str(gross), "currency_code": currency}
             gross_set = {"shop_money": value, "presentment_money": value}
         payload = {
             "id": order_id,
+            "name": node.get("name"),
             "created_at": node.get("createdAt"),
             "processed_at": node.get("processedAt"),
             "updated_at": node.get("updatedAt"),
@@ -222,6 +265,7 @@ class ShopifyOrders:
             "currency": currency,
             "total_line_items_price_set": gross_set,
             "total_discounts_set": _money(node.get("totalDiscountsSet"), "totalDiscountsSet"),
+            "line_items": line_items,
         }
         topic = "orders/updated"
         records = [
@@ -241,8 +285,13 @@ class ShopifyOrders:
     def _refund(self, order_id: str, refund: Any) -> FetchedRecord:
         if not isinstance(refund, Mapping):
             raise ApiFailure("the store API answered with a refund that is not an object")
-        lines = (refund.get("refundLineItems") or {}).get("nodes") or []
         refund_id = str(refund.get("legacyResourceId", ""))
+        lines = self._nodes(
+            f"Shopify refund {refund_id}'s line items",
+            REFUND_LINES_QUERY,
+            f"gid://shopify/Refund/{refund_id}",
+            "refundLineItems",
+        )
         payload = {
             "id": refund_id,
             "order_id": order_id,
@@ -260,6 +309,29 @@ class ShopifyOrders:
             payload,
             {"x-shopify-topic": topic},
         )
+
+
+def _legacy_id(obj: Any) -> str | None:
+    value = obj.get("legacyResourceId") if isinstance(obj, Mapping) else None
+    return str(value) if value is not None else None
+
+
+def _line_item(item: Mapping[str, Any]) -> dict[str, Any]:
+    """A REST line item (as in an order webhook) from a GraphQL LineItem."""
+    allocations = item.get("discountAllocations") or []
+    return {
+        "product_id": _legacy_id(item.get("product")),
+        "variant_id": _legacy_id(item.get("variant")),
+        "sku": item.get("sku"),
+        "title": item.get("title"),
+        "quantity": item.get("quantity"),
+        "price_set": _money(item.get("originalUnitPriceSet"), "originalUnitPriceSet"),
+        "discount_allocations": [
+            {"amount_set": _money(a.get("allocatedAmountSet"), "allocatedAmountSet")}
+            for a in allocations
+            if isinstance(a, Mapping)
+        ],
+    }
 
 
 def _time(node: Mapping[str, Any], name: str) -> datetime | None:

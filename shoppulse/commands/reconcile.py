@@ -113,9 +113,9 @@ def _here(target: Any, settings: Settings, body: dict[str, Any]) -> list[dict[st
     if body["source"] is not None and body["source"] not in sources:
         raise fail(f"source '{body['source']}' is not in {settings.config}")
     writer = Writer(target)
+    reconciler = Reconciler(target, writer, sources, settings, lambda: datetime.now(UTC))
     writer.start()
     try:
-        reconciler = Reconciler(target, writer, sources, settings, lambda: datetime.now(UTC))
         targets = [body["source"]] if body["source"] else sorted(reconciler.states)
         if not targets:
             raise fail("no source has store API credentials (see docs/reconciliation.md)")
@@ -128,9 +128,9 @@ def _here(target: Any, settings: Settings, body: dict[str, Any]) -> list[dict[st
             raise fail(escape(str(exc))) from None
         reports = _follow([r.as_dict() for r in runs], lambda r: _by_id(runs, r).as_dict())
         reconciler.wait()
-        reconciler.stop()
         return reports
     finally:
+        reconciler.stop()  # on Ctrl-C too: cuts the API waits short before the writer stops
         writer.stop()
 
 

@@ -22,7 +22,7 @@ from fastapi.testclient import TestClient
 
 from tests.conftest import SECRET, FrozenClock, fixture_json, signed_post
 from tests.ingest.bigcommerce_stand_in import v2_order
-from tests.ingest.store_api_stand_in import StoreApi
+from tests.ingest.store_api_stand_in import StoreApi, shopify_line_item
 from tests.metrics.shop import Shop
 
 START = datetime(2025, 12, 20, 9, 0, tzinfo=UTC)
@@ -118,7 +118,9 @@ def shopify_orders(stream: Stream, rng: random.Random, count: int, source: str =
                 "checkoutToken": f"co-{order_id}",
                 "currencyCode": "USD",
                 "totalDiscountsSet": money(discounts),
-                "lineItems": [{"originalTotalSet": money(item)} for item in lines],
+                "lineItems": [
+                    shopify_line_item(index, str(item), "USD") for index, item in enumerate(lines)
+                ],
                 "refunds": refunds,
             }
         )

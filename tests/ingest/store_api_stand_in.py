@@ -4,12 +4,13 @@ One server answers all four platforms' listings from what it is given (the store
 
 - Shopify GraphQL Admin API: `POST /admin/api/<version>/graphql.json` answering the `orders`
   query (filter `updated_at:>='...'`, cursor pagination with `pageInfo`, line items paged per
-  order and their next pages through the `order` query) with `extensions.cost.throttleStatus`;
-  `throttled` scripts THROTTLED answers.
+  order and their next pages through the `order` query, refund ids whose line items come
+  through the `node` query) with `extensions.cost.throttleStatus`; `throttled` scripts THROTTLED
+  answers.
 - WooCommerce `GET /wp-json/wc/v3/orders` (`modified_after`, `page`, `per_page`, headers
   `X-WP-Total` and `X-WP-TotalPages`), HTTP Basic auth.
 - BigCommerce `GET /stores/<hash>/v2/orders` (`min_date_modified`, `page`, `limit`; 204 for an
-  empty page) and `GET /stores/<hash>/v2/orders/<id>` (for order enrichment).
+  empty page) and `GET /stores/<hash>/v2/orders/<id>` (for order enrichment; its products: 404).
 - Stripe `GET /v1/checkout/sessions` and `/v1/refunds` (`created[gte]`, `limit`,
   `starting_after`, `has_more`; newest first, as Stripe lists).
 
@@ -38,6 +39,19 @@ BC_HASH, BC_TOKEN = "abc123", "bc-api-token"
 STRIPE_KEY = "rk_live_test_key"
 
 Reply = tuple[int, dict[str, str], Any]
+
+
+def shopify_line_item(number: int, unit_price: str, currency: str, quantity: int = 1) -> Any:
+    """A GraphQL LineItem with the fields reconciliation asks for."""
+    return {
+        "quantity": quantity,
+        "sku": f"SKU-{number}",
+        "title": f"Product {number}",
+        "product": {"legacyResourceId": str(number)},
+        "variant": {"legacyResourceId": str(1000 + number)},
+        "originalUnitPriceSet": {"shopMoney": {"amount": unit_price, "currencyCode": currency}},
+        "discountAllocations": [],
+    }
 
 
 def _iso(value: str) -> datetime:
@@ -145,12 +159,21 @@ class StoreApi:
         if "order(id:" in request["query"]:
             order_id = variables["id"].rsplit("/", 1)[-1]
             node = next(n for n in self.shopify_orders if n["legacyResourceId"] == order_id)
-            lines = self._lines(node, variables["lines"], variables.get("after"))
-            return (
-                200,
-                {},
-                {"data": {"order": {"lineItems": lines}}, "extensions": self._cost(1900)},
+            lines = self._page(node["lineItems"], variables["lines"], variables.get("after"))
+            body = {"data": {"order": {"lineItems": lines}}, "extensions": self._cost(1900)}
+            return 200, {}, body
+        if "node(id:" in request["query"]:  # a Refund's line items
+            refund_id = variables["id"].rsplit("/", 1)[-1]
+            refund = next(
+                r
+                for n in self.shopify_orders
+                for r in n["refunds"]
+                if r["legacyResourceId"] == refund_id
             )
+            items = refund["refundLineItems"]["nodes"]
+            lines = self._page(items, variables["lines"], variables.get("after"))
+            body = {"data": {"node": {"refundLineItems": lines}}, "extensions": self._cost(1900)}
+            return 200, {}, body
         since = _iso(variables["query"].split(">=", 1)[1].strip("'"))
         nodes = sorted(
             (n for n in self.shopify_orders if _iso(n["updatedAt"]) >= since),
@@ -160,8 +183,12 @@ class StoreApi:
         page = nodes[start : start + variables["first"]]
         answered = []
         for node in page:
-            answered_node = {k: v for k, v in node.items() if k != "lineItems"}
-            answered_node["lineItems"] = self._lines(node, variables["lines"], None)
+            answered_node = {k: v for k, v in node.items() if k not in ("lineItems", "refunds")}
+            answered_node["lineItems"] = self._page(node["lineItems"], variables["lines"], None)
+            answered_node["refunds"] = [
+                {"legacyResourceId": r["legacyResourceId"], "createdAt": r["createdAt"]}
+                for r in node["refunds"]
+            ]
             answered.append(answered_node)
         end = start + len(page)
         orders = {
@@ -171,8 +198,7 @@ class StoreApi:
         return 200, {}, {"data": {"orders": orders}, "extensions": self._cost(1900)}
 
     @staticmethod
-    def _lines(node: dict[str, Any], first: int, after: str | None) -> dict[str, Any]:
-        items = node["lineItems"]
+    def _page(items: list[Any], first: int, after: str | None) -> dict[str, Any]:
         start = int(after) if after else 0
         end = start + first
         return {
@@ -200,6 +226,8 @@ class StoreApi:
     # ------------------------------------------------------------------ BigCommerce
 
     def bigcommerce(self, path: str, query: dict[str, str]) -> Reply:
+        if path.endswith("/products"):
+            return 404, {}, None  # no products known (order enrichment leaves lines unknown)
         tail = path.rsplit("/", 1)[-1]
         if tail == "products":  # an order's line items: not served here (the lines stay unknown)
             return 404, {}, None

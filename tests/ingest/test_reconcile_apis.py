@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from email.utils import format_datetime
 from typing import Any
 
@@ -28,6 +29,7 @@ from tests.ingest.store_api_stand_in import (
     WOO_SECRET,
     StoreApi,
     running_store_api,
+    shopify_line_item,
 )
 
 SINCE = datetime(2025, 12, 1, tzinfo=UTC)
@@ -64,7 +66,6 @@ def fetch_all(fetcher: Fetcher) -> list[FetchedRecord]:
 
 def shopify_node(number: int, lines: int = 1) -> dict[str, Any]:
     moment = (T0 + timedelta(minutes=number)).isoformat()
-    money = {"shopMoney": {"amount": "2.50", "currencyCode": "CAD"}}
     return {
         "legacyResourceId": str(number),
         "createdAt": moment,
@@ -76,7 +77,8 @@ def shopify_node(number: int, lines: int = 1) -> dict[str, Any]:
         "checkoutToken": None,
         "currencyCode": "CAD",
         "totalDiscountsSet": {"shopMoney": {"amount": "0.00", "currencyCode": "CAD"}},
-        "lineItems": [{"originalTotalSet": money}] * lines,
+        "name": f"#{1000 + number}",
+        "lineItems": [shopify_line_item(n, "2.50", "CAD") for n in range(lines)],
         "refunds": [],
     }
 
@@ -85,17 +87,37 @@ def shopify_node(number: int, lines: int = 1) -> dict[str, Any]:
 
 
 def test_shopify_pages_orders_and_line_items_and_waits_out_throttling(api: StoreApi) -> None:
-    api.shopify_orders = [shopify_node(n, lines=60 if n == 3 else 2) for n in range(1, 46)]
+    api.shopify_orders = [shopify_node(n, lines=300 if n == 3 else 2) for n in range(1, 46)]
+    line = {"subtotalSet": {"shopMoney": {"amount": "2.50", "currencyCode": "CAD"}}}
+    api.shopify_orders[4]["refunds"] = [
+        {
+            "legacyResourceId": "77",
+            "createdAt": (T0 + timedelta(hours=1)).isoformat(),
+            "refundLineItems": {"nodes": [line] * 3},
+        }
+    ]
     api.throttled = 2
     started = time.monotonic()
     records = fetch_all(shopify(api.url))
-    assert [r.entity_id for r in records] == [str(n) for n in range(1, 46)]
+    order_ids = [str(n) for n in range(1, 46)]
+    assert [r.entity_id for r in records] == [*order_ids[:5], "77", *order_ids[5:]]
     big = records[2].events[0]
-    assert (big.gross_sales, big.currency, big.cart_token) == (150, "CAD", "cart-3")
+    assert (big.gross_sales, big.currency, big.cart_token) == (750, "CAD", "cart-3")
+    assert big.name == "#1003" and big.lines is not None and len(big.lines) == 300
+    first = big.lines[0]
+    assert (first.product_id, first.variant_id, first.sku, first.unit_price) == (
+        "0",
+        "1000",
+        "SKU-0",
+        Decimal("2.5"),
+    )
+    refund = records[5].events[0]
+    assert (refund.kind, refund.order_id, refund.refund_amount) == ("refund", "5", Decimal("7.5"))
     posts = [target for method, target in api.requests if method == "POST"]
     assert set(posts) == {f"/admin/api/{API_VERSION}/graphql.json"}
-    # 2 throttled + 3 order pages (20 per page) + the rest of order 3's line items (35).
-    assert len(posts) == 6
+    # 2 throttled + 7 order pages (7 per page) + 4 more pages of order 3's line items (90 per
+    # page after the first 10) + 1 for the refund's line items.
+    assert len(posts) == 14
     # THROTTLED: the bucket lacks 80 points at 1000 per second, and at least a second is waited.
     assert time.monotonic() - started >= 2.0
 
@@ -261,7 +283,7 @@ def test_a_listing_that_never_ends_stops_the_run(api: StoreApi) -> None:
         "data": {
             "orders": {
                 "pageInfo": {"hasNextPage": True, "endCursor": "same"},
-                "nodes": [shopify_node(1)],
+                "nodes": [{**shopify_node(1), "lineItems": {"nodes": []}}],
             }
         }
     }

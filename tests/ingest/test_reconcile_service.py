@@ -223,6 +223,8 @@ def test_a_restart_waits_out_the_interval_since_the_last_run(tmp_path: Path, api
     with service(tmp_path, api.url, reconcile_interval_seconds=3600) as client:
         time.sleep(0.5)  # the schedule starts, and finds every source reconciled just now
         assert client.get("/api/v1/reconciliation").json()["sources"]["bc"]["running"] is None
+        stored = client.get("/api/v1/reconciliation/runs/1").json()  # from before the restart
+        assert (stored["run_id"], stored["status"]) == (1, "ok")
     assert len(api.requests) == asked
 
 
