@@ -76,3 +76,12 @@ async def connect(settings: LogSettings, *, name: str) -> Client:
         f"cannot reach the log at {settings.display_url} ({problem}); is nats-server running "
         "there? (docs/scale-out.md)"
     )
+
+
+async def close_quietly(client: Client, timeout: float = 2.0) -> None:
+    """Send what is buffered (acknowledgements, counts) if the log is there, then close."""
+    try:
+        await client.flush(timeout=timeout)
+    except Exception as exc:
+        log.debug("log connection not flushed before closing: %s", exc)
+    await client.close()

@@ -14,7 +14,6 @@ The consumer's lag (messages not yet committed, age of the oldest of them) is pu
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
 import time
@@ -104,6 +103,7 @@ class LogConsumer:
         self.name = consumer_name(self._sources)
         self.lag = Lag()
         self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = False
         self._settling: set[asyncio.Task[None]] = set()
         # Batches handed to the writer and not yet acknowledged; bounded by the writer's queue.
         self._slots = asyncio.Semaphore(2)
@@ -164,18 +164,19 @@ class LogConsumer:
         )
 
     async def stop(self) -> None:
+        # The client may turn a cancelled fetch into a timeout: the loops also check the flag.
+        self._stopping = True
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=5.0)
         if self._settling:  # commits under way: acknowledge what they stored
             await asyncio.wait(self._settling, timeout=10.0)
 
     # ------------------------------------------------------------------ consuming
 
     async def _consume(self) -> None:
-        while True:
+        while not self._stopping:
             await self._slots.acquire()
             try:
                 messages = await self._sub.fetch(self._settings.fetch_batch, timeout=1.0)
@@ -259,7 +260,7 @@ class LogConsumer:
     # ------------------------------------------------------------------ lag
 
     async def _watch_lag(self) -> None:
-        while True:
+        while not self._stopping:
             await asyncio.sleep(LAG_INTERVAL)
             await self._read_lag()
 

@@ -17,6 +17,7 @@ from ingest.intake import Clock, Intake, utc_now
 from ingest.settings import Settings
 from ingest.sources import Source
 from ingest.stats import IngestStats
+from shoppulse.scale_out.connection import close_quietly
 from shoppulse.scale_out.settings import LogSettings
 from shoppulse.scale_out.sink import LogSink, replica_name
 from shoppulse.scale_out.stream import open_checked
@@ -51,7 +52,7 @@ def create_intake_app(
             yield
         finally:
             await sink.stop()
-            await nc.drain()
+            await close_quietly(nc)
 
     app = webhook_app(
         settings,

@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from ingest.intake import Clock, utc_now
 from ingest.settings import Settings
 from ingest.sources import Source
+from shoppulse.scale_out.connection import close_quietly
 from shoppulse.scale_out.consumer import LogConsumer
 from shoppulse.scale_out.settings import LogSettings
 from shoppulse.scale_out.stream import open_checked
@@ -60,6 +61,6 @@ def create_store_app(
             yield
         finally:
             await consumer.stop()
-            await nc.drain()
+            await close_quietly(nc)
 
     return create_app(settings, sources, clock, attach=consume)
