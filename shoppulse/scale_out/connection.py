@@ -78,7 +78,7 @@ async def connect(settings: LogSettings, *, name: str) -> Client:
     )
 
 
-async def close_quietly(client: Client, timeout: float = 2.0) -> None:
+async def close_quietly(client: Client, timeout: int = 2) -> None:
     """Send what is buffered (acknowledgements, counts) if the log is there, then close."""
     try:
         await client.flush(timeout=timeout)
