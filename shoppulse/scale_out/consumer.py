@@ -151,7 +151,7 @@ class LogConsumer:
             max_ack_pending=max(4 * self._settings.fetch_batch, 1000),
             filter_subjects=filter_subjects(self._sources),
         )
-        await self._js.add_consumer(self._settings.stream, config)
+        await self._js.add_consumer(self._settings.stream, await self._resume(config))
         self._sub = await self._js.pull_subscribe_bind(self.name, stream=self._settings.stream)
         await self._read_lag()
         loop = asyncio.get_running_loop()
@@ -162,6 +162,35 @@ class LogConsumer:
             self.name,
             ", ".join(self._sources) if self._sources else "every source",
         )
+
+    async def _resume(self, config: ConsumerConfig) -> ConsumerConfig:
+        """The consumer's configuration for this start.
+
+        Messages a previous run of the store took and did not acknowledge (it was killed) would
+        come again only after `ack_wait`; a store is the only user of its consumer, so it starts
+        the consumer again just after its acknowledgement floor instead: they come at once, and
+        those already committed are duplicates to the ledger.
+        """
+        stream = self._settings.stream
+        try:
+            info = await self._js.consumer_info(stream, self.name)
+        except nats.js.errors.NotFoundError:
+            return config
+        if info.num_ack_pending and info.ack_floor is not None:
+            floor = info.ack_floor.stream_seq
+            log.info(
+                "%d messages were taken by the last run and not acknowledged: resuming after "
+                "stream sequence %d",
+                info.num_ack_pending,
+                floor,
+            )
+            await self._js.delete_consumer(stream, self.name)
+            config.deliver_policy = DeliverPolicy.BY_START_SEQUENCE
+            config.opt_start_seq = floor + 1
+        else:  # keep where it starts (that cannot change on an existing consumer)
+            config.deliver_policy = info.config.deliver_policy
+            config.opt_start_seq = info.config.opt_start_seq
+        return config
 
     async def stop(self) -> None:
         # The client may turn a cancelled fetch into a timeout: the loops also check the flag.

@@ -3,10 +3,10 @@ stopped by PID like the embedded service of tests/e2e)."""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from shoppulse.commands.dashboard import CLI
 from tests.e2e.server import ServiceProcess, write_sources
 
 
@@ -34,9 +34,7 @@ class RoleProcess(ServiceProcess):
     def command(self) -> list[str]:
         database = ["--db", str(self.db)] if self.role == "store" else []
         return [
-            sys.executable,
-            "-m",
-            "shoppulse.cli",
+            *CLI,
             self.role,
             "--config",
             str(self.config),
