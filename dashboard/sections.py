@@ -12,7 +12,7 @@ from streamlit.delta_generator import DeltaGenerator
 from dashboard import charts
 from dashboard import formatting as fmt
 from dashboard.data import ReadClient, ServiceUnavailable
-from dashboard.model import LAG_WARNING_SECONDS, Figures, Health, Kpi, Snapshot
+from dashboard.model import LAG_WARNING_SECONDS, Figures, Health, Kpi, LogLag, Snapshot
 
 QUARANTINE_LIMIT = 20
 KPI_COLUMNS = 3
@@ -153,10 +153,24 @@ def health(client: ReadClient, snapshot: Snapshot) -> None:
         f"{fmt.count(figures.accepted)} accepted · {writer} · queue {figures.queue_depth} · "
         f"last delivery at {fmt.clock(figures.last_delivery_at)}"
     )
+    if figures.log_lag is not None:
+        st.caption(_log_lag(figures.log_lag))
     reasons = st.expander("Quarantine and rejection reasons", key="reasons", on_change="rerun")
     if reasons.open:  # read only when someone looks
         with reasons:
             _reasons(client, snapshot.source, figures)
+
+
+def _log_lag(lag: LogLag) -> str:
+    """The store's place behind the log (scale-out): caught up, or how many wait and how long."""
+    if not lag.reachable:
+        return "Log: UNREACHABLE — the store takes no deliveries until it reconnects"
+    if lag.behind == 0:
+        return "Log: caught up (every delivery the intake replicas acknowledged is stored)"
+    return (
+        f"Log: {fmt.count(lag.behind)} deliveries behind, the oldest waiting "
+        f"{fmt.age(lag.oldest_age_seconds)}"
+    )
 
 
 _FRESHNESS_HELP = (
