@@ -368,7 +368,7 @@ class LogLag:
         if not isinstance(log, Mapping) or log.get("role") != "store":
             return None
         return cls(
-            behind=int(log.get("behind", 0)),
+            behind=int(log.get("behind") or 0),
             oldest_age_seconds=float(log.get("oldest_unacked_age_seconds", 0.0)),
             reachable=bool(log.get("reachable", True)),
         )

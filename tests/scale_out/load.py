@@ -23,6 +23,7 @@ class SpreadLoad:
     urls: list[str]
     label: str
     acked: dict[str, Sent] = field(default_factory=dict)
+    sent: list[Sent] = field(default_factory=list)  # every delivery tried
     #: Deliveries whose first attempt failed without an answer (the replica died mid-request).
     interrupted: set[str] = field(default_factory=set)
     answers: Counter[str] = field(default_factory=Counter)
@@ -52,6 +53,8 @@ class SpreadLoad:
                 client.close()
 
     def _deliver(self, clients: list[httpx.Client], index: int, sent: Sent) -> None:
+        with self.lock:
+            self.sent.append(sent)
         attempt = 0
         while not self.stop.is_set():
             client = clients[(index + attempt) % len(clients)]
