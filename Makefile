@@ -5,12 +5,12 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: run test lint typecheck bench clean venv browser
+.PHONY: run run-scale-out test lint typecheck bench clean venv browser
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,scale-out]'
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -25,6 +25,10 @@ browser:
 
 run: $(STAMP)
 	$(BIN)/shoppulse up --demo
+
+## The same pipeline scaled out: a local NATS JetStream server, two intake replicas, one store.
+run-scale-out: $(STAMP)
+	$(BIN)/shoppulse up --demo --scale-out
 
 test: $(STAMP) browser
 	$(BIN)/ruff check .

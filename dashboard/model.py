@@ -281,6 +281,26 @@ class SourceRow:
 
 
 @dataclass(frozen=True)
+class LogLag:
+    """How far a scaled-out store is behind the log it consumes."""
+
+    behind: int  #: messages not yet committed
+    oldest_age_seconds: float  #: age of the oldest of them
+    reachable: bool
+
+    @classmethod
+    def from_stats(cls, stats: Mapping[str, Any]) -> LogLag | None:
+        log = stats.get("log")
+        if not isinstance(log, Mapping) or log.get("role") != "store":
+            return None
+        return cls(
+            behind=int(log.get("behind") or 0),
+            oldest_age_seconds=float(log.get("oldest_unacked_age_seconds", 0.0)),
+            reachable=bool(log.get("reachable", True)),
+        )
+
+
+@dataclass(frozen=True)
 class Health:
     """Ingestion health, for all sources or the one filtered on."""
 
@@ -298,6 +318,8 @@ class Health:
     as_of: datetime | None
     #: Stored events the figures do not include yet (None: the service does not say).
     events_waiting: int | None = None
+    #: Scaled out (docs/scale-out.md): how far the store is behind the log; None when embedded.
+    log_lag: LogLag | None = None
     #: Stored orders left out of every figure, and how many are test, cancelled or deleted
     #: (an order can be several; reasons with none are left out).
     not_counted: int = 0
@@ -440,6 +462,7 @@ def build_health(
         watermark=current.watermark,
         as_of=current.as_of,
         events_waiting=_events_waiting(stats, current),
+        log_lag=LogLag.from_stats(stats),
     )
 
 

@@ -12,7 +12,7 @@ from streamlit.delta_generator import DeltaGenerator
 from dashboard import charts
 from dashboard import formatting as fmt
 from dashboard.data import ReadClient, ServiceUnavailable
-from dashboard.model import LAG_WARNING_SECONDS, Figures, Health, Kpi, Snapshot
+from dashboard.model import LAG_WARNING_SECONDS, Figures, Health, Kpi, LogLag, Snapshot
 from dashboard.reconciliation import reconciliation_line
 
 QUARANTINE_LIMIT = 20
@@ -177,6 +177,8 @@ def health(client: ReadClient, snapshot: Snapshot) -> None:
         f"{_pipeline_line(figures, snapshot.read_at)} · {fmt.count(figures.accepted)} accepted · "
         f"{writer} · queue {figures.queue_depth}"
     )
+    if figures.log_lag is not None:
+        st.caption(_log_lag(figures.log_lag))
     uncounted = fmt.not_counted(figures.not_counted, figures.not_counted_reasons)
     if uncounted:
         st.caption(
@@ -206,6 +208,19 @@ _NOT_COUNTED_HELP = (
     "(Shopify's current sales reports do the same). Such orders are stored with their "
     "deliveries; the SQL views show them in `orders` with `counted = false`."
 )
+
+
+def _log_lag(lag: LogLag) -> str:
+    """The store's place behind the log (scale-out): caught up, or how many wait and how long."""
+    if not lag.reachable:
+        return "Log: UNREACHABLE — the store takes no deliveries until it reconnects"
+    if lag.behind == 0:
+        return "Log: caught up (every delivery the intake replicas acknowledged is stored)"
+    return (
+        f"Log: {fmt.count(lag.behind)} deliveries behind, the oldest waiting "
+        f"{fmt.age(lag.oldest_age_seconds)}"
+    )
+
 
 _FRESHNESS_HELP = (
     "How current the figures are. Caught up: every stored delivery is counted, however long ago "

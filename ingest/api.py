@@ -18,6 +18,7 @@ from ingest.quarantine_advice import next_step
 from ingest.replay import ReplayRequest, providers_for, replay_on_writer
 from ingest.sources import Source
 from ingest.storage.schema import DELIVERIES
+from ingest.storage.writer import Writer
 
 ERROR_RESPONSES: dict[int | str, dict[str, str]] = {
     401: {"description": "Missing or invalid signature; nothing stored but a count."},
@@ -137,10 +138,16 @@ def build_router(
         if problem is not None:
             return json_response(
                 503,
-                {"error": {"status": 503, "code": "not_ready", "message": problem}},
+                {
+                    "error": {"status": 503, "code": "not_ready", "message": problem},
+                    **intake.stats.sections(),
+                },
                 {"Retry-After": str(intake.settings.retry_after_seconds)},
             )
-        return json_response(200, {"status": "ready", "queue_depth": writer.queue_depth})
+        return json_response(
+            200,
+            {"status": "ready", "queue_depth": writer.queue_depth, **intake.stats.sections()},
+        )
 
     @router.get("/api/v1/ingest/stats", tags=["operations"], summary="Delivery counts")
     async def stats() -> Response:
@@ -200,9 +207,12 @@ def build_router(
 
 
 def build_replay_router(
-    get_intake: Callable[[], Intake], sources: Mapping[str, Source]
+    get_intake: Callable[[], Intake],
+    get_writer: Callable[[], Writer],
+    sources: Mapping[str, Source],
 ) -> APIRouter:
-    """`POST /api/v1/ingest/replay`: replay quarantined deliveries inside the running service."""
+    """`POST /api/v1/ingest/replay`: replay quarantined deliveries inside the running service
+    (on `get_writer()`, the writer of the live database)."""
     router = APIRouter()
 
     @router.post(
@@ -216,7 +226,7 @@ def build_replay_router(
         providers = providers_for(sources, intake.settings)
         try:
             report = await replay_on_writer(
-                intake.writer, providers, intake.settings, intake.clock, request
+                get_writer(), providers, intake.settings, intake.clock, request
             )
         except (TimeoutError, duckdb.Error) as exc:
             problem = "did not get to it in time" if isinstance(exc, TimeoutError) else str(exc)

@@ -41,10 +41,11 @@ from ingest.providers.base import Provider, SignatureError, UnusableDelivery
 from ingest.quarantine_advice import FUTURE_TIME, INVALID_JSON, next_step
 from ingest.redaction import redacted_body
 from ingest.settings import Settings
+from ingest.sink import Sink
 from ingest.sources import Source
 from ingest.stats import UNKNOWN_SOURCE, IngestStats
 from ingest.storage.database import StorageError
-from ingest.storage.writer import Delivery, Outcome, Overloaded, Writer
+from ingest.storage.writer import Delivery, Outcome, Overloaded
 
 log = logging.getLogger("shoppulse.ingest")
 
@@ -126,7 +127,7 @@ class Intake:
         self,
         settings: Settings,
         sources: dict[str, Source],
-        writer: Writer,
+        writer: Sink,
         stats: IngestStats,
         clock: Clock = utc_now,
     ) -> None:
@@ -135,6 +136,8 @@ class Intake:
         self.stats = stats
         self.clock = clock
         self.in_flight = 0
+        #: More reasons deliveries would not be stored (a composed service adds its own).
+        self.readiness_checks: list[Callable[[], str | None]] = []
         self._free_space: tuple[Path, float, int] | None = None
         self._sources = {
             source.id: (source, get_provider(source.provider, settings), source.secret_values())
@@ -221,6 +224,10 @@ class Intake:
         """Why deliveries would get 503 now (for /readyz), or None when they would be stored."""
         if not self.writer.healthy:
             return f"the last write failed: {self.writer.last_error}"
+        for check in self.readiness_checks:
+            problem = check()
+            if problem is not None:
+                return problem
         return self.disk_problem()
 
     def liveness_problem(self) -> str | None:

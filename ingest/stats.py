@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -36,6 +37,7 @@ class IngestStats:
         self._lock = threading.Lock()
         self._sources: defaultdict[str, _SourceStats] = defaultdict(_SourceStats)
         self.started_at = time.time()
+        self._sections: dict[str, Callable[[], dict[str, Any]]] = {}
         self.registry = CollectorRegistry()
         self._deliveries = PromCounter(
             "shoppulse_deliveries",
@@ -54,6 +56,14 @@ class IngestStats:
             "Deliveries waiting for the writer.",
             registry=self.registry,
         )
+
+    def add_section(self, name: str, read: Callable[[], dict[str, Any]]) -> None:
+        """Show `read()` under `name` in every snapshot (and on /readyz), e.g. the lag of a
+        service that consumes a log."""
+        self._sections[name] = read
+
+    def sections(self) -> dict[str, dict[str, Any]]:
+        return {name: read() for name, read in self._sections.items()}
 
     def load(self, con: duckdb.DuckDBPyConnection) -> None:
         """Start from what the database already holds (webhook deliveries: not the records
@@ -123,4 +133,5 @@ class IngestStats:
             "totals": totals,
             "last_delivery_at": max(lasts).isoformat() if lasts else None,
             "sources": sources,
+            **self.sections(),
         }

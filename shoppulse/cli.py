@@ -89,45 +89,52 @@ def fail(message: str) -> typer.Exit:
     return typer.Exit(code=2)
 
 
+ListenHostOption = Annotated[
+    str | None, typer.Option("--host", help="Listen address (default 127.0.0.1).")
+]
+ListenPortOption = Annotated[int | None, typer.Option("--port", help="Listen port (default 8000).")]
+InsecureDemoOption = Annotated[
+    bool,
+    typer.Option(
+        "--insecure-demo",
+        help="Accept sources without a secret and do not verify their deliveries. "
+        "Local demos only.",
+    ),
+]
+LogLevelOption = Annotated[str, typer.Option(help="debug, info, warning or error.")]
+SslCertfileOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--ssl-certfile",
+        help="Serve HTTPS with this PEM certificate chain (needs --ssl-keyfile). "
+        "Default: $SHOPPULSE_SSL_CERTFILE, else plain HTTP.",
+    ),
+]
+SslKeyfileOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--ssl-keyfile",
+        help="PEM private key of the certificate. Default: $SHOPPULSE_SSL_KEYFILE.",
+    ),
+]
+
+
 @app.command()
 def serve(
     config: ConfigOption = None,
     db: DbOption = None,
-    host: Annotated[str | None, typer.Option(help="Listen address (default 127.0.0.1).")] = None,
-    port: Annotated[int | None, typer.Option(help="Listen port (default 8000).")] = None,
-    insecure_demo: Annotated[
-        bool,
-        typer.Option(
-            "--insecure-demo",
-            help="Accept sources without a secret and do not verify their deliveries. "
-            "Local demos only.",
-        ),
-    ] = False,
-    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
-    ssl_certfile: Annotated[
-        Path | None,
-        typer.Option(
-            "--ssl-certfile",
-            help="Serve HTTPS with this PEM certificate chain (needs --ssl-keyfile). "
-            "Default: $SHOPPULSE_SSL_CERTFILE, else plain HTTP.",
-        ),
-    ] = None,
-    ssl_keyfile: Annotated[
-        Path | None,
-        typer.Option(
-            "--ssl-keyfile",
-            help="PEM private key of the certificate. Default: $SHOPPULSE_SSL_KEYFILE.",
-        ),
-    ] = None,
+    host: ListenHostOption = None,
+    port: ListenPortOption = None,
+    insecure_demo: InsecureDemoOption = False,
+    log_level: LogLevelOption = "info",
+    ssl_certfile: SslCertfileOption = None,
+    ssl_keyfile: SslKeyfileOption = None,
 ) -> None:
     """Run the pipeline service: webhook intake, metrics and the read API."""
-    import uvicorn
-
-    from shoppulse.logs import configure_logging
     from shoppulse.service import create_app
 
-    configure_logging(log_level)
-    settings = make_settings(
+    settings = server_settings(
+        log_level,
         config,
         db,
         host=host,
@@ -136,6 +143,28 @@ def serve(
         ssl_certfile=ssl_certfile,
         ssl_keyfile=ssl_keyfile,
     )
+    sources = checked_sources(settings)
+    application = create_app(settings, sources)
+    err.print(
+        f"ShopPulse listening on {listen_url(settings)} "
+        f"(database {settings.db_path}; sources: {', '.join(sources) or 'none'})"
+    )
+    run_app(application, settings)
+
+
+def server_settings(
+    log_level: str, config: Path | None = None, db: Path | None = None, **overrides: Any
+) -> Settings:
+    """The settings of a server command, once its logging is set up at `log_level`."""
+    from shoppulse.logs import configure_logging
+
+    configure_logging(log_level)
+    return make_settings(config, db, **overrides)
+
+
+def checked_sources(settings: Settings) -> dict[str, Source]:
+    """The configured sources of a process that takes webhooks, with their secrets checked (and
+    the loud warning of --insecure-demo); exits with a clear message when they cannot be used."""
     if (settings.ssl_certfile is None) != (settings.ssl_keyfile is None):
         raise fail("HTTPS needs both --ssl-certfile and --ssl-keyfile")
     try:
@@ -149,12 +178,17 @@ def serve(
             f"{', '.join(unsigned) or 'no source'} are accepted WITHOUT signature checks. "
             "Anyone who can reach this port can write data. Use only for a local demo."
         )
-    application = create_app(settings, sources)
-    err.print(
-        f"ShopPulse listening on {'https' if settings.ssl_certfile else 'http'}://"
-        f"{settings.host}:{settings.port} "
-        f"(database {settings.db_path}; sources: {', '.join(sources) or 'none'})"
-    )
+    return sources
+
+
+def listen_url(settings: Settings) -> str:
+    return f"{'https' if settings.ssl_certfile else 'http'}://{settings.host}:{settings.port}"
+
+
+def run_app(application: Any, settings: Settings) -> None:
+    """Serve `application` with uvicorn as every ShopPulse server does (limits, TLS, shutdown)."""
+    import uvicorn
+
     uvicorn.run(
         application,
         host=settings.host,

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -127,7 +127,35 @@ def install_error_handlers(app: FastAPI) -> None:
         return unexpected_error_response(request, exc)
 
 
-def create_app(settings: Settings, sources: dict[str, Source], clock: Clock = utc_now) -> FastAPI:
+def webhook_app(
+    settings: Settings,
+    get_intake: Callable[[], Intake],
+    lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]],
+    *,
+    title: str,
+    description: str,
+) -> ShopPulseApp:
+    """An app whose webhook endpoint is answered by `get_intake()`, with the error bodies and the
+    API token of every ShopPulse server (routes are added by the caller)."""
+    app = ShopPulseApp(title=title, version=__version__, description=description, lifespan=lifespan)
+    install_error_handlers(app)
+    app.webhook_intake = get_intake
+    if settings.api_token is not None:
+        app.add_middleware(BearerTokenMiddleware, token=settings.api_token.get_secret_value())
+    return app
+
+
+#: Runs beside a started service for as long as it serves (e.g. a consumer of a log that feeds
+#: the service's writer); entered once everything else runs, left before anything stops.
+Attachment = Callable[[Service], AbstractAsyncContextManager[None]]
+
+
+def create_app(
+    settings: Settings,
+    sources: dict[str, Source],
+    clock: Clock = utc_now,
+    attach: Attachment | None = None,
+) -> FastAPI:
     """The whole pipeline service. Opening the database happens in the lifespan.
 
     Raises ConfigError for a secret that could never verify a delivery (however the app is
@@ -199,7 +227,8 @@ def create_app(settings: Settings, sources: dict[str, Source], clock: Clock = ut
         app.state.publish_worker.start()
         discovery = _write_discovery(settings)
         try:
-            yield
+            async with attach(service) if attach is not None else nullcontext():
+                yield
         finally:
             discovery.unlink(missing_ok=True)
             app.state.retention.stop()
@@ -210,16 +239,13 @@ def create_app(settings: Settings, sources: dict[str, Source], clock: Clock = ut
             app.state.publish_worker.stop()  # publishes one last time
             con.close()
 
-    app = ShopPulseApp(
+    app = webhook_app(
+        settings,
+        lambda: holder["service"].intake,
+        lifespan,
         title="ShopPulse",
-        version=__version__,
         description="Verified, durable webhook intake and live e-commerce metrics.",
-        lifespan=lifespan,
     )
-    install_error_handlers(app)
-    app.webhook_intake = lambda: holder["service"].intake
-    if settings.api_token is not None:
-        app.add_middleware(BearerTokenMiddleware, token=settings.api_token.get_secret_value())
 
     app.include_router(
         build_router(
@@ -228,7 +254,11 @@ def create_app(settings: Settings, sources: dict[str, Source], clock: Clock = ut
             not_counted=lambda: app.state.uncounted(),
         )
     )
-    app.include_router(build_replay_router(lambda: holder["service"].intake, sources))
+    app.include_router(
+        build_replay_router(
+            lambda: holder["service"].intake, lambda: holder["service"].writer, sources
+        )
+    )
     app.include_router(build_metrics_router(lambda: holder["service"].metrics_context()))
     app.include_router(build_reconciliation_router(lambda: app.state.reconciler))
     return app

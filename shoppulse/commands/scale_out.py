@@ -1,0 +1,213 @@
+"""The scale-out commands (docs/scale-out.md): `shoppulse log init`, `shoppulse intake` and
+`shoppulse store`.
+
+Each role checks the log at start (reachable, the stream present and configured as `log init`
+makes it) and refuses to start with a clear message otherwise.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated
+
+import typer
+
+from shoppulse.cli import (
+    ConfigOption,
+    DbOption,
+    InsecureDemoOption,
+    ListenHostOption,
+    ListenPortOption,
+    LogLevelOption,
+    SslCertfileOption,
+    SslKeyfileOption,
+    app,
+    checked_sources,
+    err,
+    fail,
+    listen_url,
+    run_app,
+    server_settings,
+)
+from shoppulse.scale_out.connection import LogUnavailable, connect
+from shoppulse.scale_out.settings import DEFAULT_LOG_URL, LogSettings
+from shoppulse.scale_out.stream import (
+    DEFAULT_DUPLICATE_WINDOW,
+    StreamSpec,
+    ensure_stream,
+    open_checked,
+    parse_bytes,
+)
+
+LogOption = Annotated[
+    str | None,
+    typer.Option(
+        "--log",
+        help=f"NATS URL(s) of the log, comma-separated. Default: $SHOPPULSE_LOG_URL or "
+        f"{DEFAULT_LOG_URL}.",
+    ),
+]
+
+log_app = typer.Typer(help="The replicated log of the scale-out deployment (NATS JetStream).")
+app.add_typer(log_app, name="log")
+
+
+def log_settings(url: str | None) -> LogSettings:
+    return LogSettings(url=url) if url else LogSettings()
+
+
+@log_app.command("init")
+def log_init(
+    log: LogOption = None,
+    replicas: Annotated[
+        int,
+        typer.Option(
+            "--replicas",
+            min=1,
+            max=5,
+            help="Copies of every message on distinct servers: 1 (one server) or 3 (a cluster "
+            "that survives the loss of one).",
+        ),
+    ] = 1,
+    max_bytes: Annotated[
+        str,
+        typer.Option(
+            "--max-bytes",
+            help="Size limit of the stream (e.g. 8GiB, 500MB). When it is reached intake answers "
+            "503 until the store's retention frees room.",
+        ),
+    ] = "8GiB",
+    duplicate_window: Annotated[
+        float,
+        typer.Option(
+            "--duplicate-window",
+            min=1.0,
+            help="Seconds within which a repeated delivery (same source and delivery id) is "
+            "recognised by the log itself.",
+        ),
+    ] = DEFAULT_DUPLICATE_WINDOW,
+) -> None:
+    """Create the stream of deliveries, or bring it to these settings (idempotent)."""
+    settings = log_settings(log)
+    try:
+        size = parse_bytes(max_bytes)
+    except ValueError as exc:
+        raise fail(str(exc)) from None
+    spec = StreamSpec(settings.stream, replicas, size, duplicate_window)
+
+    async def run() -> tuple[str, list[str]]:
+        nc = await connect(settings, name="shoppulse-log-init")
+        try:
+            return await ensure_stream(nc.jetstream(timeout=10.0), spec)
+        finally:
+            await nc.close()
+
+    try:
+        outcome, changes = asyncio.run(run())
+    except LogUnavailable as exc:
+        raise fail(str(exc)) from None
+    except Exception as exc:  # the server's refusal (e.g. 3 replicas on one server)
+        raise fail(f"the log at {settings.display_url} refused the stream: {exc}") from None
+    detail = f": {'; '.join(changes)}" if changes else ""
+    err.print(
+        f"stream {spec.name} {outcome}{detail} (subjects shoppulse.deliveries.*, "
+        f"shoppulse.rejections.*; {replicas} replica{'s' if replicas > 1 else ''}, "
+        f"{size} bytes, discard new, duplicate window {duplicate_window:g} s)"
+    )
+
+
+def _preflight(settings: LogSettings, max_body_bytes: int) -> None:
+    """Refuse to start without a usable log (the lifespan checks again; this says it clearly)."""
+
+    async def run() -> None:
+        nc, _, _ = await open_checked(
+            settings, name="shoppulse-check", max_body_bytes=max_body_bytes
+        )
+        await nc.close()
+
+    try:
+        asyncio.run(run())
+    except LogUnavailable as exc:
+        raise fail(str(exc)) from None
+
+
+@app.command()
+def intake(
+    config: ConfigOption = None,
+    log: LogOption = None,
+    host: ListenHostOption = None,
+    port: ListenPortOption = None,
+    insecure_demo: InsecureDemoOption = False,
+    log_level: LogLevelOption = "info",
+    ssl_certfile: SslCertfileOption = None,
+    ssl_keyfile: SslKeyfileOption = None,
+) -> None:
+    """Run a stateless intake replica: verified webhooks go to the log (2xx after its ack)."""
+    from shoppulse.scale_out.intake_app import create_intake_app
+
+    settings = server_settings(
+        log_level,
+        config,
+        host=host,
+        port=port,
+        insecure_demo=insecure_demo or None,
+        ssl_certfile=ssl_certfile,
+        ssl_keyfile=ssl_keyfile,
+    )
+    sources = checked_sources(settings)
+    logs = log_settings(log)
+    _preflight(logs, settings.max_body_bytes)
+    err.print(
+        f"ShopPulse intake listening on {listen_url(settings)} (log {logs.display_url}; "
+        f"sources: {', '.join(sources) or 'none'})"
+    )
+    run_app(create_intake_app(settings, logs, sources), settings)
+
+
+@app.command()
+def store(
+    config: ConfigOption = None,
+    db: DbOption = None,
+    log: LogOption = None,
+    sources_filter: Annotated[
+        str | None,
+        typer.Option(
+            "--sources",
+            help="Comma-separated source ids this store takes from the log (default: all). "
+            "Several stores can each own a disjoint set; `_unknown` takes the rejection counts "
+            "of unknown sources.",
+        ),
+    ] = None,
+    host: ListenHostOption = None,
+    port: ListenPortOption = None,
+    log_level: LogLevelOption = "info",
+    ssl_certfile: SslCertfileOption = None,
+    ssl_keyfile: SslKeyfileOption = None,
+) -> None:
+    """Run the store: the log into the DuckDB file, metrics, publishing and the read API."""
+    from shoppulse.scale_out.store_app import create_store_app
+
+    settings = server_settings(
+        log_level,
+        config,
+        db,
+        host=host,
+        port=port,
+        ssl_certfile=ssl_certfile,
+        ssl_keyfile=ssl_keyfile,
+    )
+    sources = checked_sources(settings)
+    chosen = sorted({s.strip() for s in (sources_filter or "").split(",") if s.strip()}) or None
+    unknown = [s for s in chosen or [] if s not in sources and s != "_unknown"]
+    if unknown:
+        raise fail(
+            f"--sources names {', '.join(unknown)}, not in {settings.config}; "
+            f"configured: {', '.join(sources) or 'none'}"
+        )
+    logs = log_settings(log)
+    _preflight(logs, settings.max_body_bytes)
+    err.print(
+        f"ShopPulse store listening on {listen_url(settings)} (database {settings.db_path}; "
+        f"log {logs.display_url}; sources: {', '.join(chosen) if chosen else 'all'})"
+    )
+    run_app(create_store_app(settings, logs, sources, log_sources=chosen), settings)
