@@ -8,6 +8,7 @@ makes it) and refuses to start with a clear message otherwise.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Annotated
 
 import typer
@@ -30,10 +31,18 @@ from shoppulse.cli import (
     server_settings,
 )
 from shoppulse.scale_out.connection import LogUnavailable, connect
+from shoppulse.scale_out.permissions import (
+    Role,
+    accounts_config,
+    admin_role,
+    intake_role,
+    store_role,
+)
 from shoppulse.scale_out.settings import DEFAULT_LOG_URL, LogSettings
 from shoppulse.scale_out.stream import (
     DEFAULT_DUPLICATE_WINDOW,
     StreamSpec,
+    denied_message,
     ensure_stream,
     open_checked,
     parse_bytes,
@@ -86,19 +95,37 @@ def log_init(
             "recognised by the log itself.",
         ),
     ] = DEFAULT_DUPLICATE_WINDOW,
+    max_age_days: Annotated[
+        float | None,
+        typer.Option(
+            "--max-age-days",
+            min=0.001,
+            help="Days the log keeps a message; older ones are discarded, raw bodies with them. "
+            "Default: $SHOPPULSE_LOG_MAX_AGE_DAYS or 7. Keep it at most raw_body_retention_days "
+            "and longer than any store outage to ride out.",
+        ),
+    ] = None,
 ) -> None:
     """Create the stream of deliveries, or bring it to these settings (idempotent)."""
     settings = log_settings(log)
+    if max_age_days is not None:
+        settings = settings.model_copy(update={"max_age_days": max_age_days})
     try:
         size = parse_bytes(max_bytes)
     except ValueError as exc:
         raise fail(str(exc)) from None
-    spec = StreamSpec(settings.stream, replicas, size, duplicate_window)
+    spec = StreamSpec(settings.stream, replicas, size, duplicate_window, settings.max_age_days)
 
     async def run() -> tuple[str, list[str]]:
-        nc = await connect(settings, name="shoppulse-log-init")
+        nc = await connect(settings, name="shoppulse-log-init", inbox=admin_role().inbox)
         try:
             return await ensure_stream(nc.jetstream(timeout=10.0), spec)
+        except Exception:
+            with contextlib.suppress(Exception):  # the server's permission error, if any
+                await nc.flush(timeout=1)
+            if nc.denied is not None:
+                raise LogUnavailable(denied_message(settings, nc.denied)) from None
+            raise
         finally:
             await nc.close()
 
@@ -112,16 +139,50 @@ def log_init(
     err.print(
         f"stream {spec.name} {outcome}{detail} (subjects shoppulse.deliveries.*, "
         f"shoppulse.rejections.*; {replicas} replica{'s' if replicas > 1 else ''}, "
-        f"{size} bytes, discard new, duplicate window {duplicate_window:g} s)"
+        f"{size} bytes, discard new, duplicate window {duplicate_window:g} s, "
+        f"messages kept {spec.max_age_days:g} days)"
     )
 
 
-def _preflight(settings: LogSettings, max_body_bytes: int) -> None:
+@log_app.command("permissions")
+def log_permissions(
+    stores: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--store",
+            help="The --sources of one store (comma-separated; repeat for several stores). "
+            "Default: one store that takes every source.",
+        ),
+    ] = None,
+) -> None:
+    """Print a nats-server `accounts` block with one user per role and least privilege each.
+
+    Replace the REPLACE-... passwords (or use `nkey: U...` users) and paste it into the server's
+    configuration (docs/scale-out.md#permissions).
+    """
+    stream = LogSettings().stream
+    roles = [intake_role(stream)]
+    for entry in stores or [""]:
+        chosen = sorted({s.strip() for s in entry.split(",") if s.strip()}) or None
+        roles.append(store_role(stream, chosen))
+    roles.append(admin_role())
+    users = [
+        (f'user: "{_user_name(role)}", password: "REPLACE-{_user_name(role)}"', role)
+        for role in roles
+    ]
+    typer.echo(accounts_config(users), nl=False)
+
+
+def _user_name(role: Role) -> str:
+    return role.inbox.removeprefix("_INBOX_")
+
+
+def _preflight(settings: LogSettings, max_body_bytes: int, role: Role) -> None:
     """Refuse to start without a usable log (the lifespan checks again; this says it clearly)."""
 
     async def run() -> None:
         nc, _, _ = await open_checked(
-            settings, name="shoppulse-check", max_body_bytes=max_body_bytes
+            settings, name="shoppulse-check", max_body_bytes=max_body_bytes, inbox=role.inbox
         )
         await nc.close()
 
@@ -156,7 +217,7 @@ def intake(
     )
     sources = checked_sources(settings)
     logs = log_settings(log)
-    _preflight(logs, settings.max_body_bytes)
+    _preflight(logs, settings.max_body_bytes, intake_role(logs.stream))
     err.print(
         f"ShopPulse intake listening on {listen_url(settings)} (log {logs.display_url}; "
         f"sources: {', '.join(sources) or 'none'})"
@@ -205,7 +266,7 @@ def store(
             f"configured: {', '.join(sources) or 'none'}"
         )
     logs = log_settings(log)
-    _preflight(logs, settings.max_body_bytes)
+    _preflight(logs, settings.max_body_bytes, store_role(logs.stream, chosen))
     err.print(
         f"ShopPulse store listening on {listen_url(settings)} (database {settings.db_path}; "
         f"log {logs.display_url}; sources: {', '.join(chosen) if chosen else 'all'})"
