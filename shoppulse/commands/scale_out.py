@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from ingest.source_admin import add_log_signing_key
+from ingest.sources import ConfigError, load_sources_file
 from shoppulse.cli import (
     ConfigOption,
     DbOption,
@@ -27,6 +30,7 @@ from shoppulse.cli import (
     err,
     fail,
     listen_url,
+    make_settings,
     run_app,
     server_settings,
 )
@@ -39,6 +43,7 @@ from shoppulse.scale_out.permissions import (
     store_role,
 )
 from shoppulse.scale_out.settings import DEFAULT_LOG_URL, LogSettings
+from shoppulse.scale_out.signing import LogSigner, MissingSigningKey, generate_key
 from shoppulse.scale_out.stream import (
     DEFAULT_DUPLICATE_WINDOW,
     StreamSpec,
@@ -63,6 +68,41 @@ app.add_typer(log_app, name="log")
 
 def log_settings(url: str | None) -> LogSettings:
     return LogSettings(url=url) if url else LogSettings()
+
+
+def role_log_settings(url: str | None, config: Path | None) -> LogSettings:
+    """The link settings of intake or the store: the signing keys of the sources file's `[log]`
+    section unless the environment gives some; exits when there is none."""
+    settings = log_settings(url)
+    if not settings.signing_keys and config is not None:
+        try:
+            keys = load_sources_file(config).log.signing_keys
+        except ConfigError as exc:
+            raise fail(str(exc)) from None
+        settings = settings.model_copy(update={"signing_keys": keys})
+    try:
+        LogSigner(settings.signing_keys)
+    except MissingSigningKey as exc:
+        raise fail(str(exc)) from None
+    return settings
+
+
+@log_app.command("keygen")
+def log_keygen(config: ConfigOption = None) -> None:
+    """Add a new signing key to the sources file's `[log]` section, first (it signs after the next
+    start of intake), keeping the previous first one (it still verifies). Copy the file to every
+    intake replica and store, restart the stores, then the replicas."""
+    path = config or make_settings().config
+    if path is None:
+        raise fail("no sources file: pass --config FILE or set SHOPPULSE_CONFIG")
+    try:
+        dropped = add_log_signing_key(path, generate_key())
+    except ConfigError as exc:
+        raise fail(str(exc)) from None
+    err.print(
+        f"added a log signing key to {path} (first: it signs); the previous one still verifies"
+        + (f"; {dropped} older key(s) removed" if dropped else "")
+    )
 
 
 @log_app.command("init")
@@ -216,7 +256,7 @@ def intake(
         ssl_keyfile=ssl_keyfile,
     )
     sources = checked_sources(settings)
-    logs = log_settings(log)
+    logs = role_log_settings(log, settings.config)
     _preflight(logs, settings.max_body_bytes, intake_role(logs.stream))
     err.print(
         f"ShopPulse intake listening on {listen_url(settings)} (log {logs.display_url}; "
@@ -265,7 +305,7 @@ def store(
             f"--sources names {', '.join(unknown)}, not in {settings.config}; "
             f"configured: {', '.join(sources) or 'none'}"
         )
-    logs = log_settings(log)
+    logs = role_log_settings(log, settings.config)
     _preflight(logs, settings.max_body_bytes, store_role(logs.stream, chosen))
     err.print(
         f"ShopPulse store listening on {listen_url(settings)} (database {settings.db_path}; "

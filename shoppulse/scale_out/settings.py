@@ -56,6 +56,12 @@ class LogSettings(BaseSettings):
         "raw_body_retention_days and longer than any store outage you want to ride out.",
     )
 
+    signing_keys: tuple[SecretStr, ...] = Field(
+        default=(),
+        description="Keys intake signs the log's messages with (the first) and the store checks "
+        "them by (any); the commands read them from the sources file's `[log]` section.",
+    )
+
     # Credentials of the link: one way at a time (see docs/scale-out.md, "Credentials"). Secrets
     # come from the environment or a file, never from the command line alone.
     creds_file: Path | None = Field(
