@@ -6,22 +6,28 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
 import nats.aio.msg
 import nats.errors
 import pytest
+from fastapi.testclient import TestClient
 from nats.js.api import ConsumerConfig
 from pydantic import SecretStr
 from typer.testing import CliRunner
 
+from ingest.settings import Settings
 from shoppulse.cli import app
 from shoppulse.scale_out.connection import LogClient, LogUnavailable, connect
+from shoppulse.scale_out.intake_app import create_intake_app
 from shoppulse.scale_out.permissions import Role, admin_role, intake_role, store_role
 from shoppulse.scale_out.settings import STREAM, LogSettings
+from shoppulse.scale_out.store_app import create_store_app
 from shoppulse.scale_out.stream import open_checked
-from tests.conftest import SECRET
+from shoppulse.service import discovery_path
+from tests.conftest import SECRET, FrozenClock, make_source
 from tests.scale_out.nats import NatsNode
 from tests.scale_out.roles import sources_file
 from tests.scale_out.secured import (
@@ -33,10 +39,14 @@ from tests.scale_out.secured import (
     tls_node,
     token_node,
 )
+from tests.scale_out.signed import signed_settings
+from tests.scale_out.traffic import START, post, simulated, wait_for
 
 pytestmark = pytest.mark.timeout(90)
 
 runner = CliRunner()
+
+SOURCES = {"acme": make_source("acme", "shopify", SECRET)}
 
 
 def as_user(url: str, user: User) -> LogSettings:
@@ -45,6 +55,11 @@ def as_user(url: str, user: User) -> LogSettings:
 
 async def link(settings: LogSettings, role: Role) -> LogClient:
     return await connect(settings, name=f"test-{role.name}", inbox=role.inbox)
+
+
+def a_day_later() -> FrozenClock:
+    """A clock for which the simulated traffic lies in the past."""
+    return FrozenClock(START + timedelta(days=1))
 
 
 def flat(text: str) -> str:
@@ -339,3 +354,37 @@ def test_tls_required_by_the_settings_refuses_a_plain_server_before_sending_cred
         assert "authentication error" not in node.log_tail(100)
     finally:
         node.stop()
+
+
+def test_the_real_roles_work_with_exactly_their_permissions_and_never_show_a_secret(
+    locked_node: NatsNode, users: dict[str, User], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Intake and the store, each with its own user of `shoppulse log permissions`: a delivery
+    goes through, and neither the answers nor the logs nor the discovery file hold a password
+    (the intake's is in its URL, the store's in the environment's settings)."""
+    delivery = simulated(1)[0]
+    intake_password = users["intake"].password
+    port = locked_node.config.port
+    intake_logs = signed_settings(url=f"nats://intake:{intake_password}@127.0.0.1:{port}")
+    settings = Settings(db_path=tmp_path / "unused.duckdb")
+    with TestClient(create_intake_app(settings, intake_logs, SOURCES, a_day_later())) as replica:
+        assert post(replica, delivery).status_code == 200
+        answers = [replica.get(path).text for path in ("/api/v1/ingest/stats", "/readyz")]
+    db = tmp_path / "store" / "shoppulse.duckdb"
+    store_logs = signed_settings(
+        url=locked_node.url, user="store", password=SecretStr(users["store"].password)
+    )
+    store_settings = Settings(db_path=db, batch_linger_ms=0.5)
+    app = create_store_app(store_settings, store_logs, SOURCES, clock=a_day_later())
+    with TestClient(app) as client:
+        wait_for(
+            lambda: client.get("/api/v1/ingest/stats").json()["totals"]["accepted"] == 1,
+            "the store took the delivery",
+        )
+        answers += [client.get(path).text for path in ("/api/v1/ingest/stats", "/readyz")]
+        answers.append(client.get("/metrics").text)
+        answers.append(discovery_path(db).read_text())
+    shown = "\n".join([*answers, *(record.getMessage() for record in caplog.records)])
+    assert f"127.0.0.1:{port}" in shown  # the URL is shown ...
+    for user in users.values():
+        assert user.password not in shown  # ... never a password
