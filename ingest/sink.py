@@ -31,6 +31,11 @@ class Sink(Protocol):
         """Deliveries waiting to be made durable."""
         ...
 
+    @property
+    def events_stored_through(self) -> int | None:
+        """The newest stored event's seq (None where no events are stored, as in the log)."""
+        ...
+
     async def submit(self, delivery: Delivery) -> Outcome:
         """Make `delivery` durable; raise `StorageError` or `Overloaded` when it was not."""
         ...

@@ -173,15 +173,28 @@ class Writer:
     def queue_depth(self) -> int:
         return self._queue.qsize()
 
+    @property
+    def events_stored_through(self) -> int:
+        """The seq of the newest committed event (0 before the first)."""
+        return self._event_seq
+
     async def submit(self, delivery: Delivery) -> Outcome:
         """Queue `delivery` and wait until it is committed (or found to be a duplicate)."""
+        return await self.enqueue(delivery)
+
+    def enqueue(self, delivery: Delivery) -> asyncio.Future[Outcome]:
+        """Queue `delivery` (in the running loop); the future resolves once it is committed.
+
+        For callers that hand over many deliveries at once (the store's log consumer): a future
+        each, without a task each. Raises `Overloaded` at once when the queue is full.
+        """
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Outcome] = loop.create_future()
         try:
             self._queue.put_nowait(_Pending(delivery, future, loop))
         except queue.Full:
             raise Overloaded(f"{self._queue.maxsize} deliveries are waiting to be stored") from None
-        return await future
+        return future
 
     def count(self, source: str, outcome: str, reason: str) -> None:
         """Record a delivery that stores nothing (rejected, duplicate); flushed with a batch."""

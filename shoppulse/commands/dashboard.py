@@ -5,7 +5,8 @@
 discovery record the service writes beside its live database.
 
 `up` starts the service, the dashboard and, with `--demo`, a simulated store sending signed
-Shopify webhooks; it prints where everything is and stops it all on Ctrl-C.
+Shopify webhooks; it prints where everything is and stops it all on Ctrl-C. With `--scale-out` the
+service is split around a local log: nats-server, a store and two intake replicas.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from shoppulse.commands._processes import (
     stop_signals,
     wait_until_up,
 )
+from shoppulse.commands._scale_out_up import NATS_PORT, busy_port, intake_urls, start_scale_out
 from shoppulse.service import read_discovery
 
 APP_PATH = Path(dashboard.__file__).resolve().parent / "app.py"
@@ -166,10 +168,17 @@ class Plan:
     generated: bool  # the config is the generated demo sources file
     dashboard_port: int
     rate: float
+    scale_out: bool = False  # a local log, a store and intake replicas instead of `serve`
+    log_port: int = NATS_PORT
 
     @property
     def api_url(self) -> str:
         return f"http://127.0.0.1:{self.settings.port}"
+
+    @property
+    def ingest_urls(self) -> list[str]:
+        """Where webhooks go: the service, or the intake replicas when scaled out."""
+        return intake_urls(self.settings.port) if self.scale_out else [self.api_url]
 
     @property
     def dashboard_url(self) -> str:
@@ -187,11 +196,14 @@ def _summary(plan: Plan) -> Panel:
     table.add_row("Dashboard", f"[bold cyan]{plan.dashboard_url}[/]")
     for source in plan.sources.values():
         signed = "Shopify, signed" if source.provider == "shopify" else source.provider
-        table.add_row("Ingest URL", f"{plan.api_url}/webhooks/{source.id}  ({signed})")
+        for url in plan.ingest_urls:
+            table.add_row("Ingest URL", f"{url}/webhooks/{source.id}  ({signed})")
     shown = plan.demo or (plan.sources.get(DEMO_SOURCE) if plan.generated else None)
     if shown is not None:
         table.add_row("Demo secret", shown.secret_values()[0])
-    table.add_row("Read API", f"{plan.api_url}/docs")
+    table.add_row("Read API", f"{plan.api_url}/docs" + ("  (the store)" if plan.scale_out else ""))
+    if plan.scale_out:
+        table.add_row("Log", f"nats://127.0.0.1:{plan.log_port} (JetStream, stream SHOPPULSE)")
     table.add_row("Sources file", str(plan.config))
     table.add_row("Database", str(plan.settings.db_path))
     table.add_row("Logs", f"{plan.logs}/")
@@ -221,6 +233,20 @@ def up(
     rate: Annotated[
         float, typer.Option(min=0.1, help="Demo deliveries per second (with --demo).")
     ] = 10.0,
+    scale_out: Annotated[
+        bool,
+        typer.Option(
+            "--scale-out",
+            help="Run scaled out (docs/scale-out.md): a local nats-server, one store on the "
+            "service port and two intake replicas on the next two ports.",
+        ),
+    ] = False,
+    log_port: Annotated[
+        int,
+        typer.Option(
+            "--log-port", min=1, max=65535, help="Port of the local nats-server (--scale-out)."
+        ),
+    ] = NATS_PORT,
 ) -> None:
     """Start the service, the dashboard and (with --demo) a demo store; Ctrl-C stops all."""
     settings = make_settings(config, db, host="127.0.0.1", port=port)
@@ -237,13 +263,18 @@ def up(
         chosen = demo_source(sources) if demo else None
     except ConfigError as exc:
         raise fail(str(exc)) from None
-    plan = Plan(settings, config_path, sources, chosen, generated, dashboard_port, rate)
+    plan = Plan(
+        settings, config_path, sources, chosen, generated, dashboard_port, rate, scale_out, log_port
+    )
     for name, number, option in (
         ("service", settings.port, "--port"),
         ("dashboard", dashboard_port, "--dashboard-port"),
     ):
         if port_in_use("127.0.0.1", number):
             raise fail(f"port {number} (the {name}) is already in use; pass {option} N")
+    busy = busy_port(settings.port, log_port) if scale_out else None
+    if busy is not None:
+        raise fail(f"{busy}; pass --log-port N, or --port N to move the store and the replicas")
     children = Children()
     code = 0
     with stop_signals():
@@ -272,17 +303,29 @@ def up(
 def _start_all(children: Children, plan: Plan) -> None:
     """The service, then the dashboard, then the demo store: each one once the last is up."""
     settings = plan.settings
-    err.print(f"starting the service on {plan.api_url} ...")
-    service = children.start(
-        "service",
-        [
-            *CLI, "serve",
-            "--config", str(plan.config), "--db", str(settings.db_path),
-            "--host", "127.0.0.1", "--port", str(settings.port), "--log-level", "warning",
-        ],
-        plan.logs / "service.log",
-    )  # fmt: skip
-    wait_until_up(f"{plan.api_url}/readyz", service)
+    if plan.scale_out:
+        start_scale_out(
+            children,
+            CLI,
+            config=plan.config,
+            db_path=settings.db_path,
+            service_port=settings.port,
+            log_port=plan.log_port,
+            logs=plan.logs,
+            say=err.print,
+        )
+    else:
+        err.print(f"starting the service on {plan.api_url} ...")
+        service = children.start(
+            "service",
+            [
+                *CLI, "serve",
+                "--config", str(plan.config), "--db", str(settings.db_path),
+                "--host", "127.0.0.1", "--port", str(settings.port), "--log-level", "warning",
+            ],
+            plan.logs / "service.log",
+        )  # fmt: skip
+        wait_until_up(f"{plan.api_url}/readyz", service)
     err.print(f"starting the dashboard on {plan.dashboard_url} ...")
     board = children.start(
         "dashboard",
@@ -295,7 +338,8 @@ def _start_all(children: Children, plan: Plan) -> None:
             "demo store",
             [
                 *CLI, "simulate",
-                "--url", plan.api_url, "--source", plan.demo.id, "--config", str(plan.config),
+                "--url", ",".join(plan.ingest_urls), "--source", plan.demo.id,
+                "--config", str(plan.config),
                 "--rate", f"{plan.rate:g}", "--duration", "0",
             ],
             plan.logs / "simulator.log",

@@ -212,9 +212,13 @@ async def _run(
 
 @app.command()
 def simulate(
-    url: Annotated[str, typer.Option(help="Base URL of the ShopPulse service.")] = (
-        "http://127.0.0.1:8000"
-    ),
+    url: Annotated[
+        str,
+        typer.Option(
+            help="Base URL of the ShopPulse service; several, comma-separated, share the "
+            "deliveries (intake replicas)."
+        ),
+    ] = ("http://127.0.0.1:8000"),
     source: Annotated[
         list[str] | None,
         typer.Option(

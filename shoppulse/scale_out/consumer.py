@@ -109,7 +109,7 @@ class LogConsumer:
         self._stopping = False
         self._settling: set[asyncio.Task[None]] = set()
         # Batches handed to the writer and not yet acknowledged; bounded by the writer's queue.
-        self._slots = asyncio.Semaphore(2)
+        self._slots = asyncio.Semaphore(4)
         self._register_gauges(stats)
 
     def _register_gauges(self, stats: IngestStats) -> None:
@@ -259,10 +259,9 @@ class LogConsumer:
                 self._writer.count(source, "rejected", MALFORMED)
                 self._stats.record(source, "rejected", MALFORMED)
                 await msg.term()
-        submits = [
-            asyncio.ensure_future(self._writer.submit(delivery)) for _, delivery in deliveries
-        ]
-        outcomes = await asyncio.gather(*submits, return_exceptions=True)
+        outcomes = await asyncio.gather(
+            *(self._enqueue(delivery) for _, delivery in deliveries), return_exceptions=True
+        )
         failed = 0
         for (msg, delivery), outcome in zip(deliveries, outcomes, strict=True):
             if isinstance(outcome, Outcome):
@@ -284,6 +283,14 @@ class LogConsumer:
                 self._retry_after,
                 self._writer.last_error,
             )
+
+    def _enqueue(self, delivery: Delivery) -> asyncio.Future[Outcome]:
+        try:
+            return self._writer.enqueue(delivery)
+        except Overloaded as exc:
+            failed: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+            failed.set_exception(exc)
+            return failed
 
     def _count(self, msg: Msg) -> None:
         source = msg.subject.removeprefix(REJECTIONS + ".")

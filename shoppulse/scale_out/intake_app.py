@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from ingest.api import build_router
 from ingest.intake import Clock, Intake, utc_now
 from ingest.settings import Settings
-from ingest.sources import Source
+from ingest.sources import Source, check_secret_forms
 from ingest.stats import IngestStats
 from shoppulse.scale_out.connection import close_quietly
 from shoppulse.scale_out.permissions import intake_role
@@ -31,7 +31,10 @@ def create_intake_app(
     sources: dict[str, Source],
     clock: Clock = utc_now,
 ) -> FastAPI:
-    """The intake replica's app; it connects to the log (and checks the stream) in the lifespan."""
+    """The intake replica's app; it connects to the log (and checks the stream) in the lifespan.
+
+    Raises ConfigError for a secret that could never verify a delivery, as `create_app` does."""
+    check_secret_forms(sources)
     # A replica has no database: the free-space check of the embedded service does not apply.
     settings = settings.model_copy(update={"min_free_disk_mb": 0})
     holder: dict[str, Intake] = {}

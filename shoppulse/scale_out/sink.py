@@ -79,6 +79,10 @@ class LogSink:
     def queue_depth(self) -> int:
         return self._in_flight
 
+    @property
+    def events_stored_through(self) -> int | None:
+        return None  # the store numbers the events it stores
+
     async def submit(self, delivery: Delivery) -> Outcome:
         if not self._nc.is_connected:
             raise self._failed(f"the log at {self._settings.display_url} is unreachable")

@@ -95,6 +95,8 @@ async def send(
 ) -> SendReport:
     """POST every delivery to `url`/webhooks/<source>, signed with `secrets[source]`.
 
+    Several base URLs, comma-separated (intake replicas), share the connections round-robin.
+
     Paced so that a delivery goes out `offset` seconds after the start (`pace=False`: as fast
     as the server answers). A retry waits until its original has been answered, as a real
     platform retries only after the previous attempt. 503 answers are retried after their
@@ -213,9 +215,12 @@ async def send(
     # its connections on every request, which at 32 connections doubled the sender's CPU per
     # request. Together the clients are the pool of `concurrency` connections.
     limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+    bases = [base.strip() for base in url.split(",") if base.strip()] or [DEFAULT_URL]
     clients = [
-        httpx.AsyncClient(base_url=url, transport=transport, limits=limits, timeout=timeout)
-        for _ in range(concurrency)
+        httpx.AsyncClient(
+            base_url=bases[n % len(bases)], transport=transport, limits=limits, timeout=timeout
+        )
+        for n in range(concurrency)
     ]
     ticker = asyncio.create_task(tick()) if progress is not None else None
     try:

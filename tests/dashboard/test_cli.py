@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import re
-import signal
 import socket
 import stat
-import subprocess
 import sys
 import time
 from datetime import UTC, datetime
@@ -23,7 +21,8 @@ from shoppulse.commands._processes import port_in_use
 from shoppulse.commands.dashboard import DEFAULT_API_URL, resolve_api_url, streamlit_command
 from shoppulse.service import discovery_path
 from tests.dashboard.store import SHOPIFY, fresh_id, order_payload, wait_for
-from tests.e2e.server import ServiceProcess, free_port, service_env
+from tests.e2e.server import ServiceProcess, free_port
+from tests.e2e.up import running_up
 
 CLI = [sys.executable, "-c", "from shoppulse.cli import main; main()"]
 
@@ -65,22 +64,12 @@ def test_up_demo_runs_service_dashboard_and_signed_demo_store_and_stops_on_ctrl_
 ) -> None:
     api_port, board_port = free_port(), free_port()
     db = tmp_path / "data" / "shoppulse.duckdb"
-    out_path = tmp_path / "up.out"
     command = [
         *CLI, "up", "--demo", "--db", str(db),
         "--port", str(api_port), "--dashboard-port", str(board_port),
     ]  # fmt: skip
-    with out_path.open("wb") as out:
-        process = subprocess.Popen(
-            command, cwd=tmp_path, env=service_env(), stdout=out, stderr=subprocess.STDOUT
-        )
-    try:
-        printed = wait_for(
-            lambda: out_path.read_text(errors="replace"),
-            lambda text: "Press Ctrl-C" in text or process.poll() is not None,
-            timeout=60,
-        )
-        assert process.poll() is None, printed
+    with running_up(command, tmp_path) as run:
+        printed = run.printed
         assert f"http://127.0.0.1:{board_port}" in printed
         assert f"http://127.0.0.1:{api_port}/webhooks/demo" in printed
         secret_line = re.search(r"Demo secret\s+([0-9a-f]{48})", printed)
@@ -106,16 +95,8 @@ def test_up_demo_runs_service_dashboard_and_signed_demo_store_and_stops_on_ctrl_
         sent = httpx.post(f"{api}/webhooks/demo", content=body, headers=headers, timeout=5)
         assert sent.status_code == 200, sent.text  # the printed secret is the source's secret
         assert discovery_path(db).exists()
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGINT)
-        try:
-            code = process.wait(40)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            raise
-    said = out_path.read_text(errors="replace")
-    assert code == 0, said
+    said = run.output()
+    assert run.code == 0, said
     assert "stopping the demo store" in said and "stopped." in said
     assert not port_in_use("127.0.0.1", api_port)
     assert not port_in_use("127.0.0.1", board_port)

@@ -1,0 +1,54 @@
+"""`shoppulse up --demo --scale-out` runs a local log, a store, two intake replicas, the
+dashboard and a demo store spread over both replicas; Ctrl-C stops all of it."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import httpx
+import pytest
+
+from shoppulse.commands._processes import port_in_use
+from shoppulse.commands.dashboard import CLI
+from tests.dashboard.store import wait_for
+from tests.e2e.server import free_port
+from tests.e2e.up import running_up
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
+
+
+def test_up_scale_out_runs_everything_and_stops_on_ctrl_c(tmp_path: Path) -> None:
+    api_port, board_port, log_port = free_port(), free_port(), free_port()
+    replica_ports = [api_port + 1, api_port + 2]
+    if any(port_in_use("127.0.0.1", port) for port in replica_ports):
+        pytest.skip("the ports after the free service port are taken")
+    db = tmp_path / "data" / "shoppulse.duckdb"
+    command = [
+        *CLI, "up", "--demo", "--scale-out", "--rate", "30", "--db", str(db),
+        "--port", str(api_port), "--dashboard-port", str(board_port), "--log-port", str(log_port),
+    ]  # fmt: skip
+    with running_up(command, tmp_path, start_timeout=90) as run:
+        printed = run.printed
+        for port in replica_ports:
+            assert f"http://127.0.0.1:{port}/webhooks/demo" in printed
+        assert re.search(rf"nats://127\.0\.0\.1:{log_port}", printed)
+
+        api = f"http://127.0.0.1:{api_port}"
+        stats = wait_for(
+            lambda: httpx.get(f"{api}/api/v1/ingest/stats", timeout=5).json(),
+            lambda body: body["sources"].get("demo", {}).get("accepted", 0) >= 20,
+            timeout=45,
+        )
+        assert stats["log"]["role"] == "store"
+        assert stats["sources"]["demo"]["rejected"] == 0
+        for port in replica_ports:  # both replicas took part of the demo traffic
+            replica = httpx.get(f"http://127.0.0.1:{port}/api/v1/ingest/stats", timeout=5).json()
+            assert replica["sources"]["demo"]["accepted"] > 0, replica
+        health = httpx.get(f"http://127.0.0.1:{board_port}/_stcore/health", timeout=5)
+        assert health.status_code == 200
+    said = run.output()
+    assert run.code == 0, said
+    assert "stopping the log (nats-server)" in said and "stopped." in said
+    for port in (api_port, board_port, log_port, *replica_ports):
+        assert not port_in_use("127.0.0.1", port), port
