@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from nats.js.errors import NotFoundError
 
 from ingest.source_admin import add_log_signing_key
 from ingest.sources import ConfigError, load_sources_file
@@ -35,6 +36,7 @@ from shoppulse.cli import (
     server_settings,
 )
 from shoppulse.scale_out.connection import LogUnavailable, connect
+from shoppulse.scale_out.consumer import consumer_name
 from shoppulse.scale_out.permissions import (
     Role,
     accounts_config,
@@ -217,17 +219,34 @@ def _user_name(role: Role) -> str:
     return role.inbox.removeprefix("_INBOX_")
 
 
-def _preflight(settings: LogSettings, max_body_bytes: int, role: Role) -> None:
-    """Refuse to start without a usable log (the lifespan checks again; this says it clearly)."""
+def _preflight(
+    settings: LogSettings, max_body_bytes: int, role: Role, consumer: str | None = None
+) -> float:
+    """Refuse to start without a usable log (the lifespan checks again; this says it clearly);
+    with `consumer`, also without the permission to read it. Returns the stream's maximum age."""
 
-    async def run() -> None:
-        nc, _, _ = await open_checked(
+    async def run() -> float:
+        nc, js, info = await open_checked(
             settings, name="shoppulse-check", max_body_bytes=max_body_bytes, inbox=role.inbox
         )
-        await nc.close()
+        try:
+            if consumer is not None:
+                try:
+                    await js.consumer_info(settings.stream, consumer, timeout=2.0)
+                except NotFoundError:
+                    pass  # the store creates it
+                except Exception:
+                    with contextlib.suppress(Exception):
+                        await nc.flush(timeout=1)
+                    if nc.denied is None:
+                        raise
+                    raise LogUnavailable(denied_message(settings, nc.denied)) from None
+            return float(info.config.max_age or 0.0)
+        finally:
+            await nc.close()
 
     try:
-        asyncio.run(run())
+        return asyncio.run(run())
     except LogUnavailable as exc:
         raise fail(str(exc)) from None
 
@@ -306,7 +325,16 @@ def store(
             f"configured: {', '.join(sources) or 'none'}"
         )
     logs = role_log_settings(log, settings.config)
-    _preflight(logs, settings.max_body_bytes, store_role(logs.stream, chosen))
+    role = store_role(logs.stream, chosen)
+    max_age = _preflight(logs, settings.max_body_bytes, role, consumer_name(chosen))
+    retention = settings.raw_body_retention_days * 86400
+    if retention and max_age > retention:
+        err.print(
+            f"[bold yellow]warning:[/] the log keeps messages {max_age / 86400:g} days, longer "
+            f"than raw_body_retention_days ({settings.raw_body_retention_days}): raw bodies "
+            "outlive the store's retention there; `shoppulse log init --max-age-days "
+            f"{settings.raw_body_retention_days}` (docs/scale-out.md#personal-data-in-the-log)"
+        )
     err.print(
         f"ShopPulse store listening on {listen_url(settings)} (database {settings.db_path}; "
         f"log {logs.display_url}; sources: {', '.join(chosen) if chosen else 'all'})"

@@ -14,12 +14,11 @@ import contextlib
 import re
 from dataclasses import dataclass
 
-from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig, StreamInfo
 from nats.js.errors import NotFoundError
 
-from shoppulse.scale_out.connection import LogUnavailable, connect
+from shoppulse.scale_out.connection import LogClient, LogUnavailable, connect
 from shoppulse.scale_out.settings import LogSettings
 
 SUBJECT_PREFIX = "shoppulse"
@@ -175,7 +174,7 @@ ENVELOPE_ROOM = 256 * 1024
 
 async def open_checked(
     settings: LogSettings, *, name: str, max_body_bytes: int, inbox: str = "_INBOX"
-) -> tuple[Client, JetStreamContext, StreamInfo]:
+) -> tuple[LogClient, JetStreamContext, StreamInfo]:
     """Connect to the log and check the stream (the start of every role), or LogUnavailable.
     `inbox` is the role's inbox prefix (shoppulse.scale_out.permissions)."""
     nc = await connect(settings, name=name, inbox=inbox)

@@ -216,6 +216,20 @@ def test_a_role_with_another_roles_permissions_says_which_permission_is_missing(
     assert "shoppulse log permissions" in text
     assert users["intake"].password not in result.output
 
+    # The intake user's credentials given to a store: it may read the stream's configuration but
+    # not the store's consumer, and the store says so before it opens its database.
+    config = sources_file(tmp_path, {"acme": ("shopify", SECRET)})
+    database = tmp_path / "s.duckdb"
+    result = runner.invoke(
+        app,
+        ["store", "--config", str(config), "--db", str(database), "--log", locked_node.url],
+        env={"SHOPPULSE_LOG_USER": "intake", "SHOPPULSE_LOG_PASSWORD": users["intake"].password},
+    )
+    assert result.exit_code == 2, result.output
+    text = flat(result.output)
+    assert 'permissions violation for subscription to "_inbox_store-all.' in text
+    assert not database.exists()
+
 
 def test_nkey_seed_file_authenticates_and_a_foreign_seed_is_refused(tmp_path: Path) -> None:
     user = make_nkey_user(admin_role())
