@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 import nats.aio.msg
 import nats.errors
+import nkeys
 import pytest
 from fastapi.testclient import TestClient
 from nats.js.api import ConsumerConfig
@@ -31,9 +32,11 @@ from tests.conftest import SECRET, FrozenClock, make_source
 from tests.scale_out.nats import NatsNode
 from tests.scale_out.roles import sources_file
 from tests.scale_out.secured import (
+    Operator,
     User,
     make_nkey_user,
     make_pki,
+    operator_node,
     permissioned_node,
     role_users,
     tls_node,
@@ -402,3 +405,44 @@ def test_the_real_roles_work_with_exactly_their_permissions_and_never_show_a_sec
     assert f"127.0.0.1:{port}" in shown  # the URL is shown ...
     for user in users.values():
         assert user.password not in shown  # ... never a password
+
+
+def test_creds_files_of_operator_mode_carry_each_roles_permissions(tmp_path: Path) -> None:
+    operator = Operator.create()
+    node = operator_node(tmp_path / "nats", operator).start()
+    try:
+        admin = operator.creds(tmp_path / "admin.creds", admin_role())
+        result = runner.invoke(
+            app,
+            ["log", "init", "--log", node.url],
+            env={"SHOPPULSE_LOG_CREDS_FILE": str(admin)},
+        )
+        assert result.exit_code == 0, result.output
+        intake = intake_role(STREAM)
+        settings = LogSettings(
+            url=node.url, creds_file=operator.creds(tmp_path / "intake.creds", intake)
+        )
+
+        async def publish_then_snoop() -> None:
+            nc, js, _ = await open_checked(
+                settings, name="test-intake", max_body_bytes=1024 * 1024, inbox=intake.inbox
+            )
+            try:
+                assert (await js.publish("shoppulse.deliveries.acme", b"x", timeout=5)).seq == 1
+                with pytest.raises(nats.errors.TimeoutError):
+                    await js.get_msg(STREAM, 1)
+            finally:
+                await nc.close()
+
+        asyncio.run(publish_then_snoop())
+        stranger = _new_account()
+        forged = operator.creds(tmp_path / "forged.creds", admin_role(), signer=stranger)
+        with pytest.raises(LogUnavailable) as refused:
+            asyncio.run(link(LogSettings(url=node.url, creds_file=forged), admin_role()))
+        assert "refused the .creds file of SHOPPULSE_LOG_CREDS_FILE" in str(refused.value)
+    finally:
+        node.stop()
+
+
+def _new_account() -> nkeys.KeyPair:
+    return Operator.create().account
