@@ -72,7 +72,8 @@ class Lag:
         return {
             "pending": self.pending,
             "unacked": self.unacked,
-            "behind": self.pending + self.unacked,
+            # unknown while the position cannot be read: never "caught up" by a stale reading
+            "behind": self.pending + self.unacked if self.reachable else None,
             "oldest_unacked_age_seconds": round(self.oldest_age_seconds, 3),
             "committed_since_start": self.committed,
             "reachable": self.reachable,

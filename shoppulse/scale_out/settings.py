@@ -42,7 +42,7 @@ class LogSettings(BaseSettings):
         default=1000, ge=1, le=10_000, description="Most messages the store takes per fetch."
     )
     ack_wait_seconds: float = Field(
-        default=60.0,
+        default=30.0,
         gt=0,
         description="Time the log waits for the store's acknowledgement before it delivers a "
         "message again (the store's ledger recognises the repeat).",

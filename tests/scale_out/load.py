@@ -25,6 +25,7 @@ class SpreadLoad:
     urls: list[str]
     label: str
     acked: dict[str, Sent] = field(default_factory=dict)
+    sent: list[Sent] = field(default_factory=list)  # every delivery tried
     #: Deliveries whose first attempt failed without an answer (the replica died mid-request).
     interrupted: set[str] = field(default_factory=set)
     answers: Counter[str] = field(default_factory=Counter)
@@ -54,6 +55,8 @@ class SpreadLoad:
                 client.close()
 
     def _deliver(self, clients: list[httpx.Client], index: int, sent: Sent) -> None:
+        with self.lock:
+            self.sent.append(sent)
         attempt = 0
         deadline = time.monotonic() + RETRY_FOR
         # A delivery whose request was interrupted is retried until acknowledged even after the

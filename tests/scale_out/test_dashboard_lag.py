@@ -4,15 +4,22 @@ page (AppTest) reading a real store that consumes a real nats-server."""
 from __future__ import annotations
 
 import pytest
+from fastapi.testclient import TestClient
 
 from dashboard.model import LogLag, build_health
+from ingest.settings import Settings
+from shoppulse.scale_out.intake_app import create_intake_app
+from tests.conftest import SECRET, make_source
 from tests.dashboard.test_page import app_for
 from tests.scale_out.conftest import RoleFactory
 from tests.scale_out.nats import NatsNode
+from tests.scale_out.signed import signed_settings
 from tests.scale_out.test_faults import lag
 from tests.scale_out.traffic import post, simulated, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(90)]
+
+SOURCES = {"acme": make_source("acme", "shopify", SECRET)}
 
 
 def log_captions(url: str, monkeypatch: pytest.MonkeyPatch) -> list[str]:
@@ -26,8 +33,9 @@ def test_the_health_panel_shows_the_store_caught_up_then_the_log_unreachable(
     nats_node: NatsNode, roles: RoleFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     store = roles("store", nats_node.url).start()
-    intake = roles("intake", nats_node.url).start()
-    with intake.client() as client:
+    settings = Settings(db_path=store.db)  # the replica opens no database
+    app = create_intake_app(settings, signed_settings(url=nats_node.url), SOURCES)
+    with TestClient(app) as client:
         for delivery in simulated(20):
             assert post(client, delivery).status_code in (200, 202)
     wait_for(

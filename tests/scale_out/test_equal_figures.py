@@ -43,7 +43,7 @@ def figures(client: TestClient) -> list[object]:
 
 
 def test_scale_out_and_embedded_give_the_same_figures(nats_node: NatsNode, tmp_path: Path) -> None:
-    deliveries = simulated(400, mix=Mix(unusable=0.05, duplicate=0.05))
+    deliveries = simulated(250, mix=Mix(unusable=0.05, duplicate=0.05))
     clock = FrozenClock(START + timedelta(days=1))
     embedded_settings = Settings(db_path=tmp_path / "embedded" / "shoppulse.duckdb")
     store_settings = Settings(db_path=tmp_path / "store" / "shoppulse.duckdb")

@@ -4,6 +4,7 @@ dashboard and a demo store spread over both replicas; Ctrl-C stops all of it."""
 from __future__ import annotations
 
 import asyncio
+import random
 import re
 import stat
 from pathlib import Path
@@ -22,11 +23,20 @@ from tests.e2e.up import running_up
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 
 
+def three_free_ports() -> int:
+    """A port with the next two free as well (the store and its two replicas), below the
+    ephemeral range, where outgoing connections of other tests cannot take them meanwhile."""
+    rng = random.Random()
+    for _ in range(200):
+        port = rng.randrange(20_000, 30_000)
+        if not any(port_in_use("127.0.0.1", p) for p in (port, port + 1, port + 2)):
+            return port
+    pytest.skip("no three consecutive free ports")
+
+
 def test_up_scale_out_runs_everything_and_stops_on_ctrl_c(tmp_path: Path) -> None:
-    api_port, board_port, log_port = free_port(), free_port(), free_port()
+    api_port, board_port, log_port = three_free_ports(), free_port(), free_port()
     replica_ports = [api_port + 1, api_port + 2]
-    if any(port_in_use("127.0.0.1", port) for port in replica_ports):
-        pytest.skip("the ports after the free service port are taken")
     db = tmp_path / "data" / "shoppulse.duckdb"
     command = [
         *CLI, "up", "--demo", "--scale-out", "--rate", "30", "--db", str(db),
