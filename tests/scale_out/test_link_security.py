@@ -5,6 +5,7 @@ tokens, TLS with a CA made in the test, and secrets kept out of every message.""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -26,10 +27,10 @@ from shoppulse.scale_out.intake_app import create_intake_app
 from shoppulse.scale_out.permissions import Role, admin_role, intake_role, store_role
 from shoppulse.scale_out.settings import STREAM, LogSettings
 from shoppulse.scale_out.store_app import create_store_app
-from shoppulse.scale_out.stream import open_checked
+from shoppulse.scale_out.stream import StreamSpec, ensure_stream, open_checked
 from shoppulse.service import discovery_path
 from tests.conftest import SECRET, FrozenClock, make_source
-from tests.scale_out.nats import NatsNode
+from tests.scale_out.nats import NatsNode, single_node
 from tests.scale_out.roles import sources_file
 from tests.scale_out.secured import (
     Operator,
@@ -446,3 +447,42 @@ def test_creds_files_of_operator_mode_carry_each_roles_permissions(tmp_path: Pat
 
 def _new_account() -> nkeys.KeyPair:
     return Operator.create().account
+
+
+def test_the_printed_permissions_run_a_server_and_limit_a_store_to_its_sources(
+    tmp_path: Path,
+) -> None:
+    """`shoppulse log permissions --store acme` pasted into a server's configuration (passwords
+    filled in): the `store-acme` user uses its consumer and no other."""
+    result = runner.invoke(app, ["log", "permissions", "--store", "acme"])
+    assert result.exit_code == 0, result.output
+    passwords = {name: f"{name}-password-0123456789" for name in ("intake", "store-acme", "admin")}
+    block = result.output
+    for name, password in passwords.items():
+        block = block.replace(f'"REPLACE-{name}"', f'"{password}"')
+    assert "REPLACE-" not in block
+    plain = single_node(tmp_path / "nats")
+    node = NatsNode(plain.workdir, dataclasses.replace(plain.config, accounts=block)).start()
+    try:
+        admin = LogSettings(url=node.url, user="admin", password=SecretStr(passwords["admin"]))
+        store = admin.model_copy(
+            update={"user": "store-acme", "password": SecretStr(passwords["store-acme"])}
+        )
+        role = store_role(STREAM, ["acme"])
+
+        async def run() -> None:
+            nc = await link(admin, admin_role())
+            await ensure_stream(nc.jetstream(timeout=5), StreamSpec(STREAM))
+            await nc.close()
+            nc = await link(store, role)
+            try:
+                js = nc.jetstream(timeout=3)
+                await js.add_consumer(STREAM, ConsumerConfig(durable_name="store-acme"))
+                with pytest.raises(nats.errors.TimeoutError):
+                    await js.add_consumer(STREAM, ConsumerConfig(durable_name="store-all"))
+            finally:
+                await nc.close()
+
+        asyncio.run(run())
+    finally:
+        node.stop()
