@@ -132,10 +132,12 @@ def connection_options(
                 client.denied,
             )
             return
-        if client.starting:
-            problem = refusal(settings, security, exc)
-            if problem is not None:  # first connection: no retry helps
-                raise _Refused(problem)
+        problem = refusal(settings, security, exc)
+        if problem is not None and client.starting:  # first connection: no retry helps
+            raise _Refused(problem)
+        if problem is not None:  # reconnecting: credentials revoked, a certificate expired ...
+            log.warning("reconnecting to the log failed: %s", problem)
+            return
         log.debug("log connection: %s", text)
 
     return {

@@ -486,3 +486,38 @@ def test_the_printed_permissions_run_a_server_and_limit_a_store_to_its_sources(
         asyncio.run(run())
     finally:
         node.stop()
+
+
+def test_a_reconnection_the_server_refuses_is_a_warning_naming_the_credentials(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The server comes back with another token (credentials rotated without this process): the
+    link keeps trying, and says why it cannot get back in."""
+    token = "first-token-" + "ab" * 12
+    first = token_node(tmp_path / "nats", token).start()
+    rotated = NatsNode(first.workdir, dataclasses.replace(first.config, token="second-" + token))
+    caplog.set_level("WARNING", logger="shoppulse.log")
+
+    def warned() -> list[str]:
+        failed = "reconnecting to the log failed"
+        return [r.getMessage() for r in caplog.records if failed in r.getMessage()]
+
+    async def run() -> None:
+        nc = await link(LogSettings(url=first.url, token=SecretStr(token)), admin_role())
+        try:
+            first.stop()
+            rotated.start()
+            for _ in range(100):
+                if warned():
+                    break
+                await asyncio.sleep(0.1)
+        finally:
+            await nc.close()
+
+    try:
+        asyncio.run(run())
+    finally:
+        first.stop()
+        rotated.stop()
+    assert warned() and "refused the token of SHOPPULSE_LOG_TOKEN" in warned()[0]
+    assert token not in "\n".join(r.getMessage() for r in caplog.records)
