@@ -521,3 +521,39 @@ def test_a_reconnection_the_server_refuses_is_a_warning_naming_the_credentials(
         rotated.stop()
     assert warned() and "refused the token of SHOPPULSE_LOG_TOKEN" in warned()[0]
     assert token not in "\n".join(r.getMessage() for r in caplog.records)
+
+
+def test_a_store_whose_user_may_not_read_its_consumer_refuses_to_start(
+    tmp_path: Path, users: dict[str, User]
+) -> None:
+    """Everything of the store's permissions but its consumer's: it stops before opening its
+    database, naming the permission."""
+    full = store_role(STREAM)
+    partial = dataclasses.replace(
+        full, publish=tuple(s for s in full.publish if ".CONSUMER." not in s)
+    )
+    crippled = {**users, "store": User("store", users["store"].password, partial)}
+    node = permissioned_node(tmp_path / "nats", crippled).start()
+    try:
+        admin = as_user(node.url, users["admin"])
+        asyncio.run(_init(admin))
+        config = sources_file(tmp_path, {"acme": ("shopify", SECRET)})
+        database = tmp_path / "s.duckdb"
+        result = runner.invoke(
+            app,
+            ["store", "--config", str(config), "--db", str(database), "--log", node.url],
+            env={"SHOPPULSE_LOG_USER": "store", "SHOPPULSE_LOG_PASSWORD": users["store"].password},
+        )
+        assert result.exit_code == 2, result.output
+        text = flat(result.output)
+        assert "$js.api.consumer.info.shoppulse.store-all" in text
+        assert "shoppulse log permissions" in text
+        assert not database.exists()
+    finally:
+        node.stop()
+
+
+async def _init(settings: LogSettings) -> None:
+    nc = await link(settings, admin_role())
+    await ensure_stream(nc.jetstream(timeout=5), StreamSpec(STREAM))
+    await nc.close()
