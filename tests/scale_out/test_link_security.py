@@ -66,6 +66,21 @@ def a_day_later() -> FrozenClock:
     return FrozenClock(START + timedelta(days=1))
 
 
+def refused_store(tmp_path: Path, url: str, user: User) -> str:
+    """`shoppulse store` as `user`, which must stop at start before opening its database; what
+    it said."""
+    config = sources_file(tmp_path, {"acme": ("shopify", SECRET)})
+    database = tmp_path / "s.duckdb"
+    result = runner.invoke(
+        app,
+        ["store", "--config", str(config), "--db", str(database), "--log", url],
+        env={"SHOPPULSE_LOG_USER": user.name, "SHOPPULSE_LOG_PASSWORD": user.password},
+    )
+    assert result.exit_code == 2, result.output
+    assert not database.exists()
+    return flat(result.output)
+
+
 def flat(text: str) -> str:
     return " ".join(text.split())
 
@@ -222,17 +237,8 @@ def test_a_role_with_another_roles_permissions_says_which_permission_is_missing(
 
     # The intake user's credentials given to a store: it may read the stream's configuration but
     # not the store's consumer, and the store says so before it opens its database.
-    config = sources_file(tmp_path, {"acme": ("shopify", SECRET)})
-    database = tmp_path / "s.duckdb"
-    result = runner.invoke(
-        app,
-        ["store", "--config", str(config), "--db", str(database), "--log", locked_node.url],
-        env={"SHOPPULSE_LOG_USER": "intake", "SHOPPULSE_LOG_PASSWORD": users["intake"].password},
-    )
-    assert result.exit_code == 2, result.output
-    text = flat(result.output)
+    text = refused_store(tmp_path, locked_node.url, users["intake"])
     assert 'permissions violation for subscription to "_inbox_store-all.' in text
-    assert not database.exists()
 
 
 def test_nkey_seed_file_authenticates_and_a_foreign_seed_is_refused(tmp_path: Path) -> None:
@@ -537,18 +543,9 @@ def test_a_store_whose_user_may_not_read_its_consumer_refuses_to_start(
     try:
         admin = as_user(node.url, users["admin"])
         asyncio.run(_init(admin))
-        config = sources_file(tmp_path, {"acme": ("shopify", SECRET)})
-        database = tmp_path / "s.duckdb"
-        result = runner.invoke(
-            app,
-            ["store", "--config", str(config), "--db", str(database), "--log", node.url],
-            env={"SHOPPULSE_LOG_USER": "store", "SHOPPULSE_LOG_PASSWORD": users["store"].password},
-        )
-        assert result.exit_code == 2, result.output
-        text = flat(result.output)
+        text = refused_store(tmp_path, node.url, users["store"])
         assert "$js.api.consumer.info.shoppulse.store-all" in text
         assert "shoppulse log permissions" in text
-        assert not database.exists()
     finally:
         node.stop()
 
