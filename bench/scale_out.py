@@ -45,6 +45,7 @@ if str(BENCH.parent) not in sys.path:
 
 import httpx  # noqa: E402
 import orjson  # noqa: E402
+from pydantic import SecretStr  # noqa: E402
 
 from bench._load import ShopifyOrders, install_uvloop, run_closed  # noqa: E402
 from bench.ingest import (  # noqa: E402
@@ -68,11 +69,14 @@ from shoppulse.scale_out import envelope  # noqa: E402
 from shoppulse.scale_out.connection import connect  # noqa: E402
 from shoppulse.scale_out.server import ServerConfig  # noqa: E402
 from shoppulse.scale_out.settings import LogSettings  # noqa: E402
+from shoppulse.scale_out.signing import LogSigner  # noqa: E402
 from shoppulse.scale_out.stream import StreamSpec, delivery_subject, ensure_stream  # noqa: E402
 
 INTAKE_TARGET = 1.5  # x the floor's verify-and-parse CPU per delivery
 DRAIN_TARGET = 3.0  # x the embedded service's throughput
 CLI = [sys.executable, "-c", "from shoppulse.cli import main; main()"]
+#: The log signing key of the roles' sources file (the prefill signs with it as intake would).
+SIGNING_KEY = "bench-scale-out-log-signing-key-0123456789"
 
 
 class NatsServer:
@@ -119,6 +123,7 @@ def role_server(role: str, workdir: Path, log_url: str, log_level: str) -> Serve
     config = workdir / "sources.toml"
     config.write_text(
         f'[[sources]]\nid = "{SOURCE}"\nprovider = "shopify"\nsecrets = ["{SECRET}"]\n'
+        f'\n[log]\nsigning_keys = ["{SIGNING_KEY}"]\n'
     )
     database = ["--db", str(workdir / "store" / "shoppulse.duckdb")] if role == "store" else []
     command = [
@@ -173,6 +178,7 @@ async def prefill(url: str, count: int) -> float:
     orders = ShopifyOrders("127.0.0.1", 0, SOURCE, SECRET, first_order_id=8_000_000_000_001)
     nc = await connect(LogSettings(url=url), name="bench-prefill")
     js = nc.jetstream(timeout=30.0)
+    signer = LogSigner((SecretStr(SIGNING_KEY),))
     started = time.perf_counter()
     try:
         pending: list[asyncio.Future[object]] = []
@@ -188,13 +194,11 @@ async def prefill(url: str, count: int) -> float:
                 body=body,
                 events=shopify.normalize("orders/create", orjson.loads(body), headers),
             )
+            subject, data = delivery_subject(SOURCE), envelope.encode(delivery)
+            msg_id = envelope.message_id(SOURCE, delivery.delivery_id)
             pending.append(
                 asyncio.ensure_future(
-                    js.publish(
-                        delivery_subject(SOURCE),
-                        envelope.encode(delivery),
-                        headers={"Nats-Msg-Id": envelope.message_id(SOURCE, delivery.delivery_id)},
-                    )
+                    js.publish(subject, data, headers=signer.headers(subject, msg_id, data))
                 )
             )
             if len(pending) >= 512:

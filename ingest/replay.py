@@ -49,6 +49,10 @@ from ingest.storage.writer import Writer
 
 log = logging.getLogger("shoppulse.replay")
 
+#: Reasons that start with this are never replayed: nothing proves who sent the delivery (a
+#: message on the scale-out log that no intake replica signed, docs/scale-out.md).
+UNVERIFIED = "unverified log message"
+
 #: Deliveries examined per transaction (and per writer job inside the service).
 CHUNK = 200
 #: Deliveries that stay in quarantine listed in one answer (the counts are always complete).
@@ -216,6 +220,8 @@ def renormalize(
     }
     if provider is None:
         return Verdict(**verdict, reason=previous, configured=False)
+    if previous is not None and previous.startswith(UNVERIFIED):
+        return Verdict(**verdict, reason=previous)
     body = unpack(stored, codec)
     if body is None:
         return Verdict(**verdict, reason=f"{BODY_NOT_KEPT}, so the delivery cannot be replayed")

@@ -266,3 +266,18 @@ def _set_secrets(table: Table | Any, values: list[str]) -> None:
     array = tomlkit.array()
     array.extend(values)
     table["secrets"] = array
+
+
+def add_log_signing_key(path: Path, key: str, *, keep: int = 1) -> int:
+    """Put `key` first in `[log] signing_keys` (it signs from the next start on) and keep the
+    `keep` keys that were first before it (they still verify); returns how many were dropped."""
+    doc = _read(path)
+    section = doc.get("log")
+    if section is None:
+        section = tomlkit.table()
+        doc["log"] = section
+    listed = section.get("signing_keys")
+    old = [str(k) for k in listed] if listed is not None else []
+    section["signing_keys"] = [key, *old[:keep]]
+    _write(path, doc)
+    return max(0, len(old) - keep)

@@ -157,14 +157,44 @@ class Source(BaseModel):
         return [secret.get_secret_value() for secret in self.secrets]
 
 
+class LogSection(BaseModel):
+    """`[log]`: the keys intake replicas sign the messages they put on the scale-out log with, and
+    the store checks them by (docs/scale-out.md). The first signs; every one verifies."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    signing_keys: tuple[SecretStr, ...] = Field(default=(), description="At least 32 characters.")
+
+    @field_validator("signing_keys")
+    @classmethod
+    def _long_enough(cls, keys: tuple[SecretStr, ...]) -> tuple[SecretStr, ...]:
+        if any(len(key.get_secret_value()) < 32 for key in keys):
+            raise ValueError(
+                "a signing key has fewer than 32 characters; make one with `shoppulse log keygen`"
+            )
+        return keys
+
+
 class SourcesFile(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     sources: tuple[Source, ...] = ()
+    log: LogSection = LogSection()
 
 
 def load_sources(path: Path) -> dict[str, Source]:
     """Read and validate the sources file; ConfigError explains any problem."""
+    parsed = load_sources_file(path)
+    by_id: dict[str, Source] = {}
+    for source in parsed.sources:
+        if source.id in by_id:
+            raise ConfigError(f"config file {path}: source id '{source.id}' appears twice")
+        by_id[source.id] = source
+    return by_id
+
+
+def load_sources_file(path: Path) -> SourcesFile:
+    """The whole sources file, validated (its `[log]` section included)."""
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -178,12 +208,7 @@ def load_sources(path: Path) -> dict[str, Source]:
             f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
         )
         raise ConfigError(f"config file {path}: {problems}") from None
-    by_id: dict[str, Source] = {}
-    for source in parsed.sources:
-        if source.id in by_id:
-            raise ConfigError(f"config file {path}: source id '{source.id}' appears twice")
-        by_id[source.id] = source
-    return by_id
+    return parsed
 
 
 def secret_problem(provider: str, secret: str) -> str | None:

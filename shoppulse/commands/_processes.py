@@ -7,11 +7,12 @@ children newest first (signal, wait, kill); on Linux a child also gets SIGTERM i
 from __future__ import annotations
 
 import ctypes
+import os
 import signal
 import socket
 import subprocess
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -76,7 +77,9 @@ class Children:
         command: Sequence[str],
         log_path: Path | None,
         stop_signal: int = signal.SIGTERM,
+        env: Mapping[str, str] | None = None,
     ) -> Child:
+        """Start `command` (with this environment plus `env`), its output to `log_path`."""
         output: IO[bytes] | None = None
         if log_path is not None:
             log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -89,6 +92,7 @@ class Children:
                 stderr=subprocess.STDOUT if output else None,
                 start_new_session=True,
                 preexec_fn=_die_with_parent,
+                env={**os.environ, **env} if env else None,
             )
         finally:
             if output is not None:

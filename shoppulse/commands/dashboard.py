@@ -221,6 +221,7 @@ def _summary(plan: Plan) -> Panel:
     table.add_row("Read API", f"{plan.api_url}/docs" + ("  (the store)" if plan.scale_out else ""))
     if plan.scale_out:
         table.add_row("Log", f"nats://127.0.0.1:{plan.log_port} (JetStream, stream SHOPPULSE)")
+        table.add_row("Log token", f"{plan.settings.db_path.parent / 'nats' / 'token'}")
     table.add_row("Sources file", str(plan.config))
     table.add_row("Database", str(plan.settings.db_path))
     table.add_row("Logs", f"{plan.logs}/")

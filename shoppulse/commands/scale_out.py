@@ -8,10 +8,15 @@ makes it) and refuses to start with a clear message otherwise.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from pathlib import Path
 from typing import Annotated
 
 import typer
+from nats.js.errors import NotFoundError
 
+from ingest.source_admin import add_log_signing_key
+from ingest.sources import ConfigError, load_sources_file
 from shoppulse.cli import (
     ConfigOption,
     DbOption,
@@ -26,14 +31,25 @@ from shoppulse.cli import (
     err,
     fail,
     listen_url,
+    make_settings,
     run_app,
     server_settings,
 )
 from shoppulse.scale_out.connection import LogUnavailable, connect
+from shoppulse.scale_out.consumer import consumer_name
+from shoppulse.scale_out.permissions import (
+    Role,
+    accounts_config,
+    admin_role,
+    intake_role,
+    store_role,
+)
 from shoppulse.scale_out.settings import DEFAULT_LOG_URL, LogSettings
+from shoppulse.scale_out.signing import LogSigner, MissingSigningKey, generate_key
 from shoppulse.scale_out.stream import (
     DEFAULT_DUPLICATE_WINDOW,
     StreamSpec,
+    denied_message,
     ensure_stream,
     open_checked,
     parse_bytes,
@@ -54,6 +70,41 @@ app.add_typer(log_app, name="log")
 
 def log_settings(url: str | None) -> LogSettings:
     return LogSettings(url=url) if url else LogSettings()
+
+
+def role_log_settings(url: str | None, config: Path | None) -> LogSettings:
+    """The link settings of intake or the store: the signing keys of the sources file's `[log]`
+    section unless the environment gives some; exits when there is none."""
+    settings = log_settings(url)
+    if not settings.signing_keys and config is not None:
+        try:
+            keys = load_sources_file(config).log.signing_keys
+        except ConfigError as exc:
+            raise fail(str(exc)) from None
+        settings = settings.model_copy(update={"signing_keys": keys})
+    try:
+        LogSigner(settings.signing_keys)
+    except MissingSigningKey as exc:
+        raise fail(str(exc)) from None
+    return settings
+
+
+@log_app.command("keygen")
+def log_keygen(config: ConfigOption = None) -> None:
+    """Add a new signing key to the sources file's `[log]` section, first (it signs after the next
+    start of intake), keeping the previous first one (it still verifies). Copy the file to every
+    intake replica and store, restart the stores, then the replicas."""
+    path = config or make_settings().config
+    if path is None:
+        raise fail("no sources file: pass --config FILE or set SHOPPULSE_CONFIG")
+    try:
+        dropped = add_log_signing_key(path, generate_key())
+    except ConfigError as exc:
+        raise fail(str(exc)) from None
+    err.print(
+        f"added a log signing key to {path} (first: it signs); the previous one still verifies"
+        + (f"; {dropped} older key(s) removed" if dropped else "")
+    )
 
 
 @log_app.command("init")
@@ -86,19 +137,37 @@ def log_init(
             "recognised by the log itself.",
         ),
     ] = DEFAULT_DUPLICATE_WINDOW,
+    max_age_days: Annotated[
+        float | None,
+        typer.Option(
+            "--max-age-days",
+            min=0.001,
+            help="Days the log keeps a message; older ones are discarded, raw bodies with them. "
+            "Default: $SHOPPULSE_LOG_MAX_AGE_DAYS or 7. Keep it at most raw_body_retention_days "
+            "and longer than any store outage to ride out.",
+        ),
+    ] = None,
 ) -> None:
     """Create the stream of deliveries, or bring it to these settings (idempotent)."""
     settings = log_settings(log)
+    if max_age_days is not None:
+        settings = settings.model_copy(update={"max_age_days": max_age_days})
     try:
         size = parse_bytes(max_bytes)
     except ValueError as exc:
         raise fail(str(exc)) from None
-    spec = StreamSpec(settings.stream, replicas, size, duplicate_window)
+    spec = StreamSpec(settings.stream, replicas, size, duplicate_window, settings.max_age_days)
 
     async def run() -> tuple[str, list[str]]:
-        nc = await connect(settings, name="shoppulse-log-init")
+        nc = await connect(settings, name="shoppulse-log-init", inbox=admin_role().inbox)
         try:
             return await ensure_stream(nc.jetstream(timeout=10.0), spec)
+        except Exception:
+            with contextlib.suppress(Exception):  # the server's permission error, if any
+                await nc.flush(timeout=1)
+            if nc.denied is not None:
+                raise LogUnavailable(denied_message(settings, nc.denied)) from None
+            raise
         finally:
             await nc.close()
 
@@ -112,21 +181,72 @@ def log_init(
     err.print(
         f"stream {spec.name} {outcome}{detail} (subjects shoppulse.deliveries.*, "
         f"shoppulse.rejections.*; {replicas} replica{'s' if replicas > 1 else ''}, "
-        f"{size} bytes, discard new, duplicate window {duplicate_window:g} s)"
+        f"{size} bytes, discard new, duplicate window {duplicate_window:g} s, "
+        f"messages kept {spec.max_age_days:g} days)"
     )
 
 
-def _preflight(settings: LogSettings, max_body_bytes: int) -> None:
-    """Refuse to start without a usable log (the lifespan checks again; this says it clearly)."""
+@log_app.command("permissions")
+def log_permissions(
+    stores: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--store",
+            help="The --sources of one store (comma-separated; repeat for several stores). "
+            "Default: one store that takes every source.",
+        ),
+    ] = None,
+) -> None:
+    """Print a nats-server `accounts` block with one user per role and least privilege each.
 
-    async def run() -> None:
-        nc, _, _ = await open_checked(
-            settings, name="shoppulse-check", max_body_bytes=max_body_bytes
+    Replace the REPLACE-... passwords (or use `nkey: U...` users) and paste it into the server's
+    configuration (docs/scale-out.md#permissions).
+    """
+    stream = LogSettings().stream
+    roles = [intake_role(stream)]
+    for entry in stores or [""]:
+        chosen = sorted({s.strip() for s in entry.split(",") if s.strip()}) or None
+        roles.append(store_role(stream, chosen))
+    roles.append(admin_role())
+    users = [
+        (f'user: "{_user_name(role)}", password: "REPLACE-{_user_name(role)}"', role)
+        for role in roles
+    ]
+    typer.echo(accounts_config(users), nl=False)
+
+
+def _user_name(role: Role) -> str:
+    return role.inbox.removeprefix("_INBOX_")
+
+
+def _preflight(
+    settings: LogSettings, max_body_bytes: int, role: Role, consumer: str | None = None
+) -> float:
+    """Refuse to start without a usable log (the lifespan checks again; this says it clearly);
+    with `consumer`, also without the permission to read it. Returns the stream's maximum age."""
+
+    async def run() -> float:
+        nc, js, info = await open_checked(
+            settings, name="shoppulse-check", max_body_bytes=max_body_bytes, inbox=role.inbox
         )
-        await nc.close()
+        try:
+            if consumer is not None:
+                try:
+                    await js.consumer_info(settings.stream, consumer, timeout=2.0)
+                except NotFoundError:
+                    pass  # the store creates it
+                except Exception:
+                    with contextlib.suppress(Exception):
+                        await nc.flush(timeout=1)
+                    if nc.denied is None:
+                        raise
+                    raise LogUnavailable(denied_message(settings, nc.denied)) from None
+            return float(info.config.max_age or 0.0)
+        finally:
+            await nc.close()
 
     try:
-        asyncio.run(run())
+        return asyncio.run(run())
     except LogUnavailable as exc:
         raise fail(str(exc)) from None
 
@@ -155,8 +275,8 @@ def intake(
         ssl_keyfile=ssl_keyfile,
     )
     sources = checked_sources(settings)
-    logs = log_settings(log)
-    _preflight(logs, settings.max_body_bytes)
+    logs = role_log_settings(log, settings.config)
+    _preflight(logs, settings.max_body_bytes, intake_role(logs.stream))
     err.print(
         f"ShopPulse intake listening on {listen_url(settings)} (log {logs.display_url}; "
         f"sources: {', '.join(sources) or 'none'})"
@@ -204,8 +324,17 @@ def store(
             f"--sources names {', '.join(unknown)}, not in {settings.config}; "
             f"configured: {', '.join(sources) or 'none'}"
         )
-    logs = log_settings(log)
-    _preflight(logs, settings.max_body_bytes)
+    logs = role_log_settings(log, settings.config)
+    role = store_role(logs.stream, chosen)
+    max_age = _preflight(logs, settings.max_body_bytes, role, consumer_name(chosen))
+    retention = settings.raw_body_retention_days * 86400
+    if retention and max_age > retention:
+        err.print(
+            f"[bold yellow]warning:[/] the log keeps messages {max_age / 86400:g} days, longer "
+            f"than raw_body_retention_days ({settings.raw_body_retention_days}): raw bodies "
+            "outlive the store's retention there; `shoppulse log init --max-age-days "
+            f"{settings.raw_body_retention_days}` (docs/scale-out.md#personal-data-in-the-log)"
+        )
     err.print(
         f"ShopPulse store listening on {listen_url(settings)} (database {settings.db_path}; "
         f"log {logs.display_url}; sources: {', '.join(chosen) if chosen else 'all'})"

@@ -34,7 +34,9 @@ from ingest.storage.database import StorageError
 from ingest.storage.writer import Delivery, Outcome, Overloaded, Writer
 from shoppulse.scale_out import envelope
 from shoppulse.scale_out.settings import LogSettings
+from shoppulse.scale_out.signing import LogSigner
 from shoppulse.scale_out.stream import DELIVERIES, REJECTIONS, filter_subjects
+from shoppulse.scale_out.unverified import unverified_delivery
 
 log = logging.getLogger("shoppulse.store")
 
@@ -97,6 +99,7 @@ class LogConsumer:
         self._nc = nc
         self._js = js
         self._settings = settings
+        self._signer = LogSigner(settings.signing_keys)
         self._writer = writer
         self._stats = stats
         self._sources = sorted(sources) if sources else None
@@ -237,9 +240,17 @@ class LogConsumer:
         deliveries: list[tuple[Msg, Delivery]] = []
         counts: list[Msg] = []
         for msg in messages:
+            problem = self._signer.problem(msg.subject, msg.headers, msg.data)
             if msg.subject.startswith(REJECTIONS + "."):
-                self._count(msg)
+                if problem is None:
+                    self._count(msg)
+                else:
+                    log.error("rejection counts %s dropped: %s", _seq(msg), problem)
                 counts.append(msg)
+                continue
+            if problem is not None:
+                log.error("log message %s quarantined: %s", _seq(msg), problem)
+                deliveries.append((msg, unverified_delivery(msg.subject, msg.data, problem)))
                 continue
             try:
                 deliveries.append((msg, envelope.decode(msg.data)))

@@ -18,6 +18,7 @@ from ingest.settings import Settings
 from ingest.sources import Source, check_secret_forms
 from ingest.stats import IngestStats
 from shoppulse.scale_out.connection import close_quietly
+from shoppulse.scale_out.permissions import intake_role
 from shoppulse.scale_out.settings import LogSettings
 from shoppulse.scale_out.sink import LogSink, replica_name
 from shoppulse.scale_out.stream import open_checked
@@ -42,7 +43,10 @@ def create_intake_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         replica = replica_name()
         nc, js, _ = await open_checked(
-            log_settings, name=f"shoppulse-intake-{replica}", max_body_bytes=settings.max_body_bytes
+            log_settings,
+            name=f"shoppulse-intake-{replica}",
+            max_body_bytes=settings.max_body_bytes,
+            inbox=intake_role(log_settings.stream).inbox,
         )
         sink = LogSink(nc, js, log_settings, replica)
         stats = IngestStats()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pathlib import Path
+
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_LOG_URL = "nats://127.0.0.1:4222"
@@ -45,6 +47,43 @@ class LogSettings(BaseSettings):
         description="Time the log waits for the store's acknowledgement before it delivers a "
         "message again (the store's ledger recognises the repeat).",
     )
+
+    max_age_days: float = Field(
+        default=7.0,
+        gt=0,
+        description="Days the log keeps a message (`shoppulse log init` sets it on the stream); "
+        "older ones are discarded, so raw bodies in the log do not outlive this. Keep it at most "
+        "raw_body_retention_days and longer than any store outage you want to ride out.",
+    )
+
+    signing_keys: tuple[SecretStr, ...] = Field(
+        default=(),
+        description="Keys intake signs the log's messages with (the first) and the store checks "
+        "them by (any); the commands read them from the sources file's `[log]` section.",
+    )
+
+    # Credentials of the link: one way at a time (see docs/scale-out.md, "Credentials"). Secrets
+    # come from the environment or a file, never from the command line alone.
+    creds_file: Path | None = Field(
+        default=None,
+        description="A NATS .creds file (user JWT and nkey seed), as `nsc` makes it.",
+    )
+    nkey_seed_file: Path | None = Field(
+        default=None, description="A file holding the user's nkey seed (SU...)."
+    )
+    token: SecretStr | None = Field(default=None, description="The server's token.")
+    token_file: Path | None = Field(default=None, description="A file holding the token.")
+    user: str | None = Field(default=None, description="User name (with a password).")
+    password: SecretStr | None = Field(default=None, description="The user's password.")
+    password_file: Path | None = Field(default=None, description="A file holding the password.")
+    # TLS: a `tls://` URL or a CA file turns it on.
+    tls_ca_file: Path | None = Field(
+        default=None, description="PEM CA certificate(s) the server's certificate must chain to."
+    )
+    tls_cert_file: Path | None = Field(
+        default=None, description="PEM client certificate, for servers that verify clients."
+    )
+    tls_key_file: Path | None = Field(default=None, description="PEM private key of tls_cert_file.")
 
     @property
     def servers(self) -> list[str]:

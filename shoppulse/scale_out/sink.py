@@ -29,6 +29,7 @@ from ingest.storage.database import StorageError
 from ingest.storage.writer import Delivery, Outcome
 from shoppulse.scale_out import envelope
 from shoppulse.scale_out.settings import LogSettings
+from shoppulse.scale_out.signing import LogSigner
 from shoppulse.scale_out.stream import delivery_subject, rejection_subject
 
 log = logging.getLogger("shoppulse.intake")
@@ -51,6 +52,7 @@ class LogSink:
         self._nc = nc
         self._js = js
         self._settings = settings
+        self._signer = LogSigner(settings.signing_keys)
         self.replica = replica
         self._in_flight = 0
         self._failed_at = 0.0
@@ -85,13 +87,14 @@ class LogSink:
         if not self._nc.is_connected:
             raise self._failed(f"the log at {self._settings.display_url} is unreachable")
         msg_id = envelope.message_id(delivery.source, delivery.delivery_id)
+        subject, data = delivery_subject(delivery.source), envelope.encode(delivery)
         self._in_flight += 1
         try:
             ack = await self._js.publish(
-                delivery_subject(delivery.source),
-                envelope.encode(delivery),
+                subject,
+                data,
                 timeout=self._settings.publish_timeout_seconds,
-                headers={"Nats-Msg-Id": msg_id},
+                headers=self._signer.headers(subject, msg_id, data),
             )
         except (TimeoutError, nats.errors.TimeoutError):
             raise self._failed(
@@ -142,12 +145,15 @@ class LogSink:
         counts, self._counts = self._counts, defaultdict(Counter)
         for source, by_reason in counts.items():
             self._counts_seq += 1
+            subject = rejection_subject(source)
+            data = envelope.encode_counts(self.replica, dict(by_reason))
+            msg_id = f"counts:{self.replica}:{self._counts_seq}"
             try:
                 await self._js.publish(
-                    rejection_subject(source),
-                    envelope.encode_counts(self.replica, dict(by_reason)),
+                    subject,
+                    data,
                     timeout=self._settings.publish_timeout_seconds,
-                    headers={"Nats-Msg-Id": f"counts:{self.replica}:{self._counts_seq}"},
+                    headers=self._signer.headers(subject, msg_id, data),
                 )
             except (TimeoutError, nats.errors.Error) as exc:
                 log.warning("rejection counts not sent yet: %s", exc)

@@ -17,6 +17,7 @@ from ingest.settings import Settings
 from ingest.sources import Source
 from shoppulse.scale_out.connection import close_quietly
 from shoppulse.scale_out.consumer import LogConsumer
+from shoppulse.scale_out.permissions import store_role
 from shoppulse.scale_out.settings import LogSettings
 from shoppulse.scale_out.stream import open_checked
 from shoppulse.service import Service, create_app
@@ -35,7 +36,10 @@ def create_store_app(
     @asynccontextmanager
     async def consume(service: Service) -> AsyncIterator[None]:
         nc, js, _ = await open_checked(
-            log_settings, name="shoppulse-store", max_body_bytes=settings.max_body_bytes
+            log_settings,
+            name="shoppulse-store",
+            max_body_bytes=settings.max_body_bytes,
+            inbox=store_role(log_settings.stream, log_sources).inbox,
         )
         consumer = LogConsumer(
             nc,

@@ -10,15 +10,15 @@ ids for a window, within which a repeated delivery is not stored twice.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from dataclasses import dataclass
 
-from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig, StreamInfo
 from nats.js.errors import NotFoundError
 
-from shoppulse.scale_out.connection import LogUnavailable, connect
+from shoppulse.scale_out.connection import LogClient, LogUnavailable, connect
 from shoppulse.scale_out.settings import LogSettings
 
 SUBJECT_PREFIX = "shoppulse"
@@ -28,6 +28,7 @@ SUBJECTS = (f"{DELIVERIES}.*", f"{REJECTIONS}.*")
 
 DEFAULT_MAX_BYTES = 8 * 1024**3
 DEFAULT_DUPLICATE_WINDOW = 120.0
+DEFAULT_MAX_AGE_DAYS = 7.0
 
 _UNITS = {"": 1, "b": 1, "k": 1000, "m": 1000**2, "g": 1000**3, "t": 1000**4}
 _BINARY = {"ki": 1024, "mi": 1024**2, "gi": 1024**3, "ti": 1024**4}
@@ -70,6 +71,7 @@ class StreamSpec:
     replicas: int = 1
     max_bytes: int = DEFAULT_MAX_BYTES
     duplicate_window: float = DEFAULT_DUPLICATE_WINDOW
+    max_age_days: float = DEFAULT_MAX_AGE_DAYS  # raw bodies in the log are gone after it
 
     def config(self) -> StreamConfig:
         return StreamConfig(
@@ -82,13 +84,21 @@ class StreamSpec:
             max_bytes=self.max_bytes,
             num_replicas=self.replicas,
             duplicate_window=self.duplicate_window,
+            max_age=self.max_age_days * 86400,
         )
 
 
 def _differences(spec: StreamSpec, current: StreamConfig) -> list[str]:
     wanted = spec.config()
     changes = []
-    for name in ("subjects", "discard", "max_bytes", "num_replicas", "duplicate_window"):
+    for name in (
+        "subjects",
+        "discard",
+        "max_bytes",
+        "num_replicas",
+        "duplicate_window",
+        "max_age",
+    ):
         old, new = getattr(current, name), getattr(wanted, name)
         if name == "subjects":
             old, new = sorted(old or []), sorted(new or [])
@@ -140,6 +150,8 @@ async def check_stream(js: JetStreamContext, name: str, url: str) -> StreamInfo:
         problems.append("it discards old messages when full (they may not be stored yet)")
     if not config.duplicate_window:
         problems.append("it has no duplicate window")
+    if not config.max_age:
+        problems.append("it keeps messages forever (no maximum age), raw bodies with them")
     if config.retention != RetentionPolicy.LIMITS:
         problems.append(f"its retention is {config.retention}, not limits")
     if problems:
@@ -149,18 +161,33 @@ async def check_stream(js: JetStreamContext, name: str, url: str) -> StreamInfo:
     return info
 
 
+def denied_message(settings: LogSettings, denied: str) -> str:
+    return (
+        f"the log at {settings.display_url} refused this role a permission ({denied}): give its "
+        "user the permissions of `shoppulse log permissions` (docs/scale-out.md#permissions)"
+    )
+
+
 #: Room a message needs beyond the raw body (metadata and canonical events).
 ENVELOPE_ROOM = 256 * 1024
 
 
 async def open_checked(
-    settings: LogSettings, *, name: str, max_body_bytes: int
-) -> tuple[Client, JetStreamContext, StreamInfo]:
-    """Connect to the log and check the stream (the start of every role), or LogUnavailable."""
-    nc = await connect(settings, name=name)
+    settings: LogSettings, *, name: str, max_body_bytes: int, inbox: str = "_INBOX"
+) -> tuple[LogClient, JetStreamContext, StreamInfo]:
+    """Connect to the log and check the stream (the start of every role), or LogUnavailable.
+    `inbox` is the role's inbox prefix (shoppulse.scale_out.permissions)."""
+    nc = await connect(settings, name=name, inbox=inbox)
     try:
         js = nc.jetstream(timeout=settings.publish_timeout_seconds)
-        info = await check_stream(js, settings.stream, settings.display_url)
+        try:
+            info = await check_stream(js, settings.stream, settings.display_url)
+        except LogUnavailable:
+            with contextlib.suppress(Exception):  # the server's permission error, if any
+                await nc.flush(timeout=1)
+            if nc.denied is None:
+                raise
+            raise LogUnavailable(denied_message(settings, nc.denied)) from None
         if nc.max_payload < max_body_bytes + ENVELOPE_ROOM:
             raise LogUnavailable(
                 f"the log at {settings.display_url} takes messages of at most {nc.max_payload} "

@@ -16,6 +16,8 @@ from tests.e2e.test_crash_recovery import Sent, next_order_id, post
 
 THREADS = 4
 JOIN_TIMEOUT = 15.0
+#: Most seconds a sender keeps retrying an interrupted delivery (less than JOIN_TIMEOUT).
+RETRY_FOR = 10.0
 
 
 @dataclass
@@ -56,7 +58,12 @@ class SpreadLoad:
         with self.lock:
             self.sent.append(sent)
         attempt = 0
-        while not self.stop.is_set():
+        deadline = time.monotonic() + RETRY_FOR
+        # A delivery whose request was interrupted is retried until acknowledged even after the
+        # stop (as a platform retries), for at most RETRY_FOR seconds.
+        while not self.stop.is_set() or (
+            sent.delivery_id in self.interrupted and time.monotonic() < deadline
+        ):
             client = clients[(index + attempt) % len(clients)]
             attempt += 1
             try:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from shoppulse.commands.dashboard import CLI
 from tests.e2e.server import ServiceProcess, write_sources
+from tests.scale_out.signed import add_signing_key
 
 
 class RoleProcess(ServiceProcess):
@@ -50,4 +51,5 @@ class RoleProcess(ServiceProcess):
 
 
 def sources_file(workdir: Path, sources: Mapping[str, tuple[str, ...]]) -> Path:
-    return write_sources(workdir / "sources.toml", sources)
+    """A sources file with `sources` and the tests' log signing key."""
+    return add_signing_key(write_sources(workdir / "sources.toml", sources))

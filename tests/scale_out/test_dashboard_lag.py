@@ -9,11 +9,11 @@ from fastapi.testclient import TestClient
 from dashboard.model import LogLag, build_health
 from ingest.settings import Settings
 from shoppulse.scale_out.intake_app import create_intake_app
-from shoppulse.scale_out.settings import LogSettings
 from tests.conftest import SECRET, make_source
 from tests.dashboard.test_page import app_for
 from tests.scale_out.conftest import RoleFactory
 from tests.scale_out.nats import NatsNode
+from tests.scale_out.signed import signed_settings
 from tests.scale_out.test_faults import lag
 from tests.scale_out.traffic import post, simulated, wait_for
 
@@ -34,7 +34,7 @@ def test_the_health_panel_shows_the_store_caught_up_then_the_log_unreachable(
 ) -> None:
     store = roles("store", nats_node.url).start()
     settings = Settings(db_path=store.db)  # the replica opens no database
-    app = create_intake_app(settings, LogSettings(url=nats_node.url), SOURCES)
+    app = create_intake_app(settings, signed_settings(url=nats_node.url), SOURCES)
     with TestClient(app) as client:
         for delivery in simulated(20):
             assert post(client, delivery).status_code in (200, 202)

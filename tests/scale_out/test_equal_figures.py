@@ -12,12 +12,12 @@ from fastapi.testclient import TestClient
 from ingest.settings import Settings
 from metrics.catalog import METRICS
 from shoppulse.scale_out.intake_app import create_intake_app
-from shoppulse.scale_out.settings import LogSettings
 from shoppulse.scale_out.store_app import create_store_app
 from shoppulse.service import create_app
 from shoppulse.simulator import Mix
 from tests.conftest import SECRET, FrozenClock, make_source
 from tests.scale_out.nats import NatsNode
+from tests.scale_out.signed import signed_settings
 from tests.scale_out.traffic import START, post, simulated, wait_for
 
 pytestmark = pytest.mark.timeout(120)
@@ -47,7 +47,7 @@ def test_scale_out_and_embedded_give_the_same_figures(nats_node: NatsNode, tmp_p
     clock = FrozenClock(START + timedelta(days=1))
     embedded_settings = Settings(db_path=tmp_path / "embedded" / "shoppulse.duckdb")
     store_settings = Settings(db_path=tmp_path / "store" / "shoppulse.duckdb")
-    logs = LogSettings(url=nats_node.url)
+    logs = signed_settings(url=nats_node.url)
 
     with TestClient(create_app(embedded_settings, SOURCES, clock=clock)) as embedded:
         expected = [post(embedded, d).json()["status"] for d in deliveries]

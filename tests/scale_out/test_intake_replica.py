@@ -16,11 +16,12 @@ from ingest.providers import get_provider
 from ingest.settings import Settings
 from shoppulse.scale_out import envelope
 from shoppulse.scale_out.intake_app import create_intake_app
-from shoppulse.scale_out.settings import STREAM, LogSettings
+from shoppulse.scale_out.settings import STREAM
 from shoppulse.scale_out.stream import StreamSpec
 from shoppulse.service import create_app
 from tests.conftest import SECRET, FrozenClock, fixture_bytes, make_source
 from tests.scale_out.nats import NatsNode, create_stream
+from tests.scale_out.signed import signed_settings
 from tests.scale_out.stream_reader import read_stream
 
 pytestmark = pytest.mark.timeout(60)
@@ -65,7 +66,7 @@ def settings(tmp_path: Path) -> Settings:
 
 @pytest.fixture
 def replica(nats_node: NatsNode, settings: Settings) -> Iterator[TestClient]:
-    app = create_intake_app(settings, LogSettings(url=nats_node.url), SOURCES, FrozenClock())
+    app = create_intake_app(settings, signed_settings(url=nats_node.url), SOURCES, FrozenClock())
     with TestClient(app) as client:
         yield client
 
@@ -75,7 +76,7 @@ def test_same_answers_as_the_embedded_service_and_the_log_holds_the_deliveries(
 ) -> None:
     with TestClient(create_app(settings, SOURCES, clock=FrozenClock())) as embedded:
         expected = answers(embedded)
-    app = create_intake_app(settings, LogSettings(url=nats_node.url), SOURCES, FrozenClock())
+    app = create_intake_app(settings, signed_settings(url=nats_node.url), SOURCES, FrozenClock())
     with TestClient(app) as replica:
         got = answers(replica)
     assert [status for status, _, _ in got] == [200, 200, 202, 401, 401, 404, 415, 413]
@@ -108,7 +109,7 @@ def test_a_full_stream_answers_503_and_keeps_every_acknowledged_delivery(
     bare_nats: NatsNode, settings: Settings
 ) -> None:
     create_stream(bare_nats.url, StreamSpec(STREAM, max_bytes=48 * 1024))
-    app = create_intake_app(settings, LogSettings(url=bare_nats.url), SOURCES, FrozenClock())
+    app = create_intake_app(settings, signed_settings(url=bare_nats.url), SOURCES, FrozenClock())
     acknowledged = []
     with TestClient(app) as replica:
         for n in range(60):

@@ -17,10 +17,10 @@ from fastapi.testclient import TestClient
 from ingest.settings import Settings
 from ingest.sources import Source
 from shoppulse.scale_out.intake_app import create_intake_app
-from shoppulse.scale_out.settings import LogSettings
 from shoppulse.scale_out.store_app import create_store_app
 from tests.conftest import SECRET, FrozenClock, make_source
 from tests.scale_out.nats import NatsNode
+from tests.scale_out.signed import signed_settings
 from tests.scale_out.traffic import START, post, simulated, wait_for
 
 pytestmark = pytest.mark.timeout(90)
@@ -38,7 +38,9 @@ def clock() -> FrozenClock:
 @contextmanager
 def intake(url: str, sources: dict[str, Source] = SOURCES) -> Iterator[TestClient]:
     settings = Settings(db_path=Path("unused.duckdb"))
-    with TestClient(create_intake_app(settings, LogSettings(url=url), sources, clock())) as client:
+    with TestClient(
+        create_intake_app(settings, signed_settings(url=url), sources, clock())
+    ) as client:
         yield client
 
 
@@ -47,7 +49,7 @@ def store(
     url: str, db: Path, *, log_sources: list[str] | None = None, fetch_batch: int = 1000
 ) -> Iterator[TestClient]:
     settings = Settings(db_path=db, batch_linger_ms=0.5)
-    logs = LogSettings(url=url, fetch_batch=fetch_batch)
+    logs = signed_settings(url=url, fetch_batch=fetch_batch)
     app = create_store_app(settings, logs, SOURCES, log_sources=log_sources, clock=clock())
     with TestClient(app) as client:
         yield client

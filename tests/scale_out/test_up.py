@@ -3,8 +3,10 @@ dashboard and a demo store spread over both replicas; Ctrl-C stops all of it."""
 
 from __future__ import annotations
 
+import asyncio
 import random
 import re
+import stat
 from pathlib import Path
 
 import httpx
@@ -12,6 +14,8 @@ import pytest
 
 from shoppulse.commands._processes import port_in_use
 from shoppulse.commands.dashboard import CLI
+from shoppulse.scale_out.connection import LogUnavailable, connect
+from shoppulse.scale_out.settings import LogSettings
 from tests.dashboard.store import wait_for
 from tests.e2e.server import free_port
 from tests.e2e.up import running_up
@@ -57,6 +61,14 @@ def test_up_scale_out_runs_everything_and_stops_on_ctrl_c(tmp_path: Path) -> Non
             assert replica["sources"]["demo"]["accepted"] > 0, replica
         health = httpx.get(f"http://127.0.0.1:{board_port}/_stcore/health", timeout=5)
         assert health.status_code == 200
+        # The log is closed like the embedded demo: a client without the generated token is
+        # refused, and the token is in a file only its owner reads, never printed.
+        with pytest.raises(LogUnavailable, match="requires credentials"):
+            asyncio.run(connect(LogSettings(url=f"nats://127.0.0.1:{log_port}"), name="test"))
+        token_file = db.parent / "nats" / "token"
+        assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+        token = token_file.read_text()
+        assert len(token) >= 32 and token not in printed
     said = run.output()
     assert run.code == 0, said
     assert "stopping the log (nats-server)" in said and "stopped." in said
