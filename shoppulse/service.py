@@ -37,6 +37,7 @@ from metrics.worker import MetricsWorker
 from shoppulse import __version__
 from shoppulse.auth import BearerTokenMiddleware
 from shoppulse.fastpath import ShopPulseApp, error_response, unexpected_error_response
+from shoppulse.logs import flush_logs
 from shoppulse.publish import Publisher, PublishWorker
 
 log = logging.getLogger("shoppulse.service")
@@ -177,6 +178,7 @@ def create_app(settings: Settings, sources: dict[str, Source], clock: Clock = ut
             worker.stop()
             app.state.publish_worker.stop()  # publishes one last time
             con.close()
+            flush_logs()  # the process may end right after this (see flush_logs)
 
     app = ShopPulseApp(
         title="ShopPulse",
