@@ -38,6 +38,7 @@ from ingest.errors import (
 from ingest.events import CanonicalEvent
 from ingest.providers import get_provider
 from ingest.providers.base import Provider, SignatureError, UnusableDelivery
+from ingest.quarantine_advice import FUTURE_TIME, INVALID_JSON, next_step
 from ingest.redaction import redacted_body
 from ingest.settings import Settings
 from ingest.sources import Source
@@ -89,7 +90,7 @@ def future_event_reason(
             value: datetime | None = getattr(event, name)
             if value is not None and value > limit:
                 return (
-                    f"event time {value.isoformat()} ({name} of {event.kind} "
+                    f"{FUTURE_TIME} {value.isoformat()} ({name} of {event.kind} "
                     f"{event.entity_id[:64]!r}) is more than {describe_span(tolerance)} in the "
                     f"future (service clock {now.isoformat()})"
                 )
@@ -290,7 +291,7 @@ class Intake:
         try:
             payload = orjson.loads(body)
         except orjson.JSONDecodeError as exc:
-            reason = f"invalid JSON: {exc}"[:300]
+            reason = f"{INVALID_JSON}: {exc}"[:300]
         info = provider.delivery_info(body, headers, payload)
         events = []
         received_at = self.clock()
@@ -359,7 +360,7 @@ class Intake:
         }
         if outcome is Outcome.QUARANTINED:
             body["reason"] = delivery.reason
-            body["next"] = "stored in quarantine; fix the mapping, then `shoppulse replay`"
+            body["next"] = f"stored in quarantine; {next_step(delivery.reason)}"
             return json_response(202, body)
         if outcome is Outcome.STORED:
             body["events"] = len(delivery.events)

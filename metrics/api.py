@@ -24,6 +24,14 @@ class MetricsContext:
     clock: Callable[[], datetime]
     worker: MetricsWorker
 
+    def abandonment_rules(self) -> dict[str, float]:
+        """When an open cart or checkout counts as abandoned (what makes a rate provisional)."""
+        engine = self.worker.engine
+        return {
+            "cart_abandon_after_seconds": engine.cart_abandon_after.total_seconds(),
+            "checkout_abandon_after_seconds": engine.checkout_abandon_after.total_seconds(),
+        }
+
     def check(self) -> dict[str, Any]:
         """Fold what is pending, then compare with a full recompute."""
         self.worker.fold_now()
@@ -85,6 +93,12 @@ class WindowFigures(BaseModel):
     watermark: str | None = Field(description="received_at of the newest event folded in.")
     freshness_seconds: float | None = Field(description="Now minus the watermark.")
     events_folded_through: int
+    cart_abandon_after_seconds: float = Field(
+        description="Inactivity after which an unconverted cart counts as abandoned."
+    )
+    checkout_abandon_after_seconds: float = Field(
+        description="Inactivity after which an uncompleted checkout counts as abandoned."
+    )
 
 
 class Point(BaseModel):
@@ -102,8 +116,14 @@ class Series(BaseModel):
     points: list[Point]
 
 
-FromQuery = Annotated[datetime | None, Query(alias="from", description="Window start (UTC).")]
-ToQuery = Annotated[datetime | None, Query(alias="to", description="Window end, exclusive (UTC).")]
+FromQuery = Annotated[
+    datetime | None,
+    Query(alias="from", description="Window start (UTC); default: 24 hours before the end."),
+]
+ToQuery = Annotated[
+    datetime | None,
+    Query(alias="to", description="Window end, exclusive (UTC); default: the end of this minute."),
+]
 SourceQuery = Annotated[str | None, Query(description="Source id; omitted = all sources.")]
 
 
@@ -122,7 +142,8 @@ def build_router(get_context: Callable[[], MetricsContext]) -> APIRouter:
     ) -> Any:
         ctx = get_context()
         window = _window(start, end, source)
-        return await run_in_threadpool(window_figures, ctx.con.cursor(), window, ctx.clock())
+        figures = await run_in_threadpool(window_figures, ctx.con.cursor(), window, ctx.clock())
+        return {**figures, **ctx.abandonment_rules()}
 
     @router.get("/timeseries", response_model=Series, summary="One metric per time bucket")
     async def series(

@@ -66,6 +66,7 @@ from ingest.providers.base import (
     get_id,
     require_mapping,
 )
+from ingest.quarantine_advice import UNKNOWN_SCOPE
 
 HEADER_SECRET_PREFIX = "header:"
 
@@ -200,7 +201,7 @@ class BigCommerce:
         if not topic:
             raise UnusableDelivery("field 'scope' is missing")
         if topic not in self.topics:
-            raise UnusableDelivery(f"unknown scope '{topic[:80]}'")
+            raise UnusableDelivery(f"{UNKNOWN_SCOPE} '{topic[:80]}'")
         envelope = require_mapping(payload)
         data = require_mapping(envelope.get("data"), "field 'data'")
         at = self._event_time(envelope, headers)

@@ -28,6 +28,7 @@ from ingest.providers.base import (
     require_mapping,
     topic_mismatch,
 )
+from ingest.quarantine_advice import UNKNOWN_TOPIC
 
 CART_TOPICS = frozenset({"carts/create", "carts/update"})
 CHECKOUT_TOPICS = frozenset({"checkouts/create", "checkouts/update"})
@@ -137,7 +138,7 @@ class Shopify:
         if not topic:
             raise UnusableDelivery("missing X-Shopify-Topic header")
         if topic not in self.topics:
-            raise UnusableDelivery(f"unknown topic '{topic[:80]}'")
+            raise UnusableDelivery(f"{UNKNOWN_TOPIC} '{topic[:80]}'")
         obj = require_mapping(payload)
         check_topic(topic, obj)
         if topic in CART_TOPICS:

@@ -57,6 +57,7 @@ from ingest.providers.base import (
     get_id,
     require_mapping,
 )
+from ingest.quarantine_advice import UNKNOWN_TOPIC
 
 SIGNATURE_HEADER = "stripe-signature"
 
@@ -202,7 +203,7 @@ class Stripe:
         if not topic:
             raise UnusableDelivery("field 'type' is missing")
         if topic not in self.topics:
-            raise UnusableDelivery(f"unknown topic '{topic[:80]}'")
+            raise UnusableDelivery(f"{UNKNOWN_TOPIC} '{topic[:80]}'")
         event = require_mapping(payload)
         data = require_mapping(event.get("data"), "field 'data'")
         obj = require_mapping(data.get("object"), "field 'data.object'")

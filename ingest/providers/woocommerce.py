@@ -65,6 +65,7 @@ from ingest.providers.base import (
     require_mapping,
     topic_mismatch,
 )
+from ingest.quarantine_advice import UNKNOWN_TOPIC
 
 SIGNATURE_HEADER = "x-wc-webhook-signature"
 TOPIC_HEADER = "x-wc-webhook-topic"
@@ -168,7 +169,7 @@ class WooCommerce:
         if not topic:
             raise UnusableDelivery("missing X-WC-Webhook-Topic header")
         if topic not in self.topics:
-            raise UnusableDelivery(f"unknown topic '{topic[:80]}'")
+            raise UnusableDelivery(f"{UNKNOWN_TOPIC} '{topic[:80]}'")
         order = require_mapping(payload)
         order_id = _required_id(order, "id")
         self._check_topic(topic, order)

@@ -55,7 +55,7 @@ def test_list_shows_counts_never_secrets(config: Path) -> None:
         assert secret not in result.output
 
 
-def test_add_generates_a_secret_once_and_keeps_the_rest(config: Path, tmp_path: Path) -> None:
+def test_add_generates_a_secret_once_and_keeps_the_rest(config: Path) -> None:
     result = run(
         "sources",
         "add",
@@ -66,8 +66,6 @@ def test_add_generates_a_secret_once_and_keeps_the_rest(config: Path, tmp_path: 
         "--generate-secret",
         "--config",
         str(config),
-        "--db",
-        str(tmp_path / "none.duckdb"),
     )
     assert result.exit_code == 0, result.output
     assert "/webhooks/acme-woo" in result.output and "restart" in result.output
