@@ -59,6 +59,9 @@ _FATAL_MARKERS = ("database has been invalidated", "FATAL Error")
 
 Clock = Callable[[], datetime]
 
+#: The status each outcome of an authentic delivery is answered with.
+OUTCOME_STATUS = {Outcome.STORED: 200, Outcome.DUPLICATE: 200, Outcome.QUARANTINED: 202}
+
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
@@ -361,7 +364,6 @@ class Intake:
         if outcome is Outcome.QUARANTINED:
             body["reason"] = delivery.reason
             body["next"] = f"stored in quarantine; {next_step(delivery.reason)}"
-            return json_response(202, body)
         if outcome is Outcome.STORED:
             body["events"] = len(delivery.events)
-        return json_response(200, body)
+        return json_response(OUTCOME_STATUS[outcome], body)
