@@ -52,6 +52,11 @@ UNKNOWN_SOURCE = "_unknown"
 MB = 1024 * 1024
 #: Seconds a reading of the database filesystem's free space is reused.
 FREE_SPACE_TTL = 0.5
+#: The most an oversized body is read (and discarded) before its 413, so that a sender that
+#: writes the whole body before reading sees the answer (see `Intake._too_large`); past either
+#: bound the 413 is sent with `Connection: close`. nginx's lingering close bounds it the same way.
+DRAIN_MAX_BYTES = 64 * 1024 * 1024
+DRAIN_SECONDS = 5.0
 
 #: DuckDB's words for a database that stopped after a fatal error (a failed checkpoint, say):
 #: every later write fails until the process opens the file again.
@@ -118,6 +123,28 @@ def refuse_repeated(raw: Sequence[tuple[bytes, bytes]], names: Sequence[str]) ->
             seen.add(lowered)
 
 
+async def drain(
+    request: Request, max_bytes: int | None = None, seconds: float | None = None
+) -> bool:
+    """Read and discard the rest of the request body; True when it ended within the bounds
+    (DRAIN_MAX_BYTES, DRAIN_SECONDS by default), False when a bound or a disconnect came first."""
+    budget = DRAIN_MAX_BYTES if max_bytes is None else max_bytes
+    drained = 0
+    try:
+        async with asyncio.timeout(DRAIN_SECONDS if seconds is None else seconds):
+            while True:
+                message = await request.receive()
+                if message["type"] != "http.request":
+                    return False  # http.disconnect
+                drained += len(message.get("body", b""))
+                if not message.get("more_body", False):
+                    return True
+                if drained > budget:
+                    return False
+    except TimeoutError:
+        return False
+
+
 def _is_json(content_type: str) -> bool:
     media = content_type.split(";", 1)[0].strip().lower()
     return media == "application/json" or (
@@ -159,12 +186,28 @@ class Intake:
         )
         return error
 
+    async def _too_large(self, request: Request, source_id: str, message: str) -> IngestError:
+        """The 413 of an oversized body, once the rest of the body has been drained.
+
+        Most senders (Python's urllib, most webhook senders: all that send no `Expect:
+        100-continue`) write the whole body before they read an answer. Answering and closing
+        while they still write makes their kernel see a reset instead of the 413, so the rest is
+        read and discarded first, bounded like nginx's lingering close: at most DRAIN_MAX_BYTES
+        and DRAIN_SECONDS. Past a bound the 413 goes out with `Connection: close`.
+        """
+        headers: dict[str, str] = {}
+        if request.headers.get("expect", "").lower() == "100-continue":
+            headers["Connection"] = "close"  # the sender waits: it never sends the body
+        elif not await drain(request):
+            headers["Connection"] = "close"
+        return self._reject(source_id, BodyTooLarge(message, headers=headers))
+
     async def _read_body(self, request: Request, source_id: str) -> bytes:
         limit = self.settings.max_body_bytes
         declared = request.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
-            raise self._reject(
-                source_id, BodyTooLarge(f"the body is {declared} bytes; the limit is {limit}")
+            raise await self._too_large(
+                request, source_id, f"the body is {declared} bytes; the limit is {limit}"
             )
         chunks: list[bytes] = []
         size = 0
@@ -174,9 +217,7 @@ class Intake:
                 async for chunk in request.stream():
                     size += len(chunk)
                     if size > limit:
-                        raise self._reject(
-                            source_id, BodyTooLarge(f"the body is over the limit of {limit} bytes")
-                        )
+                        break
                     chunks.append(chunk)
         except TimeoutError:
             raise self._reject(
@@ -192,6 +233,10 @@ class Intake:
                 source_id,
                 ClientDisconnected(f"the sender closed the connection after {size} bytes"),
             ) from None
+        if size > limit:
+            raise await self._too_large(
+                request, source_id, f"the body is over the limit of {limit} bytes"
+            )
         return b"".join(chunks)
 
     def _free_bytes(self, db_path: Path) -> int:
