@@ -48,6 +48,9 @@ class Kind:
     present: str  # the flag that says a (version) event was folded: has_version or seen
     version_fields: tuple[str, ...]  # taken from the latest version
     sticky: tuple[str, ...] = ()  # OR over all events, never undone
+    #: (flag, seq column): the flag of the latest event, by delivery, that says anything about it
+    #: (a deletion and a restore from a reversible trash); the column holds that event's seq.
+    toggles: tuple[tuple[str, str], ...] = ()
     earliest: tuple[str, ...] = ()  # the least value over all events (creation times)
     latest_activity: bool = False  # last_activity = max over all events
     counters: tuple[str, ...] = ()  # link reference counts maintained by deltas
@@ -81,7 +84,9 @@ ORDER = Kind(
         "cart_token",
         "checkout_token",
     ),
-    sticky=("deleted",),
+    # Deleted: as the latest deletion or restore says. Platforms without a trash send no restore,
+    # so for them a deletion is for good.
+    toggles=(("deleted", "d_seq"),),
     schema=_schema(
         ("source", pl.String()),
         ("id", pl.String()),
@@ -98,6 +103,7 @@ ORDER = Kind(
         ("cart_token", pl.String()),
         ("checkout_token", pl.String()),
         ("changed_seq", pl.Int64()),
+        ("d_seq", pl.Int64()),
     ),
 )
 
@@ -269,10 +275,17 @@ def _reduce_funnel(events: pl.LazyFrame, kind: str) -> pl.LazyFrame:
 
 # The reductions' expressions, built once: building them costs more than running them on a
 # batch of a few thousand events.
-_VERSION = ~pl.col("deleted")
+#: An order version: neither a deletion nor a restore marker (which carries no version).
+_VERSION = ~pl.col("deleted") & ~pl.col("restored")
 _IS_ORDER = pl.col("kind") == "order"
+#: Events that say whether an order is deleted: deletions, and restores out of a trash.
+_SAYS_DELETED = pl.col("deleted") | pl.col("restored")
 _ORDER_AGGS = (
-    pl.col("deleted").any(),
+    pl.col("deleted")
+    .filter(_SAYS_DELETED)
+    .sort_by(pl.col("event_seq").filter(_SAYS_DELETED))
+    .last(),
+    pl.col("event_seq").filter(_SAYS_DELETED).max().alias("d_seq"),
     pl.col("created_at").min(),
     _VERSION.any().alias("has_version"),
     _latest("updated_at", _VERSION).alias("v_updated_at"),
@@ -371,6 +384,17 @@ def _build_merge_exprs(spec: Kind) -> list[pl.Expr]:
         (pl.col(c).fill_null(False) | pl.col(f"{c}_b").fill_null(False)).alias(c)
         for c in spec.sticky
     ]
+    for flag, seq in spec.toggles:
+        later = pl.col(f"{seq}_b").is_not_null() & (
+            pl.col(seq).is_null() | (pl.col(f"{seq}_b") > pl.col(seq))
+        )
+        exprs += [
+            pl.when(later)
+            .then(pl.col(f"{flag}_b"))
+            .otherwise(pl.col(flag).fill_null(False))
+            .alias(flag),
+            pl.when(later).then(pl.col(f"{seq}_b")).otherwise(pl.col(seq)).alias(seq),
+        ]
     exprs += [pl.min_horizontal(c, f"{c}_b").alias(c) for c in spec.earliest]
     if spec.latest_activity:
         exprs.append(pl.max_horizontal("last_activity", "last_activity_b").alias("last_activity"))

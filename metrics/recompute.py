@@ -19,12 +19,16 @@ WITH ev AS (
     FROM events WHERE event_seq <= $upto
 ),
 order_latest AS (
-    SELECT * FROM ev WHERE kind = 'order' AND NOT deleted
+    SELECT * FROM ev WHERE kind = 'order' AND NOT deleted AND action <> 'restore'
     QUALIFY row_number() OVER (
         PARTITION BY source, entity_id ORDER BY vkey DESC, event_seq DESC) = 1
 ),
 order_all AS (
-    SELECT source, entity_id, bool_or(deleted) AS deleted, min(created_at) AS created_at
+    -- deleted: as the latest (by delivery) deletion or restore out of a trash says
+    SELECT source, entity_id,
+           coalesce(arg_max(deleted, event_seq) FILTER (WHERE deleted OR action = 'restore'),
+                    false) AS deleted,
+           min(created_at) AS created_at
     FROM ev WHERE kind = 'order' GROUP BY ALL
 ),
 orders AS (

@@ -196,4 +196,12 @@ METRICS_MIGRATIONS: list[list[str]] = [
         f"UPDATE {CURSOR} SET state_event_seq = event_seq, state_fold_seq = fold_seq, "
         "state_evaluated_at = evaluated_at, state_watermark_received_at = watermark_received_at",
     ],
+    # 3: an order's deletion can be undone (WooCommerce's trash): `deleted` is what the latest
+    # deletion or restore says, `d_seq` the event_seq of that event (NULL before: kept as it is).
+    [
+        f"ALTER TABLE {ORDERS}_hot ADD COLUMN d_seq BIGINT",
+        f"ALTER TABLE {ORDERS}_cold ADD COLUMN d_seq BIGINT",
+        f"CREATE OR REPLACE VIEW {ORDERS} AS SELECT * FROM {ORDERS}_hot "
+        f"UNION ALL SELECT * FROM {ORDERS}_cold",
+    ],
 ]
