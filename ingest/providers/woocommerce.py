@@ -26,9 +26,11 @@ offset and are UTC):
   WooCommerce also cancels unpaid pending orders, and those are abandoned checkouts.
 - `trash`, or topic `order.deleted` (which WooCommerce sends when an order is moved to the trash):
   a deleted order. The trash is reversible: `order.restored` sends, before the events of the
-  restored order, an order event with action `restore`, which undoes the deletion (the latest
-  deletion or restore, in delivery order, decides: `order.deleted` carries no time to order them
-  by otherwise).
+  restored order, an order event with action `restore` dated by the body's `date_modified_gmt`,
+  which undoes the deletions before it. The latest deletion or restore decides, by its time: a
+  trashed body's `date_modified_gmt`, or for `order.deleted` (which carries no time) when it
+  arrived. So a captured older body re-sent as `order.restored` cannot bring back an order
+  trashed after that body's version.
 
 Any other status (plugins add their own) is quarantined with its name, to be mapped and replayed.
 `order.restored` is mapped by the status the order is restored to (after its restore marker).
@@ -211,8 +213,12 @@ class WooCommerce:
         order_id = _required_id(order, "id")
         self._check_topic(topic, order)
         events = self._events(topic, order, order_id)
-        if topic == "order.restored":  # out of the trash: the order's deletion is undone
-            return [build_event(kind="order", action="restore", entity_id=order_id), *events]
+        if topic == "order.restored":  # out of the trash: undoes the deletions before it
+            restored_at = parse_gmt(order, "date_modified_gmt")
+            marker = build_event(
+                kind="order", action="restore", entity_id=order_id, updated_at=restored_at
+            )
+            return [marker, *events]
         return events
 
     def _events(self, topic: str, order: Mapping[str, Any], order_id: str) -> list[CanonicalEvent]:

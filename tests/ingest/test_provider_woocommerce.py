@@ -274,7 +274,7 @@ def test_restored_order_is_a_restore_marker_then_mapped_by_its_status() -> None:
     assert (marker.kind, marker.action, marker.entity_id, marker.deleted) == (
         "order", "restore", "727", False,
     )  # fmt: skip
-    assert marker.updated_at is None and marker.gross_sales is None
+    assert marker.updated_at == utc("2017-03-22T19:30:35") and marker.gross_sales is None
     assert (event.kind, event.action, event.deleted) == ("order", "update", False)
 
 

@@ -88,7 +88,8 @@ def body(order: str, status: str, modified: datetime) -> bytes:
 
 
 def delivery(op: Version | Trash | Restore, number: int) -> tuple[str, bytes]:
-    """Topic and body; each delivery modifies the order a second later than the one before."""
+    """Topic and body; each delivery modifies the order a second later than the one before (and
+    arrives at that moment: a deletion notice, which has no time, is dated by its arrival)."""
     modified = T0 + timedelta(seconds=number + 1)
     if isinstance(op, Trash):
         if op.notice:
@@ -128,7 +129,7 @@ def test_the_trash_is_reversible_and_incremental_equals_recompute(
             metrics_state_write_seconds=state_write_seconds,
         )
         sources = {"woo": make_source("woo", "woocommerce", SECRET)}
-        clock = FrozenClock(T0 + timedelta(days=1))
+        clock = FrozenClock(T0)
 
         def start() -> TestClient:
             return start_service(config, sources, clock)
@@ -139,6 +140,7 @@ def test_the_trash_is_reversible_and_incremental_equals_recompute(
         stored: list[Version | Trash | Restore] = []
         for number, op in enumerate(steps):
             if isinstance(op, Version | Trash | Restore):
+                clock.now = T0 + timedelta(seconds=number + 1)  # a notice is dated on arrival
                 topic, payload = delivery(op, number)
                 sent.append((topic, payload, f"d{number}"))
                 answer = signed_post(
@@ -160,3 +162,33 @@ def test_the_trash_is_reversible_and_incremental_equals_recompute(
                 client = start()
         assert differences(client) == []
         assert figures(client, source="woo", **WEEK)["orders"] == expected_orders(stored)
+
+
+def test_an_older_body_resent_as_restored_does_not_bring_back_a_trashed_order(
+    tmp_path: Path,
+) -> None:
+    """A replay: a captured authentic version re-sent under `order.restored` after the trash is
+    older than the trash, so the order stays deleted; a real restore (newer) brings it back."""
+    config = Settings(db_path=tmp_path / "live.duckdb", batch_linger_ms=0)
+    clock = FrozenClock(T0 + timedelta(seconds=1))
+    client = start_service(config, {"woo": make_source("woo", "woocommerce", SECRET)}, clock)
+    try:
+        old = body("701", "processing", T0 + timedelta(seconds=1))
+        for topic, payload, delivery_id in (
+            ("order.updated", old, "v1"),
+            ("order.deleted", orjson.dumps({"id": 701}), "trash"),
+            ("order.restored", old, "replay"),
+        ):
+            clock.now += timedelta(minutes=5)
+            answer = signed_post(
+                client, "woo", "woocommerce", payload, topic=topic, delivery_id=delivery_id
+            )
+            assert answer.json()["status"] == "stored", answer.text
+        assert figures(client, source="woo", **WEEK)["orders"] == 0
+        clock.now += timedelta(minutes=5)
+        restored = body("701", "completed", clock.now)
+        signed_post(client, "woo", "woocommerce", restored, topic="order.restored", delivery_id="r")
+        assert figures(client, source="woo", **WEEK)["orders"] == 1
+        assert differences(client) == []
+    finally:
+        client.__exit__(None, None, None)
