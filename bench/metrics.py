@@ -79,7 +79,8 @@ rows AS (
 INSERT INTO events
 SELECT $seq0 + row_number() OVER (ORDER BY i, part), $seq0 + row_number() OVER (ORDER BY i, part),
        'shop' || (i % 3), received_at, kind, action, entity_id, created_at, updated_at, cart_token,
-       checkout_token, order_id, currency, gross, disc, refund, false, false, false, false, false
+       checkout_token, order_id, currency, gross, disc, refund, false, false, false, false, false,
+       NULL
 FROM rows
 """
 
@@ -105,7 +106,8 @@ rows AS (
 INSERT INTO events
 SELECT $seq0 + row_number() OVER (ORDER BY i, part), $seq0 + row_number() OVER (ORDER BY i, part),
        'shop' || (i % 3), received_at, kind, action, entity_id, created_at, updated_at, cart_token,
-       checkout_token, order_id, currency, gross, disc, refund, false, false, false, false, false
+       checkout_token, order_id, currency, gross, disc, refund, false, false, false, false, false,
+       NULL
 FROM rows
 """
 

@@ -6,7 +6,7 @@ timeouts and turns the JSON into the frozen values of `dashboard.model`. Streaml
 here, so the data layer is testable on its own.
 
 Endpoints read: `GET /api/v1/metrics` (window figures), `GET /api/v1/metrics/timeseries`,
-`GET /api/v1/ingest/stats` and `GET /api/v1/ingest/quarantine`.
+`GET /api/v1/ingest/stats`, `GET /api/v1/ingest/quarantine` and `GET /api/v1/metrics/timezones`.
 """
 
 from __future__ import annotations
@@ -25,13 +25,13 @@ from dashboard.model import (
     RateMeter,
     Snapshot,
     SourceRow,
-    TimeRange,
     Trend,
     build_health,
     build_kpis,
     delivery_total,
     list_sources,
 )
+from dashboard.time_range import TimeRange, Zones
 
 DEFAULT_API_URL = "http://127.0.0.1:8000"
 REFRESH_SECONDS = 2.0
@@ -120,12 +120,27 @@ class ReadClient:
         return Figures.from_json(self._get("/api/v1/metrics", _params(window, source)))
 
     def trend(self, metric: str, window: TimeRange, source: str | None = None) -> Trend:
-        """`metric` per bucket of the window's grain, every bucket present."""
-        params = {"metric": metric, "grain": window.grain, **_params(window, source)}
+        """`metric` per bucket of the window's grain (hours and days on the window's zone's
+        clock), every bucket present."""
+        params = {
+            "metric": metric,
+            "grain": window.grain,
+            "tz": window.zone,
+            **_params(window, source),
+        }
         return Trend.from_json(self._get("/api/v1/metrics/timeseries", params), window)
+
+    def zones(self) -> Zones:
+        """Each source's time zone and the display zone (`GET /api/v1/metrics/timezones`)."""
+        return Zones.from_json(self._get("/api/v1/metrics/timezones"))
 
     def stats(self) -> dict[str, Any]:
         body: dict[str, Any] = self._get("/api/v1/ingest/stats")
+        return body
+
+    def reconciliation(self) -> dict[str, Any]:
+        """What reconciliation with the store APIs found, per source."""
+        body: dict[str, Any] = self._get("/api/v1/reconciliation")
         return body
 
     def quarantine(self, limit: int = 50, source: str | None = None) -> list[QuarantinedDelivery]:

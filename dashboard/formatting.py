@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
+from zoneinfo import ZoneInfo
 
 from dashboard.model import Kpi
 
 DASH = "—"
+#: ASCII punctuation, which Markdown lets a backslash show literally.
+_PUNCTUATION = frozenset("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~")
 #: ISO 4217 currencies without minor units (shown without decimals).
 _ZERO_DECIMALS = frozenset(
     "BIF CLP DJF GNF ISK JPY KMF KRW PYG RWF UGX VND VUV XAF XOF XPF".split()
@@ -90,11 +93,11 @@ def span(duration: timedelta) -> str:
     return " ".join(f"{amount} {unit}" for amount, unit in parts if amount)
 
 
-def clock(moment: datetime | None) -> str:
-    """`2026-01-01 12:34:56 UTC`."""
+def clock(moment: datetime | None, zone: str = "UTC") -> str:
+    """`2026-01-01 12:34:56 UTC`, or on another zone's clock: `2026-01-01 13:34:56 CET`."""
     if moment is None:
         return DASH
-    return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
+    return moment.astimezone(ZoneInfo(zone)).strftime("%Y-%m-%d %H:%M:%S %Z")
 
 
 def kpi_value(kpi: Kpi) -> str:
@@ -114,7 +117,7 @@ def kpi_delta(kpi: Kpi) -> str | None:
     if kpi.kind == "count" and isinstance(delta, int):
         return count(delta, signed=True)
     if kpi.kind == "money" and isinstance(delta, Decimal):
-        return money(delta, kpi.currency, signed=True)
+        return money(delta, kpi.currency, signed=True, code=False)  # the label names it
     return points(float(delta))
 
 
@@ -127,5 +130,20 @@ def kpi_note(kpi: Kpi, compared: str) -> str:
     """The line under the value: what the change compares with; provisional values say so first,
     and a rate whose periods have not settled says why it shows no change."""
     if kpi.unsettled:
-        return "provisional · no change until settled" if kpi.provisional else "no change yet"
+        return "provisional · not compared yet" if kpi.provisional else "not compared yet"
     return f"vs previous {compared}"
+
+
+def not_counted(orders: int, reasons: tuple[tuple[str, int], ...]) -> str | None:
+    """ "Stored but not counted: 1 order (1 test · 1 cancelled)", or None when there are none."""
+    if not orders:
+        return None
+    noun = "order" if orders == 1 else "orders"
+    why = " · ".join(f"{count(n)} {reason}" for reason, n in reasons)
+    return f"Stored but not counted: {count(orders)} {noun}" + (f" ({why})" if why else "")
+
+
+def plain(text: str) -> str:
+    """`text` shown literally where Streamlit renders Markdown (a table's cells): a reason or a
+    topic that a sender chose never becomes a link, emphasis or a colour directive."""
+    return "".join(f"\\{char}" if char in _PUNCTUATION else char for char in text)

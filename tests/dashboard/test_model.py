@@ -16,13 +16,12 @@ from dashboard.model import (
     Point,
     RateMeter,
     SourceRow,
-    TimeRange,
     build_health,
     build_kpis,
     fill_buckets,
-    grain_for,
     list_sources,
 )
+from dashboard.time_range import TimeRange, grain_for
 
 NOW = datetime(2026, 3, 14, 15, 9, 26, 535000, tzinfo=UTC)
 
@@ -142,13 +141,13 @@ def test_kpis_compare_with_the_previous_period_in_the_main_currency() -> None:
     assert not abandonment.higher_is_better and conversion.higher_is_better
     assert checkout.previous is None and checkout.delta is None
     assert fmt.kpi_value(net) == "300.50" and fmt.kpi_label(net) == "Net sales (USD)"
-    assert fmt.kpi_delta(net) == "+200.51 USD"
+    assert fmt.kpi_delta(net) == "+200.51"  # the label names the currency
     # two carts of this period are still open: no change against the settled previous period
     assert conversion.delta is None and abandonment.delta is None
     assert fmt.kpi_delta(conversion) is None
     assert fmt.kpi_value(abandonment) == "25.0%"
     assert fmt.kpi_label(abandonment) == "Cart abandonment"
-    assert fmt.kpi_note(abandonment, "1 h") == "provisional · no change until settled"
+    assert fmt.kpi_note(abandonment, "1 h") == "provisional · not compared yet"
     assert fmt.kpi_note(checkout, "15 min") == "vs previous 15 min"
 
 
@@ -245,6 +244,30 @@ def test_health_sums_rejection_reasons_over_sources() -> None:
     )
 
 
+def test_health_carries_the_stored_but_not_counted_orders() -> None:
+    stats = {
+        "totals": {"accepted": 3},
+        "sources": {
+            "a": {"accepted": 2, "not_counted": {"orders": 1, "test": 1, "cancelled": 1}},
+            "b": {"accepted": 1, "not_counted": {"orders": 1, "deleted": 1}},
+        },
+        "not_counted": {"orders": 2, "test": 1, "cancelled": 1, "deleted": 1},
+    }
+    every = build_health(stats, figures(), None, None)
+    assert every.not_counted == 2
+    assert every.not_counted_reasons == (("test", 1), ("cancelled", 1), ("deleted", 1))
+    one = build_health(stats, figures(), "a", None)
+    assert (one.not_counted, one.not_counted_reasons) == (1, (("test", 1), ("cancelled", 1)))
+    assert fmt.not_counted(one.not_counted, one.not_counted_reasons) == (
+        "Stored but not counted: 1 order (1 test · 1 cancelled)"
+    )
+    assert fmt.not_counted(every.not_counted, every.not_counted_reasons) == (
+        "Stored but not counted: 2 orders (1 test · 1 cancelled · 1 deleted)"
+    )
+    older = build_health({"totals": {}, "sources": {}}, figures(), None, None)  # an older service
+    assert (older.not_counted, fmt.not_counted(0, ())) == (0, None)
+
+
 @pytest.mark.parametrize(
     ("amount", "currency", "signed", "shown"),
     [
@@ -320,3 +343,11 @@ def test_freshness_tells_a_quiet_store_from_a_lag(
     health = build_health(stats, current, None, None)
     assert health.pipeline == state
     assert health.events_waiting == (None if stored is None else stored - folded)
+
+
+def test_table_text_is_shown_literally() -> None:
+    """Streamlit renders Markdown in a table's cells: a sender's topic never becomes a link."""
+    hostile = "[click](http://example.com) *x* :red[y] $z$ <b>"
+    escaped = fmt.plain(hostile)
+    assert all(escaped[i - 1] == "\\" for i, c in enumerate(escaped) if c in "[]()*:$<>")
+    assert escaped.replace("\\", "") == hostile
