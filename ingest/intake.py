@@ -16,7 +16,7 @@ import asyncio
 import logging
 import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,7 @@ import orjson
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
+from ingest.body_drain import DRAIN_MAX_BYTES, drain
 from ingest.errors import (
     BodyTooLarge,
     ClientDisconnected,
@@ -37,7 +38,12 @@ from ingest.errors import (
 )
 from ingest.events import CanonicalEvent
 from ingest.providers import get_provider
-from ingest.providers.base import Provider, SignatureError, UnusableDelivery
+from ingest.providers.base import (
+    Provider,
+    SignatureError,
+    UnusableDelivery,
+    refuse_repeated_headers,
+)
 from ingest.quarantine_advice import FUTURE_TIME, INVALID_JSON, next_step
 from ingest.redaction import redacted_body
 from ingest.settings import Settings
@@ -51,11 +57,6 @@ log = logging.getLogger("shoppulse.ingest")
 MB = 1024 * 1024
 #: Seconds a reading of the database filesystem's free space is reused.
 FREE_SPACE_TTL = 0.5
-#: The most an oversized body is read (and discarded) before its 413, so that a sender that
-#: writes the whole body before reading sees the answer (see `Intake._too_large`); past either
-#: bound the 413 is sent with `Connection: close`. nginx's lingering close bounds it the same way.
-DRAIN_MAX_BYTES = 64 * 1024 * 1024
-DRAIN_SECONDS = 5.0
 
 #: DuckDB's words for a database that stopped after a fatal error (a failed checkpoint, say):
 #: every later write fails until the process opens the file again.
@@ -102,46 +103,6 @@ def future_event_reason(
                     f"future (service clock {now.isoformat()})"
                 )
     return None
-
-
-def refuse_repeated(raw: Sequence[tuple[bytes, bytes]], names: Sequence[str]) -> None:
-    """Raise SignatureError when one of `names` (lower case) comes on more than one header line.
-
-    Which line would be checked depends on the server and the library (the last one won here),
-    so a repeated signature, timestamp, id or topic header is ambiguous and refused."""
-    wanted = {name.encode("latin-1") for name in names}
-    seen: set[bytes] = set()
-    for name, _ in raw:
-        lowered = name.lower()
-        if lowered in wanted:
-            if lowered in seen:
-                raise SignatureError(
-                    f"header {lowered.decode('latin-1')} is sent more than once: ambiguous, "
-                    "refused; send it once"
-                )
-            seen.add(lowered)
-
-
-async def drain(
-    request: Request, max_bytes: int | None = None, seconds: float | None = None
-) -> bool:
-    """Read and discard the rest of the request body; True when it ended within the bounds
-    (DRAIN_MAX_BYTES, DRAIN_SECONDS by default), False when a bound or a disconnect came first."""
-    budget = DRAIN_MAX_BYTES if max_bytes is None else max_bytes
-    drained = 0
-    try:
-        async with asyncio.timeout(DRAIN_SECONDS if seconds is None else seconds):
-            while True:
-                message = await request.receive()
-                if message["type"] != "http.request":
-                    return False  # http.disconnect
-                drained += len(message.get("body", b""))
-                if not message.get("more_body", False):
-                    return True
-                if drained > budget:
-                    return False
-    except TimeoutError:
-        return False
 
 
 def _is_json(content_type: str) -> bool:
@@ -191,12 +152,15 @@ class Intake:
         Most senders (Python's urllib, most webhook senders: all that send no `Expect:
         100-continue`) write the whole body before they read an answer. Answering and closing
         while they still write makes their kernel see a reset instead of the 413, so the rest is
-        read and discarded first, bounded like nginx's lingering close: at most DRAIN_MAX_BYTES
-        and DRAIN_SECONDS. Past a bound the 413 goes out with `Connection: close`.
+        read and discarded first, bounded like nginx's lingering close (`ingest.body_drain`).
+        Past a bound the 413 goes out with `Connection: close`.
         """
         headers: dict[str, str] = {}
+        declared = request.headers.get("content-length", "")
         if request.headers.get("expect", "").lower() == "100-continue":
             headers["Connection"] = "close"  # the sender waits: it never sends the body
+        elif declared.isdigit() and int(declared) > DRAIN_MAX_BYTES:
+            headers["Connection"] = "close"  # more than would ever be drained
         elif not await drain(request):
             headers["Connection"] = "close"
         return self._reject(source_id, BodyTooLarge(message, headers=headers))
@@ -323,7 +287,7 @@ class Intake:
             )
         if secrets or not self.settings.insecure_demo:
             try:
-                refuse_repeated(request.headers.raw, provider.single_headers)
+                refuse_repeated_headers(request.headers.raw, provider.single_headers)
                 provider.verify(body, headers, secrets, self.clock())
             except SignatureError as exc:
                 raise self._reject(source.id, InvalidSignature(str(exc))) from None

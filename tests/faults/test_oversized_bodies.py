@@ -16,7 +16,7 @@ import pytest
 from starlette.requests import Request
 from starlette.types import Message
 
-from ingest.intake import drain
+from ingest.body_drain import drain
 from ingest.providers import get_provider
 from tests.conftest import SECRET
 from tests.e2e.server import ServiceProcess
