@@ -84,7 +84,7 @@ def build(db_path: Path, events: int) -> tuple[duckdb.DuckDBPyConnection, dict[s
     )
     con.execute(
         f"""INSERT INTO {tables["orders"]} SELECT 'acme', 'o-' || i, true, {created}, 2 * i + 2,
-        {created}, 'USD', 100.00, 5.00, false, false, false, NULL, NULL, 1
+        {created}, 'USD', 100.00, 5.00, false, false, false, NULL, NULL, 1, NULL, NULL
         FROM range({orders}) t(i)"""
     )
     con.execute(

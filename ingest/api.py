@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC
 from typing import Annotated, Any
 
@@ -20,13 +20,32 @@ from ingest.sources import Source
 from ingest.storage.schema import DELIVERIES
 from ingest.storage.writer import Writer
 
-ERROR_RESPONSES: dict[int | str, dict[str, str]] = {
-    401: {"description": "Missing or invalid signature; nothing stored but a count."},
-    404: {"description": "Unknown source."},
-    413: {"description": "Body over the size limit."},
-    415: {"description": "Content type is not JSON."},
-    503: {"description": "Overloaded or storage unavailable; retry after Retry-After."},
-}
+#: Every answer of `POST /webhooks/{source_id}`: status, code (the `status` of a 2xx body, the
+#: `error.code` of an error body) and meaning. The OpenAPI description is built from it, and
+#: tests/ingest/test_webhook_answers.py keeps README's status table and the answers the code can
+#: give in step with it.
+WEBHOOK_ANSWERS: tuple[tuple[int, str, str], ...] = (
+    (200, "stored", "Verified and durably committed (sent only after the commit)."),
+    (200, "duplicate", "The same delivery was stored before; not stored twice."),
+    (200, "ping", "A platform's set-up ping (WooCommerce's webhook_id=<n>): nothing stored."),
+    (202, "quarantined", "Authentic but unusable: stored in quarantine with a reason."),
+    (400, "client_disconnected", "The sender closed the connection before the whole body."),
+    (401, "invalid_signature", "Missing, invalid or ambiguous signature, or a stale timestamp."),
+    (404, "unknown_source", "Unknown source."),
+    (408, "request_timeout", "The body did not arrive in time; the connection is closed."),
+    (413, "body_too_large", "Body over the size limit."),
+    (415, "unsupported_media_type", "Content type is not JSON."),
+    (500, "internal_error", "An unexpected error; nothing acknowledged, see the service log."),
+    (503, "unavailable", "Overloaded or storage unavailable; retry after Retry-After."),
+)
+
+
+def openapi_responses(answers: Sequence[tuple[int, str, str]]) -> dict[int | str, dict[str, str]]:
+    """OpenAPI `responses` of these answers: one entry per status, each code on its own line."""
+    lines: dict[int, list[str]] = {}
+    for status, code, meaning in answers:
+        lines.setdefault(status, []).append(f"`{code}`: {meaning}")
+    return {status: {"description": "  \n".join(found)} for status, found in lines.items()}
 
 
 def recent_quarantine(
@@ -100,11 +119,7 @@ def build_router(
         "/webhooks/{source_id}",
         tags=["ingest"],
         summary="Receive one webhook delivery",
-        responses={
-            200: {"description": "Stored (committed), or a duplicate of a stored delivery."},
-            202: {"description": "Authentic but unusable: stored in quarantine with a reason."},
-            **ERROR_RESPONSES,
-        },
+        responses=openapi_responses(WEBHOOK_ANSWERS),
     )
     async def receive(source_id: str, request: Request) -> Response:
         return await get_intake().receive(source_id, request)

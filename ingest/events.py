@@ -29,6 +29,7 @@ Action = Literal[
     "complete",
     "expire",
     "refund",
+    "restore",
 ]
 
 #: Money is stored with four decimal places: enough for every ISO 4217 currency (at most three
@@ -120,7 +121,10 @@ class CanonicalEvent(BaseModel):
     test: bool = Field(default=False, description="A test order or test-mode event.")
     cancelled: bool = Field(default=False, description="Orders: this version is cancelled.")
     deleted: bool = Field(
-        default=False, description="The entity was deleted (sticky: a deletion is never undone)."
+        default=False,
+        description="The entity was deleted. Sticky for carts and checkouts; an order's deletion "
+        "is undone only by a later event with action `restore` (a platform's trash, such as "
+        "WooCommerce's), which marks the restore and carries no version of the order.",
     )
     abandoned: bool = Field(
         default=False,

@@ -16,7 +16,7 @@ import asyncio
 import logging
 import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,7 @@ import orjson
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
+from ingest.body_drain import DRAIN_MAX_BYTES, drain
 from ingest.errors import (
     BodyTooLarge,
     ClientDisconnected,
@@ -37,7 +38,12 @@ from ingest.errors import (
 )
 from ingest.events import CanonicalEvent
 from ingest.providers import get_provider
-from ingest.providers.base import Provider, SignatureError, UnusableDelivery
+from ingest.providers.base import (
+    Provider,
+    SignatureError,
+    UnusableDelivery,
+    refuse_repeated_headers,
+)
 from ingest.quarantine_advice import FUTURE_TIME, INVALID_JSON, next_step
 from ingest.redaction import redacted_body
 from ingest.settings import Settings
@@ -58,6 +64,9 @@ FREE_SPACE_TTL = 0.5
 _FATAL_MARKERS = ("database has been invalidated", "FATAL Error")
 
 Clock = Callable[[], datetime]
+
+#: The status each outcome of an authentic delivery is answered with.
+OUTCOME_STATUS = {Outcome.STORED: 200, Outcome.DUPLICATE: 200, Outcome.QUARANTINED: 202}
 
 
 def utc_now() -> datetime:
@@ -95,24 +104,6 @@ def future_event_reason(
                     f"future (service clock {now.isoformat()})"
                 )
     return None
-
-
-def refuse_repeated(raw: Sequence[tuple[bytes, bytes]], names: Sequence[str]) -> None:
-    """Raise SignatureError when one of `names` (lower case) comes on more than one header line.
-
-    Which line would be checked depends on the server and the library (the last one won here),
-    so a repeated signature, timestamp, id or topic header is ambiguous and refused."""
-    wanted = {name.encode("latin-1") for name in names}
-    seen: set[bytes] = set()
-    for name, _ in raw:
-        lowered = name.lower()
-        if lowered in wanted:
-            if lowered in seen:
-                raise SignatureError(
-                    f"header {lowered.decode('latin-1')} is sent more than once: ambiguous, "
-                    "refused; send it once"
-                )
-            seen.add(lowered)
 
 
 def _is_json(content_type: str) -> bool:
@@ -158,12 +149,31 @@ class Intake:
         )
         return error
 
+    async def _too_large(self, request: Request, source_id: str, message: str) -> IngestError:
+        """The 413 of an oversized body, once the rest of the body has been drained.
+
+        Most senders (Python's urllib, most webhook senders: all that send no `Expect:
+        100-continue`) write the whole body before they read an answer. Answering and closing
+        while they still write makes their kernel see a reset instead of the 413, so the rest is
+        read and discarded first, bounded like nginx's lingering close (`ingest.body_drain`).
+        Past a bound the 413 goes out with `Connection: close`.
+        """
+        headers: dict[str, str] = {}
+        declared = request.headers.get("content-length", "")
+        if request.headers.get("expect", "").lower() == "100-continue":
+            headers["Connection"] = "close"  # the sender waits: it never sends the body
+        elif declared.isdigit() and int(declared) > DRAIN_MAX_BYTES:
+            headers["Connection"] = "close"  # more than would ever be drained
+        elif not await drain(request):
+            headers["Connection"] = "close"
+        return self._reject(source_id, BodyTooLarge(message, headers=headers))
+
     async def _read_body(self, request: Request, source_id: str) -> bytes:
         limit = self.settings.max_body_bytes
         declared = request.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
-            raise self._reject(
-                source_id, BodyTooLarge(f"the body is {declared} bytes; the limit is {limit}")
+            raise await self._too_large(
+                request, source_id, f"the body is {declared} bytes; the limit is {limit}"
             )
         chunks: list[bytes] = []
         size = 0
@@ -173,9 +183,7 @@ class Intake:
                 async for chunk in request.stream():
                     size += len(chunk)
                     if size > limit:
-                        raise self._reject(
-                            source_id, BodyTooLarge(f"the body is over the limit of {limit} bytes")
-                        )
+                        break
                     chunks.append(chunk)
         except TimeoutError:
             raise self._reject(
@@ -191,6 +199,10 @@ class Intake:
                 source_id,
                 ClientDisconnected(f"the sender closed the connection after {size} bytes"),
             ) from None
+        if size > limit:
+            raise await self._too_large(
+                request, source_id, f"the body is over the limit of {limit} bytes"
+            )
         return b"".join(chunks)
 
     def _free_bytes(self, db_path: Path) -> int:
@@ -282,7 +294,7 @@ class Intake:
             )
         if secrets or not self.settings.insecure_demo:
             try:
-                refuse_repeated(request.headers.raw, provider.single_headers)
+                refuse_repeated_headers(request.headers.raw, provider.single_headers)
                 provider.verify(body, headers, secrets, self.clock())
             except SignatureError as exc:
                 raise self._reject(source.id, InvalidSignature(str(exc))) from None
@@ -367,7 +379,6 @@ class Intake:
         if outcome is Outcome.QUARANTINED:
             body["reason"] = delivery.reason
             body["next"] = f"stored in quarantine; {next_step(delivery.reason)}"
-            return json_response(202, body)
         if outcome is Outcome.STORED:
             body["events"] = len(delivery.events)
-        return json_response(200, body)
+        return json_response(OUTCOME_STATUS[outcome], body)

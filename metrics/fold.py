@@ -48,6 +48,10 @@ class Kind:
     present: str  # the flag that says a (version) event was folded: has_version or seen
     version_fields: tuple[str, ...]  # taken from the latest version
     sticky: tuple[str, ...] = ()  # OR over all events, never undone
+    #: (flag, time column, seq column): the flag as the latest event that says anything about it
+    #: says (a deletion, or a restore out of a reversible trash), latest by (time, seq); the
+    #: columns hold that event's time and seq.
+    toggles: tuple[tuple[str, str, str], ...] = ()
     earliest: tuple[str, ...] = ()  # the least value over all events (creation times)
     latest_activity: bool = False  # last_activity = max over all events
     counters: tuple[str, ...] = ()  # link reference counts maintained by deltas
@@ -81,7 +85,10 @@ ORDER = Kind(
         "cart_token",
         "checkout_token",
     ),
-    sticky=("deleted",),
+    # Deleted: as the latest deletion or restore says, by its time (updated_at, or when it arrived
+    # for a deletion notice without one). Platforms without a trash send no restore, so for them
+    # a deletion is for good.
+    toggles=(("deleted", "d_at", "d_seq"),),
     schema=_schema(
         ("source", pl.String()),
         ("id", pl.String()),
@@ -98,6 +105,8 @@ ORDER = Kind(
         ("cart_token", pl.String()),
         ("checkout_token", pl.String()),
         ("changed_seq", pl.Int64()),
+        ("d_at", TS),
+        ("d_seq", pl.Int64()),
     ),
 )
 
@@ -269,10 +278,20 @@ def _reduce_funnel(events: pl.LazyFrame, kind: str) -> pl.LazyFrame:
 
 # The reductions' expressions, built once: building them costs more than running them on a
 # batch of a few thousand events.
-_VERSION = ~pl.col("deleted")
+#: An order version: neither a deletion nor a restore marker (which carries no version).
+_VERSION = ~pl.col("deleted") & ~pl.col("restored")
 _IS_ORDER = pl.col("kind") == "order"
+#: Events that say whether an order is deleted: deletions, and restores out of a trash.
+_SAYS_DELETED = pl.col("deleted") | pl.col("restored")
+#: When such an event happened: its updated_at, else (a deletion notice) when it arrived.
+_TOGGLE_AT = pl.coalesce("updated_at", "received_at").filter(_SAYS_DELETED)
+_TOGGLE_ORDER = [_TOGGLE_AT, pl.col("event_seq").filter(_SAYS_DELETED)]
 _ORDER_AGGS = (
-    pl.col("deleted").any(),
+    *[
+        pl.col(name).filter(_SAYS_DELETED).sort_by(_TOGGLE_ORDER).last().alias(alias)
+        for name, alias in (("deleted", "deleted"), ("event_seq", "d_seq"))
+    ],
+    _TOGGLE_AT.sort_by(_TOGGLE_ORDER).last().alias("d_at"),
     pl.col("created_at").min(),
     _VERSION.any().alias("has_version"),
     _latest("updated_at", _VERSION).alias("v_updated_at"),
@@ -371,6 +390,22 @@ def _build_merge_exprs(spec: Kind) -> list[pl.Expr]:
         (pl.col(c).fill_null(False) | pl.col(f"{c}_b").fill_null(False)).alias(c)
         for c in spec.sticky
     ]
+    for flag, at, seq in spec.toggles:
+        later = pl.col(f"{seq}_b").is_not_null() & (
+            pl.col(seq).is_null()
+            | (pl.col(f"{at}_b") > pl.col(at))
+            | ((pl.col(f"{at}_b") == pl.col(at)) & (pl.col(f"{seq}_b") > pl.col(seq)))
+        )
+        exprs += [
+            pl.when(later)
+            .then(pl.col(f"{flag}_b"))
+            .otherwise(pl.col(flag).fill_null(False))
+            .alias(flag),
+            *[
+                pl.when(later).then(pl.col(f"{c}_b")).otherwise(pl.col(c)).alias(c)
+                for c in (at, seq)
+            ],
+        ]
     exprs += [pl.min_horizontal(c, f"{c}_b").alias(c) for c in spec.earliest]
     if spec.latest_activity:
         exprs.append(pl.max_horizontal("last_activity", "last_activity_b").alias("last_activity"))

@@ -19,13 +19,23 @@ WITH ev AS (
     FROM events WHERE event_seq <= $upto
 ),
 order_latest AS (
-    SELECT * FROM ev WHERE kind = 'order' AND NOT deleted
+    SELECT * FROM ev WHERE kind = 'order' AND NOT deleted AND action <> 'restore'
     QUALIFY row_number() OVER (
         PARTITION BY source, entity_id ORDER BY vkey DESC, event_seq DESC) = 1
 ),
+order_toggle AS (
+    -- the latest deletion or restore out of a trash, by its time (a deletion notice without
+    -- updated_at: when it arrived), then by delivery
+    SELECT source, entity_id, deleted FROM ev
+    WHERE kind = 'order' AND (deleted OR action = 'restore')
+    QUALIFY row_number() OVER (PARTITION BY source, entity_id
+                               ORDER BY coalesce(updated_at, received_at) DESC, event_seq DESC) = 1
+),
 order_all AS (
-    SELECT source, entity_id, bool_or(deleted) AS deleted, min(created_at) AS created_at
-    FROM ev WHERE kind = 'order' GROUP BY ALL
+    SELECT a.source, a.entity_id, coalesce(t.deleted, false) AS deleted, a.created_at
+    FROM (SELECT source, entity_id, min(created_at) AS created_at
+          FROM ev WHERE kind = 'order' GROUP BY ALL) a
+    LEFT JOIN order_toggle t USING (source, entity_id)
 ),
 orders AS (
     SELECT o.source, o.entity_id AS id, d.created_at, o.currency, o.gross_sales, o.discounts,

@@ -196,4 +196,16 @@ METRICS_MIGRATIONS: list[list[str]] = [
         f"UPDATE {CURSOR} SET state_event_seq = event_seq, state_fold_seq = fold_seq, "
         "state_evaluated_at = evaluated_at, state_watermark_received_at = watermark_received_at",
     ],
+    # 3: an order's deletion can be undone (WooCommerce's trash): `deleted` is what the latest
+    # deletion or restore says, `d_at`/`d_seq` the time and event_seq of that event (NULL for
+    # rows folded before: their deletion stands until a restore).
+    [
+        *[
+            f"ALTER TABLE {ORDERS}_{part} ADD COLUMN {column}"
+            for part in ("hot", "cold")
+            for column in ("d_at TIMESTAMPTZ", "d_seq BIGINT")
+        ],
+        f"CREATE OR REPLACE VIEW {ORDERS} AS SELECT * FROM {ORDERS}_hot "
+        f"UNION ALL SELECT * FROM {ORDERS}_cold",
+    ],
 ]

@@ -37,8 +37,13 @@ class BufferedLineHandler(logging.Handler):
     A line per delivery written with its own system call (and its own wake-up of a writer
     thread) cost a fifth of the service's throughput. Lines are kept in memory and written
     together every `interval` seconds by a background thread, at once for a warning or worse,
-    when `max_lines` are waiting, and at exit. A crash loses at most the last `interval`
+    when `max_lines` are waiting, and at close. A crash loses at most the last `interval`
     seconds of lines; never anything stored (deliveries are in the database before any line).
+
+    Closing writes what waits and stops the thread, but a record that still arrives afterwards
+    starts it again: uvicorn's logging set-up (`logging.config.dictConfig`) closes every
+    existing handler while leaving this one attached to its logger, and lines must keep
+    reaching the stream within `interval` after that too.
     """
 
     def __init__(self, stream: TextIO, interval: float = 0.2, max_lines: int = 2000) -> None:
@@ -49,8 +54,13 @@ class BufferedLineHandler(logging.Handler):
         self._lines: list[str] = []
         self._lines_lock = threading.Lock()
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="shoppulse-log", daemon=True)
-        self._thread.start()
+        self._closed = False
+        self._thread = self._start_thread()
+
+    def _start_thread(self) -> threading.Thread:
+        thread = threading.Thread(target=self._run, name="shoppulse-log", daemon=True)
+        thread.start()
+        return thread
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
@@ -61,6 +71,12 @@ class BufferedLineHandler(logging.Handler):
         with self._lines_lock:
             self._lines.append(line)
             waiting = len(self._lines)
+            reopen = self._closed
+            self._closed = False
+        if reopen:  # closed, but still attached: write on time again
+            self._thread.join()
+            self._stop = threading.Event()
+            self._thread = self._start_thread()
         if record.levelno >= logging.WARNING or waiting >= self.max_lines:
             self.flush()
 
@@ -75,13 +91,27 @@ class BufferedLineHandler(logging.Handler):
                 pass
 
     def _run(self) -> None:
-        while not self._stop.wait(self.interval):
+        stop = self._stop
+        while not stop.wait(self.interval):
             self.flush()
 
     def close(self) -> None:
+        with self._lines_lock:
+            self._closed = True
         self._stop.set()
         self.flush()
         super().close()
+
+
+def flush_logs() -> None:
+    """Write every line still waiting in the service's handlers.
+
+    The service calls this as the last step of its shutdown: uvicorn stops on SIGTERM or
+    Ctrl-C by re-raising the signal after the shutdown, which ends the process without running
+    `atexit` handlers, so a line still waiting then would be lost.
+    """
+    for handler in logging.getLogger("shoppulse").handlers:
+        handler.flush()
 
 
 def configure_logging(level: str = "info") -> None:

@@ -40,6 +40,7 @@ from metrics.worker import MetricsWorker
 from shoppulse import __version__
 from shoppulse.auth import BearerTokenMiddleware
 from shoppulse.fastpath import ShopPulseApp, error_response, unexpected_error_response
+from shoppulse.logs import flush_logs
 from shoppulse.publish import Publisher, PublishWorker
 
 log = logging.getLogger("shoppulse.service")
@@ -238,6 +239,7 @@ def create_app(
             worker.stop()
             app.state.publish_worker.stop()  # publishes one last time
             con.close()
+            flush_logs()  # the process may end right after this (see flush_logs)
 
     app = webhook_app(
         settings,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import logging
+import logging.config
+import time
 
 import orjson
 
@@ -63,4 +65,20 @@ def test_the_background_thread_writes_after_the_interval() -> None:
             break
         handler._stop.wait(0.05)
     assert [line["message"] for line in lines(stream)] == ["soon"]
+    handler.close()
+
+
+def test_lines_keep_coming_on_time_after_a_logging_set_up_closes_the_handler() -> None:
+    """uvicorn's dictConfig closes every handler and leaves ours attached to its logger."""
+    stream = io.StringIO()
+    logger, handler = make_logger(stream, interval=0.05)
+    logging.config.dictConfig(
+        {"version": 1, "disable_existing_loggers": False, "loggers": {"uvicorn": {}}}
+    )
+    logger.info("after the set-up")
+    for _ in range(100):
+        if stream.getvalue():
+            break
+        time.sleep(0.05)
+    assert [line["message"] for line in lines(stream)] == ["after the set-up"]
     handler.close()

@@ -102,6 +102,24 @@ def body_digest(body: bytes) -> str:
     return "sha256:" + hashlib.sha256(body).hexdigest()
 
 
+def refuse_repeated_headers(raw: Sequence[tuple[bytes, bytes]], names: Sequence[str]) -> None:
+    """Raise SignatureError when one of `names` (lower case) comes on more than one header line.
+
+    Which line would be checked depends on the server and the library (the last one won here),
+    so a repeated signature, timestamp, id or topic header is ambiguous and refused."""
+    wanted = {name.encode("latin-1") for name in names}
+    seen: set[bytes] = set()
+    for name, _ in raw:
+        lowered = name.lower()
+        if lowered in wanted:
+            if lowered in seen:
+                raise SignatureError(
+                    f"header {lowered.decode('latin-1')} is sent more than once: ambiguous, "
+                    "refused; send it once"
+                )
+            seen.add(lowered)
+
+
 # ----------------------------------------------------------------------------- topics
 
 TOPIC_MISMATCH = "topic does not match the signed body"

@@ -5,6 +5,11 @@ side of the `*_set` fields, falling back to the plain fields (which are in shop 
 Orders carry their `name` (`#1001`) and `line_items` (unit `price` and the line's
 `discount_allocations`; unit price x quantity sums to `total_line_items_price`); checkouts carry
 their value, `total_line_items_price`, and `total_discounts`.
+
+Topic: `X-Shopify-Topic`, which the signature does not cover. It is believed only where the signed
+body agrees (`check_topic`): `orders/delete` needs `{"id": ...}` alone, `orders/cancelled` a set
+`cancelled_at`, `refunds/create` a refund, and no topic takes a body that is evidently another
+kind; otherwise the delivery is quarantined ("topic does not match the signed body").
 """
 
 from __future__ import annotations

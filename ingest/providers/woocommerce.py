@@ -24,11 +24,16 @@ offset and are UTC):
   the checkout of the same id completes.
 - `cancelled`: a cancelled order; `checkout_token` only if it was paid (`date_paid_gmt`), because
   WooCommerce also cancels unpaid pending orders, and those are abandoned checkouts.
-- `trash`, or topic `order.deleted`: a deleted order. Deletion is sticky in the canonical model,
-  so a later `order.restored` of a trashed order does not revive it.
+- `trash`, or topic `order.deleted` (which WooCommerce sends when an order is moved to the trash):
+  a deleted order. The trash is reversible: `order.restored` sends, before the events of the
+  restored order, an order event with action `restore` dated by the body's `date_modified_gmt`,
+  which undoes the deletions before it. The latest deletion or restore decides, by its time: a
+  trashed body's `date_modified_gmt`, or for `order.deleted` (which carries no time) when it
+  arrived. So a captured older body re-sent as `order.restored` cannot bring back an order
+  trashed after that body's version.
 
 Any other status (plugins add their own) is quarantined with its name, to be mapped and replayed.
-`order.restored` is mapped by the status the order is restored to.
+`order.restored` is mapped by the status the order is restored to (after its restore marker).
 
 - entity created_at = `date_created_gmt`, updated_at = `date_modified_gmt`.
 - gross_sales = sum of `line_items[].subtotal` (line amounts before discounts, without tax);
@@ -38,9 +43,13 @@ Any other status (plugins add their own) is quarantined with its name, to be map
   entities decoded), `quantity`, unit price = `subtotal` / `quantity` (rounded half-even to 4
   places in the rare case it does not divide), discount = `subtotal` - `total`.
 - Refunds: every entry of the order's `refunds` array (whatever the status; partial refunds leave
-  the status unchanged) becomes a refund event: entity = refund id, order_id = order id, amount =
-  abs(`total`). WooCommerce gives only each refund's total (tax and shipping refunds included)
-  and no refund date: the refund is dated by the `date_modified_gmt` of the order version that
+  the status unchanged) becomes a refund event: entity = refund id, order_id = order id. The
+  amount is the refunded line items' `total` (after discounts, before tax) when the entry lists
+  `line_items` (as WooCommerce's refunds API does). A webhook's order gives only each refund's
+  `total`, tax and shipping included: the line-item part is then estimated as the order's own
+  line-item share of its grand total (`_line_item_share`: exact for a full refund, and for a
+  refund of items when tax is proportional; a refund of shipping alone is over-counted). No
+  refund date either: the refund is dated by the `date_modified_gmt` of the order version that
   carries it, so a later version of the order re-dates it (the latest version wins).
 - WooCommerce has no test flag: test is always false.
 """
@@ -54,7 +63,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, ClassVar
 
-from ingest.events import Action, CanonicalEvent, OrderLine
+from ingest.events import MONEY_SCALE, Action, CanonicalEvent, OrderLine
 from ingest.providers.base import (
     DeliveryInfo,
     Headers,
@@ -83,6 +92,7 @@ ORDER_STATUSES = frozenset({"processing", "on-hold", "completed", "refunded"})
 CANCELLED_STATUS = "cancelled"
 TRASH_STATUS = "trash"
 
+_MONEY_STEP = Decimal(1).scaleb(-MONEY_SCALE)
 _PING_BODY = re.compile(rb"webhook_id=[0-9]{1,20}")
 _FORM = "application/x-www-form-urlencoded"
 _GMT_FIELD = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?")
@@ -125,6 +135,35 @@ def _required_id(obj: Mapping[str, Any], field: str, where: str = "") -> str:
     if value is None:  # pragma: no cover - get_id(required=True) never returns None
         raise UnusableDelivery(f"field '{path}' is missing")
     return value
+
+
+def _items_total(items: Any, where: str) -> Decimal:
+    """The sum of `total` (after discounts, before tax) of a list of line items."""
+    if not isinstance(items, list):
+        raise UnusableDelivery(f"field '{where}' must be a list")
+    total = Decimal(0)
+    for index, item in enumerate(items):
+        item = require_mapping(item, f"{where}[{index}]")
+        if item.get("total") is None:
+            raise UnusableDelivery(f"field '{where}[{index}].total' is missing")
+        total += parse_money(item["total"], f"{where}[{index}].total")
+    return total
+
+
+def _line_item_share(order: Mapping[str, Any], refunded: Decimal) -> Decimal:
+    """The line-item part of a refund of `refunded` (tax and shipping included), estimated.
+
+    A webhook's order lists each refund's total only. The line-item part is estimated as the
+    order's own line-item share of its total (line items after discounts, over the grand total
+    with tax and shipping), never more than the line items: exact for a full refund and for a
+    refund of items when tax is proportional; a refund of shipping alone is over-counted.
+    """
+    items = _items_total(order.get("line_items"), "line_items")
+    raw_total = order.get("total")
+    grand = Decimal(0) if raw_total in (None, "") else parse_money(raw_total, "total")
+    if grand <= 0 or items <= 0:
+        return min(refunded, max(items, Decimal(0)))
+    return min(refunded * items / grand, items).quantize(_MONEY_STEP)
 
 
 def _lines(order: Mapping[str, Any]) -> tuple[OrderLine, ...] | None:
@@ -220,6 +259,17 @@ class WooCommerce:
         order = require_mapping(payload)
         order_id = _required_id(order, "id")
         self._check_topic(topic, order)
+        events = self._events(topic, order, order_id)
+        if topic == "order.restored":  # out of the trash: undoes the deletions before it
+            restored_at = parse_gmt(order, "date_modified_gmt")
+            marker = build_event(
+                kind="order", action="restore", entity_id=order_id, updated_at=restored_at
+            )
+            return [marker, *events]
+        return events
+
+    def _events(self, topic: str, order: Mapping[str, Any], order_id: str) -> list[CanonicalEvent]:
+        """The events of the order as this body shows it (the topic only names the action)."""
         if topic == "order.deleted":
             return [build_event(kind="order", action="delete", entity_id=order_id, deleted=True)]
         status = order.get("status")
@@ -333,6 +383,13 @@ class WooCommerce:
             refund = require_mapping(refund, where)
             if refund.get("total") is None:
                 raise UnusableDelivery(f"field '{where}.total' is missing")
+            items = refund.get("line_items")
+            if items is not None:  # the refund as WooCommerce's refunds API gives it
+                amount = abs(_items_total(items, f"{where}.line_items"))
+            else:
+                amount = _line_item_share(
+                    order, abs(parse_money(refund["total"], f"{where}.total"))
+                )
             events.append(
                 build_event(
                     kind="refund",
@@ -342,7 +399,7 @@ class WooCommerce:
                     updated_at=modified,
                     order_id=order_id,
                     currency=currency,
-                    refund_amount=abs(parse_money(refund["total"], f"{where}.total")),
+                    refund_amount=amount,
                 )
             )
         return events

@@ -270,8 +270,12 @@ def test_trash_and_order_deleted_are_a_deleted_order() -> None:
     assert deleted.created_at is None and deleted.updated_at is None
 
 
-def test_restored_order_is_mapped_by_its_status() -> None:
-    [event] = normalize(order(status="processing"), "order.restored")
+def test_restored_order_is_a_restore_marker_then_mapped_by_its_status() -> None:
+    [marker, event] = normalize(order(status="processing"), "order.restored")
+    assert (marker.kind, marker.action, marker.entity_id, marker.deleted) == (
+        "order", "restore", "727", False,
+    )  # fmt: skip
+    assert marker.updated_at == utc("2017-03-22T19:30:35") and marker.gross_sales is None
     assert (event.kind, event.action, event.deleted) == ("order", "update", False)
 
 
@@ -283,20 +287,40 @@ def test_refunded_order_and_its_refunds() -> None:
     events = normalize(order(status="refunded", refunds=refunds))
     assert [e.kind for e in events] == ["order", "refund", "refund"]
     assert events[0].checkout_token == "727" and not events[0].cancelled
-    for event, entry in zip(events[1:], refunds, strict=True):
+    # The order: line items 18.00 (after discounts, before tax) of a grand total of 29.35 (with
+    # 1.35 tax and 10.00 shipping); a webhook gives only each refund's total, so the line-item
+    # part is estimated as the order's line-item share of it.
+    for event, entry, share in zip(events[1:], refunds, ["3.9557", "14.0443"], strict=True):
         assert event.entity_id == str(entry["id"])
-        assert event.refund_amount == abs(Decimal(str(entry["total"])))
+        assert event.refund_amount == Decimal(share)
         assert event.order_id == "727"
         assert event.currency == "USD"
         assert event.created_at == event.updated_at == utc("2017-03-22T19:30:35")
-    assert sum(e.refund_amount or 0 for e in events[1:]) == Decimal("29.35")
+    # Refunded in full: the returns are exactly the line items, without tax and shipping.
+    assert sum(e.refund_amount or 0 for e in events[1:]) == Decimal("18.00")
+
+
+def test_a_refund_with_its_line_items_counts_their_totals() -> None:
+    """As WooCommerce's refunds API gives a refund: line items with negative totals."""
+    refund = {
+        "id": 733,
+        "total": "-17.45",
+        "line_items": [
+            {"id": 1, "subtotal": "-12.00", "total": "-10.80", "total_tax": "-0.65"},
+            {"id": 2, "subtotal": "-6.00", "total": "-6.00", "total_tax": "0.00"},
+        ],
+    }
+    [_, event] = normalize(order(refunds=[refund]))
+    assert event.refund_amount == Decimal("16.80")
+    with pytest.raises(UnusableDelivery, match=r"refunds\[0\]\.line_items\[1\]\.total"):
+        normalize(order(refunds=[refund | {"line_items": [{"total": "1"}, {"id": 2}]}]))
 
 
 def test_partial_refund_on_a_completed_order_is_a_refund_too() -> None:
     events = normalize(order(refunds=[{"id": 740, "reason": "", "total": "-5.00"}]))
     assert [(e.kind, e.refund_amount) for e in events] == [
         ("order", None),
-        ("refund", Decimal("5.00")),
+        ("refund", Decimal("3.0664")),  # 5.00 x 18.00 / 29.35: the line-item share
     ]
 
 

@@ -11,8 +11,11 @@ from typing import Any
 import orjson
 from fastapi.testclient import TestClient
 
+from ingest.settings import Settings
+from ingest.sources import Source
 from metrics.recompute import Difference, check
-from tests.conftest import SECRET, fixture_json, signed_post
+from shoppulse.service import create_app
+from tests.conftest import SECRET, FrozenClock, fixture_json, signed_post
 
 CART = fixture_json("shopify", "carts_create.json")
 CHECKOUT = fixture_json("shopify", "checkouts_create.json")
@@ -152,6 +155,13 @@ def figures(client: TestClient, **params: str) -> dict[str, Any]:
     response = client.get("/api/v1/metrics", params=params)
     assert response.status_code == 200, response.text
     return response.json()  # type: ignore[no-any-return]
+
+
+def start_service(settings: Settings, sources: dict[str, Source], clock: FrozenClock) -> TestClient:
+    """The real app with its lifespan running (a restart is `__exit__` and another start)."""
+    client = TestClient(create_app(settings, sources, clock=clock))
+    client.__enter__()
+    return client
 
 
 def differences(client: TestClient, now: datetime | None = None) -> list[Difference]:

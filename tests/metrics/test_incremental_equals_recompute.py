@@ -18,9 +18,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ingest.settings import Settings
-from shoppulse.service import create_app
 from tests.conftest import SECRET, FrozenClock, make_source
-from tests.metrics.shop import Shop, differences
+from tests.metrics.shop import Shop, differences, start_service
 
 T0 = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 SOURCES = ("s1", "s2")
@@ -260,9 +259,7 @@ def test_incremental_equals_recompute(steps: list[object], state_write_seconds: 
         clock = FrozenClock(T0)
 
         def start() -> TestClient:
-            client = TestClient(create_app(config, sources, clock=clock))
-            client.__enter__()
-            return client
+            return start_service(config, sources, clock)
 
         client = start()
         stack.callback(lambda: client.__exit__(None, None, None))
