@@ -163,7 +163,7 @@ def woo_order(number: int) -> dict[str, Any]:
         "date_modified_gmt": moment,
         "date_paid_gmt": moment,
         "discount_total": "1.00",
-        "line_items": [{"id": 1, "subtotal": "10.00"}],
+        "line_items": [{"id": 1, "subtotal": "10.00", "total": "9.00"}],
         "refunds": [{"id": 90000 + number, "total": "-2.00"}] if number % 50 == 0 else [],
     }
 
