@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,18 @@ def lag(store: RoleProcess) -> dict[str, Any]:
 
 
 def caught_up(store: RoleProcess, timeout: float = 45.0) -> None:
-    wait_for(lambda: lag(store)["behind"] == 0, "the store caught up", timeout)
+    """Nothing behind, by a reading of the log taken after this call: a reading from before the
+    last acknowledgements would say "caught up" too early."""
+    since = datetime.now(UTC)
+
+    def fresh_and_caught_up() -> bool:
+        found = lag(store)
+        checked = found["checked_at"]
+        return (
+            checked is not None and datetime.fromisoformat(checked) > since and found["behind"] == 0
+        )
+
+    wait_for(fresh_and_caught_up, "the store caught up", timeout)
 
 
 def assert_stored_once(store: RoleProcess, acked: dict[str, Sent]) -> None:
