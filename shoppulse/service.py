@@ -33,6 +33,7 @@ from ingest.storage.writer import Writer
 from metrics.api import MetricsContext
 from metrics.api import build_router as build_metrics_router
 from metrics.engine import MetricsEngine
+from metrics.history import History
 from metrics.worker import MetricsWorker
 from shoppulse import __version__
 from shoppulse.auth import BearerTokenMiddleware
@@ -130,6 +131,7 @@ def create_app(settings: Settings, sources: dict[str, Source], clock: Clock = ut
             checkout_abandon_after=settings.checkout_abandon_after,
             batch_max=settings.fold_batch_max,
             state_write_seconds=settings.metrics_state_write_seconds,
+            history=History(settings.metrics_history_per_fold, settings.metrics_history_hourly),
         )
         worker = MetricsWorker(
             engine,
