@@ -41,7 +41,7 @@ log = logging.getLogger("shoppulse.metrics")
 _EVENT_COLUMNS = (
     "event_seq, source, received_at, kind, entity_id, created_at, updated_at, cart_token, "
     "checkout_token, order_id, currency, gross_sales, discounts, refund_amount, test, "
-    "cancelled, deleted, abandoned, completed"
+    "cancelled, deleted, abandoned, completed, origin"
 )
 
 _EVENT_TYPES = {

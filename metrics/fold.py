@@ -272,7 +272,10 @@ def _reduce_funnel(events: pl.LazyFrame, kind: str) -> pl.LazyFrame:
 # batch of a few thousand events.
 _VERSION = ~pl.col("deleted")
 _IS_ORDER = pl.col("kind") == "order"
+#: The origin of an entity's newest event in the batch (a change's cause: see metrics.causes).
+_ORIGIN = pl.col("origin").last()
 _ORDER_AGGS = (
+    _ORIGIN,
     pl.col("deleted").any(),
     pl.col("created_at").min(),
     _VERSION.any().alias("has_version"),
@@ -282,6 +285,7 @@ _ORDER_AGGS = (
 )
 _IS_REFUND = pl.col("kind") == "refund"
 _REFUND_AGGS = (
+    _ORIGIN,
     _latest("updated_at").alias("v_updated_at"),
     _latest("event_seq").alias("v_seq"),
     _latest("order_id"),
@@ -298,6 +302,7 @@ _REFUND_COLUMNS: tuple[str | pl.Expr, ...] = (
     "created_at",
     "currency",
     pl.col("refund_amount").fill_null(0).cast(MONEY).alias("amount"),
+    "origin",
     _KEY_HASH,
 )
 
@@ -311,6 +316,7 @@ def _funnel_reduction(
         pl.coalesce("updated_at", "created_at").alias("last_activity"),
     )
     aggs = (
+        _ORIGIN,
         _latest("updated_at").alias("v_updated_at"),
         _latest("event_seq").alias("v_seq"),
         *[_latest(name) for name in spec.version_fields],

@@ -16,6 +16,12 @@ INGEST_COUNTS = "ingest_counts"
 
 MONEY_TYPE = "DECIMAL(18,4)"
 
+#: The `origin` of an event: a webhook delivery, a delivery replayed out of quarantine, or an
+#: event fetched from the store's API to fill in what a webhook left out.
+WEBHOOK = "webhook"
+REPLAY = "replay"
+FILL = "fill"
+
 INGEST_MIGRATIONS: list[list[str]] = [
     [
         f"""
@@ -97,6 +103,9 @@ INGEST_MIGRATIONS: list[list[str]] = [
         f"DROP TABLE {DELIVERIES}",
         f"ALTER TABLE {DELIVERIES}_rebuilt RENAME TO {DELIVERIES}",
     ],
+    # 4: where an event came from: a webhook, a replay out of quarantine, or a fill fetched
+    # from the store's API (BigCommerce enrichment). The metrics name it as a change's cause.
+    [f"ALTER TABLE {EVENTS} ADD COLUMN origin VARCHAR DEFAULT '{WEBHOOK}'"],
 ]
 
 

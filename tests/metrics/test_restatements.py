@@ -129,3 +129,25 @@ def test_definitions_name_their_formula_and_version(client: TestClient) -> None:
     assert all(d["version"] >= 1 and d["description"] for d in definitions)
     figures_now = figures(client)
     assert figures_now["definition_versions"] == {d["name"]: d["version"] for d in definitions}
+
+
+def test_a_delivery_replayed_out_of_quarantine_restates_as_replay(
+    client: TestClient, clock: FrozenClock
+) -> None:
+    shop = Shop(client)
+    shop.order("A", DAY + timedelta(hours=1), gross="10.00")
+    # Dated three days ahead of the service clock: quarantined (future_tolerance is a day).
+    late = DAY + timedelta(days=2, hours=1)
+    response = shop.order("F", late, gross="7.00")
+    assert response.json()["status"] == "quarantined"
+    clock.now = DAY + timedelta(days=3, hours=1)  # the clock catches up; that day has closed
+    figures(client)
+    replayed = client.post("/api/v1/ingest/replay", json={})
+    assert replayed.status_code == 200, replayed.text
+    figures(client)
+    [day] = [
+        b
+        for b in _restated(client, metric="orders", grain="day")["buckets"]  # type: ignore[union-attr]
+        if b["bucket"] == (DAY + timedelta(days=2)).isoformat()
+    ]
+    assert (day["first_reported"], day["now"], day["causes"]) == (0, 1, {"replay": 1})
