@@ -6,7 +6,8 @@ timeouts and turns the JSON into the frozen values of `dashboard.model`. Streaml
 here, so the data layer is testable on its own.
 
 Endpoints read: `GET /api/v1/metrics` (window figures), `GET /api/v1/metrics/timeseries`,
-`GET /api/v1/ingest/stats` and `GET /api/v1/ingest/quarantine`.
+`GET /api/v1/metrics/restatements`, `GET /api/v1/ingest/stats` and
+`GET /api/v1/ingest/quarantine`.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from dashboard.model import (
     delivery_total,
     list_sources,
 )
+from dashboard.restated import RestatedDay
 
 DEFAULT_API_URL = "http://127.0.0.1:8000"
 REFRESH_SECONDS = 2.0
@@ -123,6 +125,19 @@ class ReadClient:
         """`metric` per bucket of the window's grain, every bucket present."""
         params = {"metric": metric, "grain": window.grain, **_params(window, source)}
         return Trend.from_json(self._get("/api/v1/metrics/timeseries", params), window)
+
+    def restated_days(
+        self, window: TimeRange, source: str | None = None, metric: str = "net_sales"
+    ) -> list[RestatedDay]:
+        """Each closed day of `window`: `metric` first reported, now, and why it changed."""
+        params = {"metric": metric, "grain": "day", **_params(window, source)}
+        body = self._get("/api/v1/metrics/restatements", params)
+        try:
+            return [RestatedDay.from_json(item) for item in body["buckets"]]
+        except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
+            raise ServiceUnavailable(
+                f"unexpected restatements from the service: {exc}", reachable=True
+            ) from None
 
     def stats(self) -> dict[str, Any]:
         body: dict[str, Any] = self._get("/api/v1/ingest/stats")
