@@ -124,6 +124,8 @@ def kpi_label(kpi: Kpi) -> str:
 
 
 def kpi_note(kpi: Kpi, compared: str) -> str:
-    """The line under the value: what the change compares with; provisional values say so first."""
-    note = f"vs previous {compared}"
-    return f"provisional · {note}" if kpi.provisional else note
+    """The line under the value: what the change compares with; provisional values say so first,
+    and a rate whose periods have not settled says why it shows no change."""
+    if kpi.unsettled:
+        return "provisional · no change until settled" if kpi.provisional else "no change yet"
+    return f"vs previous {compared}"

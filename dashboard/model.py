@@ -20,6 +20,10 @@ OUTCOMES = ("accepted", "duplicate", "quarantined", "rejected")
 
 Grain = Literal["minute", "hour", "day"]
 KpiKind = Literal["count", "money", "rate"]
+PipelineState = Literal["caught_up", "busy", "lagging", "unknown"]
+
+#: Age of the newest counted event beyond which events still waiting to be counted are a lag.
+LAG_WARNING_SECONDS = 10.0
 
 RANGES: dict[str, timedelta] = {
     "Last 15 minutes": timedelta(minutes=15),
@@ -149,13 +153,22 @@ class Figures:
     as_of: datetime | None
     watermark: datetime | None
     freshness_seconds: float | None
+    #: The last event the figures include (None from a service that does not say).
+    events_folded_through: int | None = None
+    #: Inactivity after which an open cart / checkout counts as abandoned (None: not given).
+    cart_abandon_after_seconds: float | None = None
+    checkout_abandon_after_seconds: float | None = None
 
     @classmethod
     def from_json(cls, body: Mapping[str, Any]) -> Figures:
         def rate(name: str) -> float | None:
             return None if body[name] is None else float(body[name])
 
-        freshness = body.get("freshness_seconds")
+        def optional(name: str) -> float | None:
+            value = body.get(name)
+            return None if value is None else float(value)
+
+        folded = body.get("events_folded_through")
         return cls(
             source=body.get("source"),
             start=datetime.fromisoformat(body["from"]).astimezone(UTC),
@@ -189,7 +202,10 @@ class Figures:
             provisional=bool(body["provisional"]),
             as_of=_time(body.get("as_of")),
             watermark=_time(body.get("watermark")),
-            freshness_seconds=None if freshness is None else float(freshness),
+            freshness_seconds=optional("freshness_seconds"),
+            events_folded_through=None if folded is None else int(folded),
+            cart_abandon_after_seconds=optional("cart_abandon_after_seconds"),
+            checkout_abandon_after_seconds=optional("checkout_abandon_after_seconds"),
         )
 
     def money(self, currency: str | None) -> CurrencyFigures | None:
@@ -221,9 +237,15 @@ class Kpi:
     currency: str | None = None
     provisional: bool = False
     higher_is_better: bool = True
+    #: A rate whose cohorts (this period's or the previous one's) still hold open carts or
+    #: checkouts: the two are not alike yet, so no change is shown (the open ones of the current
+    #: period have had no time to be abandoned).
+    unsettled: bool = False
 
     @property
     def delta(self) -> int | Decimal | float | None:
+        if self.unsettled:
+            return None
         value, previous = self.value, self.previous
         if isinstance(value, Decimal) and isinstance(previous, Decimal):
             return value - previous
@@ -253,7 +275,9 @@ def _money_kpi(
     return Kpi(name, _label(name), "money", value(current), value(previous), currency)
 
 
-def _rate_kpi(name: str, current: Figures, previous: Figures, provisional: bool) -> Kpi:
+def _rate_kpi(name: str, current: Figures, previous: Figures, open_count: str) -> Kpi:
+    """A cohort rate; `open_count` names the figure of its cohort's open carts or checkouts."""
+    provisional = getattr(current, open_count) > 0
     return Kpi(
         name,
         _label(name),
@@ -262,20 +286,27 @@ def _rate_kpi(name: str, current: Figures, previous: Figures, provisional: bool)
         getattr(previous, name),
         provisional=provisional,
         higher_is_better="abandonment" not in name,
+        unsettled=provisional or getattr(previous, open_count) > 0,
     )
 
 
 def build_kpis(current: Figures, previous: Figures) -> tuple[Kpi, ...]:
-    """Orders, net sales, AOV, cart conversion, cart abandonment and checkout abandonment."""
+    """Orders, net sales, AOV, cart conversion, cart abandonment and checkout abandonment.
+
+    Counts and money compare with the previous period as they are. A rate compares only once both
+    periods' cohorts have settled: a cohort that still holds open carts has had no time to
+    abandon them (a cart counts as abandoned only after `cart_abandon_after` without activity),
+    so its rate set against a settled period's would show a change that is not there.
+    """
     currencies = current.currencies or previous.currencies
     currency = currencies[0] if currencies else None
     return (
         Kpi("orders", _label("orders"), "count", current.orders, previous.orders),
         _money_kpi("net_sales", current, previous, currency, zero_when_empty=True),
         _money_kpi("aov", current, previous, currency, zero_when_empty=False),
-        _rate_kpi("cart_conversion_rate", current, previous, current.carts_open > 0),
-        _rate_kpi("cart_abandonment_rate", current, previous, current.carts_open > 0),
-        _rate_kpi("checkout_abandonment_rate", current, previous, current.checkouts_open > 0),
+        _rate_kpi("cart_conversion_rate", current, previous, "carts_open"),
+        _rate_kpi("cart_abandonment_rate", current, previous, "carts_open"),
+        _rate_kpi("checkout_abandonment_rate", current, previous, "checkouts_open"),
     )
 
 
@@ -339,6 +370,22 @@ class Health:
     freshness_seconds: float | None
     watermark: datetime | None
     as_of: datetime | None
+    #: Stored events the figures do not include yet (None: the service does not say).
+    events_waiting: int | None = None
+
+    @property
+    def pipeline(self) -> PipelineState:
+        """`caught_up`: every stored event is counted and nothing queues, however old the newest
+        is (a quiet store); `lagging`: events wait and the newest counted one is older than
+        `LAG_WARNING_SECONDS`; `busy`: events wait but the figures are fresh; `unknown`: the
+        service does not say how many wait."""
+        if self.events_waiting is None:
+            return "unknown"
+        if self.events_waiting == 0 and self.queue_depth == 0:
+            return "caught_up"
+        if (self.freshness_seconds or 0.0) > LAG_WARNING_SECONDS:
+            return "lagging"
+        return "busy"
 
 
 @dataclass(frozen=True)
@@ -348,6 +395,7 @@ class QuarantinedDelivery:
     topic: str
     received_at: datetime
     reason: str
+    next_step: str = ""
 
     @classmethod
     def from_json(cls, item: Mapping[str, Any]) -> QuarantinedDelivery:
@@ -357,6 +405,7 @@ class QuarantinedDelivery:
             topic=str(item["topic"]),
             received_at=datetime.fromisoformat(item["received_at"]).astimezone(UTC),
             reason=str(item["reason"] or ""),
+            next_step=str(item.get("next") or ""),
         )
 
 
@@ -447,7 +496,17 @@ def build_health(
         freshness_seconds=current.freshness_seconds,
         watermark=current.watermark,
         as_of=current.as_of,
+        events_waiting=_events_waiting(stats, current),
     )
+
+
+def _events_waiting(stats: Mapping[str, Any], current: Figures) -> int | None:
+    """Stored events not folded yet. The stats are read before the figures, so the figures may
+    include more than the stats had stored: never below 0."""
+    stored = stats.get("events_stored_through")
+    if stored is None or current.events_folded_through is None:
+        return None
+    return max(0, int(stored) - current.events_folded_through)
 
 
 def delivery_total(stats: Mapping[str, Any], source: str | None) -> int:

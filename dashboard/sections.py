@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from collections import Counter
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 import pandas as pd
 import streamlit as st
+from streamlit.delta_generator import DeltaGenerator
 
 from dashboard import charts
 from dashboard import formatting as fmt
 from dashboard.data import ReadClient, ServiceUnavailable
-from dashboard.model import Health, Kpi, Snapshot
+from dashboard.model import LAG_WARNING_SECONDS, Figures, Health, Kpi, Snapshot
 from dashboard.restated import CAUSE_LABELS, DAYS, THRESHOLD, RestatedDay, closed_days
 
 QUARANTINE_LIMIT = 20
@@ -25,10 +28,36 @@ _HELP = {
     "checkout_abandonment_rate": "Share of the checkouts started in the period that were "
     "abandoned.",
 }
-_PROVISIONAL = " Provisional: some carts or checkouts of the period are still open."
+#: Which cohort each rate follows: (entity, what ends it well, the timeout's figure).
+_COHORT = {
+    "cart_conversion_rate": ("cart", "an order", "cart_abandon_after_seconds"),
+    "cart_abandonment_rate": ("cart", "an order", "cart_abandon_after_seconds"),
+    "checkout_abandonment_rate": ("checkout", "an order", "checkout_abandon_after_seconds"),
+}
 
 
-def _tile(kpi: Kpi, compared: str) -> None:
+def _help(kpi: Kpi, figures: Figures) -> str:
+    """The tile's tooltip: what it counts and, for a rate, when a cart or checkout is abandoned."""
+    text = _HELP[kpi.name]
+    if kpi.name not in _COHORT:
+        return text
+    entity, good_end, timeout = _COHORT[kpi.name]
+    seconds = getattr(figures, timeout)
+    after = fmt.span(timedelta(seconds=seconds)) if seconds is not None else "a while"
+    text += (
+        f" A {entity} counts as abandoned after {after} without activity and without "
+        f"{good_end} (or when the platform says so); until then it is open."
+    )
+    if kpi.provisional:
+        text += (
+            f" Provisional: some {entity}s of the period are still open, so the rate can still "
+            "change. The change against the previous period is shown once both have settled: "
+            f"open {entity}s have had no time to be abandoned yet."
+        )
+    return text
+
+
+def _tile(kpi: Kpi, compared: str, figures: Figures) -> None:
     delta = fmt.kpi_delta(kpi)
     unchanged = delta is None or kpi.delta == 0
     st.metric(
@@ -37,7 +66,7 @@ def _tile(kpi: Kpi, compared: str) -> None:
         delta=delta,
         delta_color="off" if unchanged else ("normal" if kpi.higher_is_better else "inverse"),
         delta_description=fmt.kpi_note(kpi, compared),
-        help=_HELP[kpi.name] + (_PROVISIONAL if kpi.provisional else ""),
+        help=_help(kpi, figures),
         border=True,
     )
 
@@ -49,7 +78,7 @@ def kpis(snapshot: Snapshot) -> None:
         row = snapshot.kpis[start : start + KPI_COLUMNS]
         for column, kpi in zip(st.columns(KPI_COLUMNS), row, strict=False):
             with column:
-                _tile(kpi, compared)
+                _tile(kpi, compared, snapshot.current)
     current = snapshot.current
     notes = []
     others = [c for c in (current.money(code) for code in current.currencies[1:]) if c]
@@ -82,12 +111,23 @@ def trends(snapshot: Snapshot) -> None:
 
 def funnel(snapshot: Snapshot) -> None:
     figures = snapshot.current
-    st.subheader("Funnel", anchor=False)
+    st.subheader("Funnel", anchor=False, help=_FUNNEL_HELP)
     st.caption(
         f"Cart conversion {fmt.percent(figures.cart_conversion_rate)} · checkout conversion "
-        f"{fmt.percent(figures.checkout_conversion_rate)}"
+        f"{fmt.percent(figures.checkout_conversion_rate)}. The bars count what happened in the "
+        "range, each share of the bar above; conversion follows the range's own carts and "
+        "checkouts to their orders, so the two differ."
     )
     st.altair_chart(charts.funnel_chart(figures), width="stretch", key="funnel")
+
+
+_FUNNEL_HELP = (
+    "The bars count events of the range: carts created, checkouts started and orders placed in "
+    "it; an order's share is orders / checkouts started, whichever checkout each order came from "
+    "(an order may finish a checkout started before the range; a checkout of the range may still "
+    "be open). Checkout conversion follows one cohort: of the checkouts started in the range, "
+    "the share that an order completed. Cart conversion likewise, for carts."
+)
 
 
 def sources(snapshot: Snapshot) -> None:
@@ -105,11 +145,7 @@ def health(client: ReadClient, snapshot: Snapshot) -> None:
     st.subheader("Ingestion health", anchor=False)
     first, second = st.columns(2)
     first.metric("Deliveries per second", fmt.rate_per_second(figures.deliveries_per_second))
-    second.metric(
-        "Freshness",
-        fmt.age(figures.freshness_seconds),
-        help="Age of the newest event folded into the figures.",
-    )
+    _freshness(second, figures, snapshot.read_at)
     third, fourth, fifth = st.columns(3)
     third.metric("Duplicates", fmt.count(figures.duplicate))
     fourth.metric("Quarantined", fmt.count(figures.quarantined))
@@ -117,12 +153,46 @@ def health(client: ReadClient, snapshot: Snapshot) -> None:
     writer = "writer OK" if figures.writer_healthy else "writer FAILING: deliveries get 503"
     st.caption(
         f"{fmt.count(figures.accepted)} accepted · {writer} · queue {figures.queue_depth} · "
-        f"last delivery {fmt.clock(figures.last_delivery_at)}"
+        f"last delivery at {fmt.clock(figures.last_delivery_at)}"
     )
     reasons = st.expander("Quarantine and rejection reasons", key="reasons", on_change="rerun")
     if reasons.open:  # read only when someone looks
         with reasons:
             _reasons(client, snapshot.source, figures)
+
+
+_FRESHNESS_HELP = (
+    "How current the figures are. Caught up: every stored delivery is counted, however long ago "
+    "the last one arrived (a quiet store is not a lag). Otherwise: the age of the newest event "
+    "counted, with a warning when events wait and it is older than {lag:g} s."
+)
+
+
+def _freshness(column: DeltaGenerator, figures: Health, now: datetime) -> None:
+    """Caught up on a quiet store says so (with the time since the last delivery); only events
+    that wait while the figures grow old are a lag, shown as a warning."""
+    state = figures.pipeline
+    last = figures.last_delivery_at
+    since = fmt.age((now - last).total_seconds()) if last is not None else None
+    help_text = _FRESHNESS_HELP.format(lag=LAG_WARNING_SECONDS)
+    if state == "caught_up":
+        note = f"last delivery {since} ago · nothing waiting" if since else "nothing waiting"
+        column.metric("Freshness", "caught up", note, "gray", delta_arrow="off", help=help_text)
+        return
+    value = fmt.age(figures.freshness_seconds)
+    if state == "lagging":
+        waiting = figures.events_waiting or 0
+        noun = "event" if waiting == 1 else "events"
+        column.metric(
+            "Freshness",
+            value,
+            f"{fmt.count(waiting)} {noun} waiting",
+            "orange",
+            delta_arrow="off",
+            help=help_text,
+        )
+        return
+    column.metric("Freshness", value, help=help_text)
 
 
 def _reasons(client: ReadClient, source: str | None, figures: Health) -> None:
@@ -132,7 +202,7 @@ def _reasons(client: ReadClient, source: str | None, figures: Health) -> None:
         st.info(f"The quarantine list is not available: {exc}")
         quarantined = []
     if quarantined:
-        st.markdown("**Recently quarantined** (stored; replay them after fixing the mapping)")
+        st.markdown("**Recently quarantined** (stored with the reason; what to do is below)")
         frame = pd.DataFrame(
             [
                 {
@@ -146,6 +216,11 @@ def _reasons(client: ReadClient, source: str | None, figures: Health) -> None:
             ]
         )
         st.dataframe(frame, hide_index=True, width="stretch")
+        steps = Counter(item.next_step for item in quarantined if item.next_step)
+        st.markdown(
+            "\n".join(f"- {fmt.count(n)}: {step}" for step, n in steps.most_common()),
+            help="What to do, from each delivery's reason",
+        )
     else:
         st.caption("Nothing quarantined.")
     if figures.rejected_by_reason:

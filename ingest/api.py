@@ -14,6 +14,7 @@ from starlette.responses import PlainTextResponse, Response
 
 from ingest.errors import Unavailable
 from ingest.intake import Intake, json_response
+from ingest.quarantine_advice import next_step
 from ingest.replay import ReplayRequest, providers_for, replay_on_writer
 from ingest.sources import Source
 from ingest.storage.schema import DELIVERIES
@@ -57,6 +58,7 @@ def recent_quarantine(
             "topic": topic,
             "received_at": received_at.astimezone(UTC).isoformat(),
             "reason": reason,
+            "next": next_step(reason),
         }
         for source_id, delivery_id, topic, received_at, reason in rows
     ]
@@ -126,6 +128,8 @@ def build_router(
         snapshot = intake.stats.snapshot()
         snapshot["queue_depth"] = intake.writer.queue_depth
         snapshot["writer_healthy"] = intake.writer.healthy
+        # with the metrics' events_folded_through: how many stored events are not counted yet
+        snapshot["events_stored_through"] = intake.writer.events_stored_through
         return json_response(200, snapshot)
 
     if get_connection is not None:

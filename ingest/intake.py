@@ -1,7 +1,8 @@
 """The ingest endpoint's logic: from an HTTP request to a stored, quarantined or rejected delivery.
 
 Order of checks (each answers with its own status): unknown source 404, body over the limit 413,
-platform ping 200, content type 415, signature 401; then the delivery is authentic and is either
+platform ping 200, content type 415, signature 401 (a repeated signature, timestamp, id or topic
+header included: ambiguous); then the delivery is authentic and is either
 stored (200), recognised as a duplicate (200) or quarantined with its reason (202). Storage
 trouble, a full writer queue, too many requests at once or low disk space answer 503 with
 Retry-After, and never a 2xx for anything that was not committed. A body that does not arrive
@@ -15,7 +16,7 @@ import asyncio
 import logging
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,7 @@ from ingest.errors import (
 from ingest.events import CanonicalEvent
 from ingest.providers import get_provider
 from ingest.providers.base import Provider, SignatureError, UnusableDelivery
+from ingest.quarantine_advice import FUTURE_TIME, INVALID_JSON, next_step
 from ingest.redaction import redacted_body
 from ingest.settings import Settings
 from ingest.sources import Source
@@ -88,11 +90,29 @@ def future_event_reason(
             value: datetime | None = getattr(event, name)
             if value is not None and value > limit:
                 return (
-                    f"event time {value.isoformat()} ({name} of {event.kind} "
+                    f"{FUTURE_TIME} {value.isoformat()} ({name} of {event.kind} "
                     f"{event.entity_id[:64]!r}) is more than {describe_span(tolerance)} in the "
                     f"future (service clock {now.isoformat()})"
                 )
     return None
+
+
+def refuse_repeated(raw: Sequence[tuple[bytes, bytes]], names: Sequence[str]) -> None:
+    """Raise SignatureError when one of `names` (lower case) comes on more than one header line.
+
+    Which line would be checked depends on the server and the library (the last one won here),
+    so a repeated signature, timestamp, id or topic header is ambiguous and refused."""
+    wanted = {name.encode("latin-1") for name in names}
+    seen: set[bytes] = set()
+    for name, _ in raw:
+        lowered = name.lower()
+        if lowered in wanted:
+            if lowered in seen:
+                raise SignatureError(
+                    f"header {lowered.decode('latin-1')} is sent more than once: ambiguous, "
+                    "refused; send it once"
+                )
+            seen.add(lowered)
 
 
 def _is_json(content_type: str) -> bool:
@@ -256,6 +276,7 @@ class Intake:
             )
         if secrets or not self.settings.insecure_demo:
             try:
+                refuse_repeated(request.headers.raw, provider.single_headers)
                 provider.verify(body, headers, secrets, self.clock())
             except SignatureError as exc:
                 raise self._reject(source.id, InvalidSignature(str(exc))) from None
@@ -270,7 +291,7 @@ class Intake:
         try:
             payload = orjson.loads(body)
         except orjson.JSONDecodeError as exc:
-            reason = f"invalid JSON: {exc}"[:300]
+            reason = f"{INVALID_JSON}: {exc}"[:300]
         info = provider.delivery_info(body, headers, payload)
         events = []
         received_at = self.clock()
@@ -339,7 +360,7 @@ class Intake:
         }
         if outcome is Outcome.QUARANTINED:
             body["reason"] = delivery.reason
-            body["next"] = "stored in quarantine; fix the mapping, then `shoppulse replay`"
+            body["next"] = f"stored in quarantine; {next_step(delivery.reason)}"
             return json_response(202, body)
         if outcome is Outcome.STORED:
             body["events"] = len(delivery.events)

@@ -39,6 +39,7 @@ from ingest.events import CanonicalEvent
 from ingest.intake import future_event_reason
 from ingest.providers import get_provider
 from ingest.providers.base import Provider, UnusableDelivery
+from ingest.quarantine_advice import BODY_NOT_KEPT, INVALID_JSON
 from ingest.redaction import redacted_body
 from ingest.settings import Settings
 from ingest.sources import Source
@@ -218,14 +219,12 @@ def renormalize(
         return Verdict(**verdict, reason=previous, configured=False)
     body = unpack(stored, codec)
     if body is None:
-        return Verdict(
-            **verdict, reason="the raw body was not kept, so the delivery cannot be replayed"
-        )
+        return Verdict(**verdict, reason=f"{BODY_NOT_KEPT}, so the delivery cannot be replayed")
     headers = _headers(raw_headers)
     try:
         payload: Any = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        return Verdict(**verdict, reason=f"invalid JSON: {exc}"[:300])
+        return Verdict(**verdict, reason=f"{INVALID_JSON}: {exc}"[:300])
     verdict["topic"] = provider.delivery_info(body, headers, payload).topic[:128]
     try:
         events = provider.normalize(verdict["topic"], payload, headers)

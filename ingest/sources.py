@@ -16,6 +16,8 @@ from pydantic import (
 )
 
 from ingest.providers import PROVIDERS
+from ingest.providers import _standard_webhooks as swh
+from ingest.providers.bigcommerce import HEADER_SECRET_PREFIX, parse_header_secret
 
 #: Where the BigCommerce store API lives (`api_base_url` changes it, e.g. for a test stand-in).
 BIGCOMMERCE_API_URL = "https://api.bigcommerce.com"
@@ -112,8 +114,33 @@ def load_sources(path: Path) -> dict[str, Source]:
     return by_id
 
 
+def secret_problem(provider: str, secret: str) -> str | None:
+    """Why `secret` can never verify a delivery of `provider`, or None when it can.
+
+    The one rule for every entry point: `sources add` and `rotate-secret` refuse such a secret,
+    and the service refuses to start with one (a hand-edited file would otherwise answer 401 to
+    every delivery).
+    """
+    if not secret or secret != secret.strip() or any(c in secret for c in "\r\n\t"):
+        return "the secret is empty or has surrounding spaces or line breaks"
+    if provider == "standard":
+        try:
+            swh.decode_secret(secret)
+        except ValueError as exc:
+            return f"not a Standard Webhooks secret: {exc}"
+    if (
+        provider == "bigcommerce"
+        and secret.startswith(HEADER_SECRET_PREFIX)
+        and parse_header_secret(secret) is None
+    ):
+        return "a custom-header secret reads header:<Name>:<value>"
+    return None
+
+
 def check_secrets(sources: dict[str, Source], *, insecure_demo: bool) -> list[str]:
-    """Raise unless every source has a secret; in demo mode return the ids that have none."""
+    """Raise unless every source has secrets that can all verify a delivery; in demo mode a
+    source may have none: return the ids that have none."""
+    check_secret_forms(sources)
     missing = [s.id for s in sources.values() if not any(s.secret_values())]
     if missing and not insecure_demo:
         raise ConfigError(
@@ -121,3 +148,19 @@ def check_secrets(sources: dict[str, Source], *, insecure_demo: bool) -> list[st
             'unverified. Add `secrets = ["..."]`, or start with --insecure-demo for a local demo.'
         )
     return missing
+
+
+def check_secret_forms(sources: dict[str, Source]) -> None:
+    """Raise ConfigError naming every secret (by source and position) that can never verify."""
+    problems = [
+        f"source '{source.id}', secret {index} of {len(source.secrets)}: {problem}"
+        for source in sources.values()
+        for index, secret in enumerate(source.secret_values(), start=1)
+        if (problem := secret_problem(source.provider, secret)) is not None
+    ]
+    if problems:
+        raise ConfigError(
+            "; ".join(problems) + ". Such a secret would reject every delivery with 401: fix it "
+            "in the sources file, or replace it with `shoppulse sources rotate-secret` and "
+            "`shoppulse sources retire-secret --secret ...`."
+        )

@@ -25,6 +25,14 @@ class MetricsContext:
     clock: Callable[[], datetime]
     worker: MetricsWorker
 
+    def abandonment_rules(self) -> dict[str, float]:
+        """When an open cart or checkout counts as abandoned (what makes a rate provisional)."""
+        engine = self.worker.engine
+        return {
+            "cart_abandon_after_seconds": engine.cart_abandon_after.total_seconds(),
+            "checkout_abandon_after_seconds": engine.checkout_abandon_after.total_seconds(),
+        }
+
     def check(self) -> dict[str, Any]:
         """Fold what is pending, then compare with a full recompute."""
         self.worker.fold_now()
@@ -90,6 +98,12 @@ class WindowFigures(BaseModel):
         description="The version of each metric's definition these figures were computed with "
         "(GET /api/v1/metrics/definitions)."
     )
+    cart_abandon_after_seconds: float = Field(
+        description="Inactivity after which an unconverted cart counts as abandoned."
+    )
+    checkout_abandon_after_seconds: float = Field(
+        description="Inactivity after which an uncompleted checkout counts as abandoned."
+    )
 
 
 class Point(BaseModel):
@@ -145,8 +159,14 @@ class Definition(BaseModel):
     version: int = Field(description="Raised whenever the definition changes.")
 
 
-FromQuery = Annotated[datetime | None, Query(alias="from", description="Window start (UTC).")]
-ToQuery = Annotated[datetime | None, Query(alias="to", description="Window end, exclusive (UTC).")]
+FromQuery = Annotated[
+    datetime | None,
+    Query(alias="from", description="Window start (UTC); default: 24 hours before the end."),
+]
+ToQuery = Annotated[
+    datetime | None,
+    Query(alias="to", description="Window end, exclusive (UTC); default: the end of this minute."),
+]
 SourceQuery = Annotated[str | None, Query(description="Source id; omitted = all sources.")]
 AsOfQuery = Annotated[
     datetime | None,
@@ -212,7 +232,8 @@ def build_router(get_context: Callable[[], MetricsContext]) -> APIRouter:
         ctx = get_context()
         now, reading = _as_of(as_of)
         window = _window(now, start, end, source)
-        return await run_in_threadpool(window_figures, ctx.con.cursor(), window, now, reading)
+        figures = await run_in_threadpool(window_figures, ctx.con.cursor(), window, now, reading)
+        return {**figures, **ctx.abandonment_rules()}
 
     @router.get("/timeseries", response_model=Series, summary="One metric per time bucket")
     async def series(

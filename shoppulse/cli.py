@@ -10,8 +10,11 @@ from rich.console import Console
 
 from ingest.settings import Settings
 from ingest.sources import ConfigError, Source, check_secrets, load_sources
+from shoppulse import __version__
+from shoppulse.help_format import PlainHelpGroup
 
 app = typer.Typer(
+    cls=PlainHelpGroup,
     help="ShopPulse: real-time e-commerce metrics from store webhooks.",
     no_args_is_help=True,
     add_completion=False,
@@ -19,8 +22,24 @@ app = typer.Typer(
 err = Console(stderr=True)
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"shoppulse {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _root() -> None:
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            is_eager=True,
+            callback=_print_version,
+            help="Print the version and exit.",
+        ),
+    ] = False,
+) -> None:
     """ShopPulse: real-time e-commerce metrics from store webhooks."""
 
 

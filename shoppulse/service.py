@@ -25,7 +25,7 @@ from ingest.enrichment import OrderEnricher
 from ingest.errors import IngestError
 from ingest.intake import Clock, Intake, utc_now
 from ingest.settings import Settings
-from ingest.sources import Source
+from ingest.sources import Source, check_secret_forms
 from ingest.stats import IngestStats
 from ingest.storage.database import open_database
 from ingest.storage.retention import RawBodyPurge
@@ -113,7 +113,11 @@ def install_error_handlers(app: FastAPI) -> None:
 
 
 def create_app(settings: Settings, sources: dict[str, Source], clock: Clock = utc_now) -> FastAPI:
-    """The whole pipeline service. Opening the database happens in the lifespan."""
+    """The whole pipeline service. Opening the database happens in the lifespan.
+
+    Raises ConfigError for a secret that could never verify a delivery (however the app is
+    started: `shoppulse serve`, `shoppulse up` or an ASGI server given this app)."""
+    check_secret_forms(sources)
     holder: dict[str, Service] = {}
 
     @asynccontextmanager

@@ -46,6 +46,9 @@ class Provider(Protocol):
     topics: ClassVar[frozenset[str]]
     #: Lower-case names of the headers worth keeping with the raw delivery (never a signature).
     kept_headers: ClassVar[tuple[str, ...]]
+    #: Lower-case names of the headers that must appear at most once (signature, timestamp, id,
+    #: topic): a repeated one is ambiguous (which line is checked?) and is refused with 401.
+    single_headers: ClassVar[tuple[str, ...]]
 
     def verify(self, body: bytes, headers: Headers, secrets: Sequence[str], now: datetime) -> None:
         """Raise SignatureError unless one of `secrets` signed `body` (constant-time compare)."""
@@ -97,6 +100,25 @@ def any_secret_matches(expected_for: Any, given: str, secrets: Sequence[str]) ->
 def body_digest(body: bytes) -> str:
     """A stable stand-in delivery id for senders that send none: the body's SHA-256."""
     return "sha256:" + hashlib.sha256(body).hexdigest()
+
+
+# ----------------------------------------------------------------------------- topics
+
+TOPIC_MISMATCH = "topic does not match the signed body"
+
+
+def topic_mismatch(topic: str, needs: str, found: str) -> UnusableDelivery:
+    """The quarantine reason of a delivery whose unsigned topic header contradicts its body.
+
+    Shopify and WooCommerce sign only the body, so a captured authentic body can be re-sent under
+    another topic; the topic is believed only where the body agrees with it (docs/security.md).
+    """
+    return UnusableDelivery(f"{TOPIC_MISMATCH}: {topic[:80]!r} needs {needs}; the body is {found}")
+
+
+def is_deletion_body(obj: Mapping[str, Any]) -> bool:
+    """A deletion notice: `{"id": ...}` and nothing else (Shopify and WooCommerce send these)."""
+    return len(obj) == 1 and "id" in obj
 
 
 # ----------------------------------------------------------------------------- payload helpers

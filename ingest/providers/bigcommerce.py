@@ -66,6 +66,7 @@ from ingest.providers.base import (
     get_id,
     require_mapping,
 )
+from ingest.quarantine_advice import UNKNOWN_SCOPE
 
 HEADER_SECRET_PREFIX = "header:"
 
@@ -139,6 +140,7 @@ class BigCommerce:
     name: ClassVar[str] = "bigcommerce"
     topics: ClassVar[frozenset[str]] = CART_TOPICS | LINE_ITEM_TOPICS | ORDER_TOPICS | OTHER_TOPICS
     kept_headers: ClassVar[tuple[str, ...]] = (swh.ID_HEADER, swh.TIMESTAMP_HEADER, "user-agent")
+    single_headers: ClassVar[tuple[str, ...]] = swh.HEADERS
 
     def __init__(self, tolerance_seconds: int = 300) -> None:
         self.tolerance_seconds = tolerance_seconds
@@ -199,7 +201,7 @@ class BigCommerce:
         if not topic:
             raise UnusableDelivery("field 'scope' is missing")
         if topic not in self.topics:
-            raise UnusableDelivery(f"unknown scope '{topic[:80]}'")
+            raise UnusableDelivery(f"{UNKNOWN_SCOPE} '{topic[:80]}'")
         envelope = require_mapping(payload)
         data = require_mapping(envelope.get("data"), "field 'data'")
         at = self._event_time(envelope, headers)

@@ -22,15 +22,35 @@ from ingest.providers.base import (
     body_digest,
     build_event,
     get_id,
+    is_deletion_body,
     parse_money,
     parse_time,
     require_mapping,
+    topic_mismatch,
 )
+from ingest.quarantine_advice import UNKNOWN_TOPIC
 
 CART_TOPICS = frozenset({"carts/create", "carts/update"})
 CHECKOUT_TOPICS = frozenset({"checkouts/create", "checkouts/update"})
 ORDER_TOPICS = frozenset({"orders/create", "orders/updated", "orders/paid", "orders/cancelled"})
 OTHER_TOPICS = frozenset({"checkouts/delete", "orders/delete", "refunds/create"})
+
+#: Fields that only one kind of Shopify body has. The body is signed, the X-Shopify-Topic header
+#: is not: a topic is believed only where the body does not say it is something else.
+_ORDER_FIELDS = frozenset({"order_number", "financial_status", "confirmation_number"})
+_CHECKOUT_FIELDS = frozenset({"abandoned_checkout_url"})
+_REFUND_FIELDS = frozenset({"refund_line_items", "order_id"})
+
+#: The body kinds (see `_body_kind`) each topic accepts, the one it needs first; "unclear" (no
+#: field of any kind) is accepted where a minimal body of that topic would be.
+_TOPIC_BODIES: dict[str, tuple[str, ...]] = {
+    **dict.fromkeys(CART_TOPICS, ("a cart", "unclear")),
+    **dict.fromkeys(CHECKOUT_TOPICS, ("a checkout", "unclear")),
+    **dict.fromkeys(ORDER_TOPICS, ("an order", "unclear")),
+    "checkouts/delete": ("a checkout deletion", "unclear", "a deletion notice"),
+    "orders/delete": ("a deletion notice",),
+    "refunds/create": ("a refund",),
+}
 
 _ORDER_ACTIONS = {
     "orders/create": "create",
@@ -55,6 +75,32 @@ def _shop_money(obj: Mapping[str, Any], field: str) -> tuple[Decimal | None, str
     return None, None
 
 
+def _body_kind(obj: Mapping[str, Any]) -> str:
+    """What a Shopify body evidently is, from fields only that kind has; "unclear" otherwise."""
+    keys = obj.keys()
+    if is_deletion_body(obj):
+        return "a deletion notice"
+    if not _REFUND_FIELDS.isdisjoint(keys):
+        return "a refund"
+    if not _ORDER_FIELDS.isdisjoint(keys):
+        return "an order"
+    if not _CHECKOUT_FIELDS.isdisjoint(keys):
+        return "a checkout"
+    if {"token", "line_items"} <= keys and not {"cart_token", "currency"} & keys:
+        return "a cart"
+    return "unclear"
+
+
+def check_topic(topic: str, obj: Mapping[str, Any]) -> None:
+    """Raise UnusableDelivery (quarantine) unless the signed body agrees with the topic."""
+    allowed = _TOPIC_BODIES[topic]
+    found = _body_kind(obj)
+    if found not in allowed:
+        raise topic_mismatch(topic, allowed[0], found)
+    if topic == "orders/cancelled" and obj.get("cancelled_at") is None:
+        raise topic_mismatch(topic, "a cancelled order (cancelled_at set)", "not cancelled")
+
+
 class Shopify:
     name: ClassVar[str] = "shopify"
     topics: ClassVar[frozenset[str]] = CART_TOPICS | CHECKOUT_TOPICS | ORDER_TOPICS | OTHER_TOPICS
@@ -65,6 +111,11 @@ class Shopify:
         "x-shopify-triggered-at",
         "x-shopify-event-id",
         "x-shopify-api-version",
+    )
+    single_headers: ClassVar[tuple[str, ...]] = (
+        "x-shopify-hmac-sha256",
+        "x-shopify-topic",
+        "x-shopify-webhook-id",
     )
 
     def verify(self, body: bytes, headers: Headers, secrets: Sequence[str], now: datetime) -> None:
@@ -87,8 +138,9 @@ class Shopify:
         if not topic:
             raise UnusableDelivery("missing X-Shopify-Topic header")
         if topic not in self.topics:
-            raise UnusableDelivery(f"unknown topic '{topic[:80]}'")
+            raise UnusableDelivery(f"{UNKNOWN_TOPIC} '{topic[:80]}'")
         obj = require_mapping(payload)
+        check_topic(topic, obj)
         if topic in CART_TOPICS:
             return [self._cart(topic, obj)]
         if topic in CHECKOUT_TOPICS:

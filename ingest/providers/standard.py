@@ -5,7 +5,10 @@ Standard Webhooks secret, `whsec_<base64>`; the HMAC key is the base64-decoded p
 is optional, as in the reference libraries). A signed timestamp further than the tolerance from
 the service clock, in either direction, is rejected.
 
-Delivery id: `webhook-id` (the same on retries). Topic: always `events`.
+Senders built on Svix send the same scheme under Svix's header names (`svix-id`,
+`svix-timestamp`, `svix-signature`); they are read when no `webhook-signature` is sent.
+
+Delivery id: `webhook-id` (or `svix-id`; the same on retries). Topic: always `events`.
 
 Body: `ingest.events.StandardEventBody`, i.e. `{"events": [CanonicalEvent, ...]}`, validated with
 pydantic. A body that does not validate is quarantined with the field path of the first problems
@@ -51,7 +54,13 @@ def validation_reason(exc: ValidationError) -> str:
 class StandardWebhooks:
     name: ClassVar[str] = "standard"
     topics: ClassVar[frozenset[str]] = frozenset({TOPIC})
-    kept_headers: ClassVar[tuple[str, ...]] = (swh.ID_HEADER, swh.TIMESTAMP_HEADER, "user-agent")
+    kept_headers: ClassVar[tuple[str, ...]] = (
+        swh.ID_HEADER,
+        swh.TIMESTAMP_HEADER,
+        *swh.SVIX_HEADERS[:2],
+        "user-agent",
+    )
+    single_headers: ClassVar[tuple[str, ...]] = (*swh.HEADERS, *swh.SVIX_HEADERS)
 
     def __init__(self, tolerance_seconds: int = 300) -> None:
         self.tolerance_seconds = tolerance_seconds
@@ -67,13 +76,13 @@ class StandardWebhooks:
             raise SignatureError(
                 "no configured secret of this source is a Standard Webhooks secret (whsec_<base64>)"
             )
-        swh.verify(body, headers, keys, now, self.tolerance_seconds)
+        swh.verify(body, headers, keys, now, self.tolerance_seconds, svix=True)
 
     def is_ping(self, body: bytes, headers: Headers) -> bool:
         return False
 
     def delivery_info(self, body: bytes, headers: Headers, payload: Any) -> DeliveryInfo:
-        delivery_id = headers.get(swh.ID_HEADER, "").strip() or body_digest(body)
+        delivery_id = swh.message_id(headers, svix=True) or body_digest(body)
         return DeliveryInfo(delivery_id=delivery_id[:256], topic=TOPIC)
 
     def normalize(self, topic: str, payload: Any, headers: Headers) -> list[CanonicalEvent]:

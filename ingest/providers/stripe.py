@@ -45,7 +45,7 @@ from decimal import Decimal
 from typing import Any, ClassVar
 
 from ingest.events import CanonicalEvent
-from ingest.providers._standard_webhooks import check_timestamp
+from ingest.providers._standard_webhooks import check_timestamp, is_unix_seconds
 from ingest.providers.base import (
     DeliveryInfo,
     Headers,
@@ -57,6 +57,7 @@ from ingest.providers.base import (
     get_id,
     require_mapping,
 )
+from ingest.quarantine_advice import UNKNOWN_TOPIC
 
 SIGNATURE_HEADER = "stripe-signature"
 
@@ -130,17 +131,25 @@ def _expected(secret: str, timestamp: str, body: bytes) -> str:
     return hmac.new(secret.encode("utf-8"), message, hashlib.sha256).hexdigest()
 
 
+#: The most `Stripe-Signature` items read; a real header has a `t`, one or two `v1` and a `v0`.
+_MAX_ITEMS = 32
+
+
 def _parse_header(value: str) -> tuple[str | None, list[str]]:
-    """The first `t` and every `v1` of a Stripe-Signature header."""
-    timestamp: str | None = None
+    """The `t` and every `v1` among the first 32 items of a Stripe-Signature header.
+
+    Two `t` items are ambiguous (libraries differ on which one they check) and are refused."""
+    timestamps: list[str] = []
     signatures: list[str] = []
-    for item in value.split(",")[:32]:
+    for item in value.split(",")[:_MAX_ITEMS]:
         key, _, val = item.strip().partition("=")
-        if key == "t" and timestamp is None:
-            timestamp = val.strip()
+        if key == "t":
+            timestamps.append(val.strip())
         elif key == "v1":
             signatures.append(val.strip())
-    return timestamp, signatures
+    if len(timestamps) > 1:
+        raise SignatureError("Stripe-Signature has more than one t= timestamp: ambiguous")
+    return (timestamps[0] if timestamps else None), signatures
 
 
 class Stripe:
@@ -151,6 +160,7 @@ class Stripe:
         REFUND_TOPIC,
     }
     kept_headers: ClassVar[tuple[str, ...]] = ("user-agent",)
+    single_headers: ClassVar[tuple[str, ...]] = (SIGNATURE_HEADER,)
 
     def __init__(self, tolerance_seconds: int = 300) -> None:
         self.tolerance_seconds = tolerance_seconds
@@ -160,8 +170,11 @@ class Stripe:
         if not header:
             raise SignatureError("missing Stripe-Signature header")
         timestamp, given = _parse_header(header)
-        if not timestamp or not timestamp.isascii() or not timestamp.isdigit():
-            raise SignatureError("Stripe-Signature has no valid t= timestamp")
+        if not timestamp or not is_unix_seconds(timestamp):
+            raise SignatureError(
+                "Stripe-Signature has no valid t= timestamp (Unix seconds as a plain decimal "
+                "integer: no sign, no leading zero)"
+            )
         if not given:
             raise SignatureError("Stripe-Signature has no v1 signature")
         matched = False
@@ -190,7 +203,7 @@ class Stripe:
         if not topic:
             raise UnusableDelivery("field 'type' is missing")
         if topic not in self.topics:
-            raise UnusableDelivery(f"unknown topic '{topic[:80]}'")
+            raise UnusableDelivery(f"{UNKNOWN_TOPIC} '{topic[:80]}'")
         event = require_mapping(payload)
         data = require_mapping(event.get("data"), "field 'data'")
         obj = require_mapping(data.get("object"), "field 'data.object'")

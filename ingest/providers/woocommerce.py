@@ -60,9 +60,12 @@ from ingest.providers.base import (
     body_digest,
     build_event,
     get_id,
+    is_deletion_body,
     parse_money,
     require_mapping,
+    topic_mismatch,
 )
+from ingest.quarantine_advice import UNKNOWN_TOPIC
 
 SIGNATURE_HEADER = "x-wc-webhook-signature"
 TOPIC_HEADER = "x-wc-webhook-topic"
@@ -130,6 +133,7 @@ class WooCommerce:
         DELIVERY_HEADER,
         "x-wc-webhook-source",
     )
+    single_headers: ClassVar[tuple[str, ...]] = (SIGNATURE_HEADER, TOPIC_HEADER, DELIVERY_HEADER)
 
     def verify(self, body: bytes, headers: Headers, secrets: Sequence[str], now: datetime) -> None:
         given = headers.get(SIGNATURE_HEADER, "").strip()
@@ -165,14 +169,17 @@ class WooCommerce:
         if not topic:
             raise UnusableDelivery("missing X-WC-Webhook-Topic header")
         if topic not in self.topics:
-            raise UnusableDelivery(f"unknown topic '{topic[:80]}'")
+            raise UnusableDelivery(f"{UNKNOWN_TOPIC} '{topic[:80]}'")
         order = require_mapping(payload)
         order_id = _required_id(order, "id")
+        self._check_topic(topic, order)
         if topic == "order.deleted":
             return [build_event(kind="order", action="delete", entity_id=order_id, deleted=True)]
         status = order.get("status")
         if not isinstance(status, str) or not status:
             raise UnusableDelivery("field 'status' is missing")
+        if topic == "order.restored" and status == TRASH_STATUS:
+            raise topic_mismatch(topic, "an order out of the trash", "an order in the trash")
         created = parse_gmt(order, "date_created_gmt")
         modified = parse_gmt(order, "date_modified_gmt")
         currency = order.get("currency")
@@ -225,6 +232,16 @@ class WooCommerce:
         ]
         events.extend(self._refunds(order, order_id, currency, modified))
         return events
+
+    @staticmethod
+    def _check_topic(topic: str, order: Mapping[str, Any]) -> None:
+        """WooCommerce signs the body only: the topic header is believed where the body agrees
+        (`order.deleted` sends `{"id": ...}` alone, every other topic the whole order)."""
+        deletion = is_deletion_body(order)
+        if topic == "order.deleted" and not deletion:
+            raise topic_mismatch(topic, 'a deletion notice ({"id": ...} alone)', "an order")
+        if topic != "order.deleted" and deletion:
+            raise topic_mismatch(topic, "an order", "a deletion notice")
 
     @staticmethod
     def _money(order: Mapping[str, Any]) -> tuple[Decimal, Decimal]:

@@ -173,6 +173,11 @@ class Writer:
     def queue_depth(self) -> int:
         return self._queue.qsize()
 
+    @property
+    def events_stored_through(self) -> int:
+        """The seq of the newest committed event (0 before the first)."""
+        return self._event_seq
+
     async def submit(self, delivery: Delivery) -> Outcome:
         """Queue `delivery` and wait until it is committed (or found to be a duplicate)."""
         loop = asyncio.get_running_loop()

@@ -7,6 +7,7 @@ they ask it instead, at the address in its discovery record beside the database:
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ingest.api import recent_quarantine
+from ingest.quarantine_advice import next_step
 from ingest.replay import (
     CHUNK,
     QuarantineFilter,
@@ -46,6 +48,7 @@ from shoppulse.cli import (
     make_settings,
 )
 from shoppulse.service import discovery_path, read_discovery
+from shoppulse.wording import counted
 
 out = Console()
 
@@ -138,7 +141,8 @@ def list_command(
     if not rows:
         out.print("no quarantined deliveries" + (" match" if source or reason else ""))
         return
-    table = Table(title=f"{len(rows)} quarantined deliveries (newest first)", expand=True)
+    shown = counted(len(rows), "quarantined delivery", "quarantined deliveries")
+    table = Table(title=f"{shown} (newest first)", expand=True)
     for column, ratio in (
         ("source", 1),
         ("delivery id", 2),
@@ -153,6 +157,15 @@ def list_command(
             Text(str(row["reason"] or "")),
         )
     out.print(table)
+    _print_next_steps(rows)
+
+
+def _print_next_steps(rows: list[dict[str, Any]]) -> None:
+    """What to do about the deliveries listed, once per kind of advice."""
+    steps = Counter(str(row.get("next") or next_step(row["reason"])) for row in rows)
+    out.print("what to do:")
+    for step, count in steps.most_common():
+        out.print(f"  {counted(count, 'delivery', 'deliveries')}: {escape(step)}", soft_wrap=True)
 
 
 # ----------------------------------------------------------------------------- replay
@@ -196,7 +209,9 @@ def _replay_live(
     report = ReplayReport(dry_run=dry_run)
     after = 0
     with _progress() as progress:
-        task = progress.add_task("replaying", total=count_quarantined(con, where))
+        task = progress.add_task(
+            "dry run" if dry_run else "replaying", total=count_quarantined(con, where)
+        )
         while True:
             chunk = replay_chunk(
                 con,
@@ -219,7 +234,8 @@ def _replay_live(
 def _replay_remote(service: _Service, request: ReplayRequest) -> ReplayReport:
     report = ReplayReport(dry_run=request.dry_run)
     with _progress() as progress:
-        task = progress.add_task("replaying (in the service)", total=None)
+        doing = "dry run" if request.dry_run else "replaying"
+        task = progress.add_task(f"{doing} (in the service)", total=None)
         while True:
             body = service.call(
                 "POST",
@@ -248,19 +264,27 @@ def _replay_remote(service: _Service, request: ReplayRequest) -> ReplayReport:
             request = request.model_copy(update={"after": chunk.next_after})
 
 
-def _print_report(report: ReplayReport, *, live: bool) -> None:
-    verb = "would move" if report.dry_run else "moved"
-    out.print(
-        f"{report.examined} quarantined deliveries replayed: {verb} {report.moved} out of "
-        f"quarantine ({report.events} events); {report.stayed} stay in quarantine"
-        + (
-            f"; {report.skipped} of unconfigured sources left as they were"
-            if report.skipped
-            else ""
-        )
-        + ("" if not report.dry_run else " (dry run: nothing changed)"),
-        soft_wrap=True,
+def _replay_summary(report: ReplayReport) -> str:
+    """One line: how many were replayed (or would be, in a dry run) and where they went."""
+    deliveries = counted(report.examined, "quarantined delivery", "quarantined deliveries")
+    events = counted(report.events, "event")
+    unconfigured = (
+        f"; {report.skipped} of unconfigured sources left as they were" if report.skipped else ""
     )
+    if report.dry_run:
+        return (
+            f"dry run, nothing changed: would replay {deliveries}: would move {report.moved} "
+            f"out of quarantine ({events}); {report.stayed} would stay in quarantine"
+            f"{unconfigured}"
+        )
+    return (
+        f"replayed {deliveries}: moved {report.moved} out of quarantine ({events}); "
+        f"{report.stayed} stay in quarantine{unconfigured}"
+    )
+
+
+def _print_report(report: ReplayReport, *, live: bool) -> None:
+    out.print(_replay_summary(report), soft_wrap=True)
     if report.moved and not report.dry_run:
         out.print(
             "the metrics include the moved deliveries as soon as the service folds them"
@@ -268,7 +292,7 @@ def _print_report(report: ReplayReport, *, live: bool) -> None:
             soft_wrap=True,
         )
     if report.still_quarantined:
-        table = Table(title="still quarantined")
+        table = Table(title="would stay in quarantine" if report.dry_run else "still quarantined")
         for column in ("source", "delivery id", "topic", "reason"):
             table.add_column(column, overflow="fold")
         for row in report.still_quarantined:

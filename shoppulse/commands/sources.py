@@ -22,8 +22,8 @@ from ingest.source_admin import (
     rotate_secret,
 )
 from ingest.sources import ConfigError
-from shoppulse.cli import ConfigOption, DbOption, app, fail, make_settings
-from shoppulse.service import read_discovery
+from shoppulse.cli import ConfigOption, app, fail, make_settings
+from shoppulse.wording import counted
 
 out = Console()
 
@@ -51,8 +51,8 @@ GenerateOption = Annotated[
 ]
 
 
-def _config(config: Path | None, db: Path | None = None) -> Path:
-    settings = make_settings(config, db)
+def _config(config: Path | None) -> Path:
+    settings = make_settings(config)
     if settings.config is None:
         raise fail("no sources file: pass --config FILE or set SHOPPULSE_CONFIG")
     return settings.config
@@ -66,11 +66,8 @@ def _secret(secret: str | None, generate: bool) -> str | None:
     return secret
 
 
-def _applied(config: Path | None, db: Path | None) -> None:
-    settings = make_settings(config, db)
-    running = read_discovery(settings.db_path) is not None
-    hint = "The running service" if running else "The service"
-    out.print(f"{hint} reads the sources file at start: restart it to apply the change.")
+def _applied() -> None:
+    out.print("The service reads the sources file at start: if it runs, restart it to apply this.")
 
 
 @sources_app.command("list")
@@ -108,10 +105,9 @@ def add_command(
     secret: SecretOption = None,
     generate_secret: GenerateOption = False,
     config: ConfigOption = None,
-    db: DbOption = None,
 ) -> None:
     """Add a source to the sources file (created if missing) and print its ingest URL path."""
-    path = _config(config, db)
+    path = _config(config)
     try:
         generated = add_source(
             path, source_id, provider, _secret(secret, generate_secret), generate=generate_secret
@@ -123,7 +119,7 @@ def add_command(
     if generated is not None:
         out.print("secret (shown only now; configure it in the sender):", soft_wrap=True)
         out.print(generated, soft_wrap=True, markup=False, highlight=False)
-    _applied(config, db)
+    _applied()
 
 
 @sources_app.command("rotate-secret")
@@ -132,10 +128,9 @@ def rotate_command(
     secret: SecretOption = None,
     generate_secret: GenerateOption = False,
     config: ConfigOption = None,
-    db: DbOption = None,
 ) -> None:
     """Add a new secret to a source; the old ones stay valid until `retire-secret`."""
-    path = _config(config, db)
+    path = _config(config)
     try:
         generated = rotate_secret(
             path, source_id, _secret(secret, generate_secret), generate=generate_secret
@@ -150,7 +145,7 @@ def rotate_command(
     if generated is not None:
         out.print("new secret (shown only now; configure it in the sender):", soft_wrap=True)
         out.print(generated, soft_wrap=True, markup=False, highlight=False)
-    _applied(config, db)
+    _applied()
 
 
 @sources_app.command("retire-secret")
@@ -163,10 +158,9 @@ def retire_command(
         str | None, typer.Option("--secret", help="Remove exactly this secret.")
     ] = None,
     config: ConfigOption = None,
-    db: DbOption = None,
 ) -> None:
     """Remove old secrets of a source (never its last one)."""
-    path = _config(config, db)
+    path = _config(config)
     try:
         removed = retire_secrets(path, source_id, keep_latest=keep_latest, secret=secret)
     except ConfigError as exc:
@@ -174,5 +168,5 @@ def retire_command(
     if not removed:
         out.print(f"'{source_id}' has only one secret: nothing to retire")
         return
-    out.print(f"removed {removed} secret{'' if removed == 1 else 's'} of '{source_id}'")
-    _applied(config, db)
+    out.print(f"removed {counted(removed, 'secret')} of '{source_id}'")
+    _applied()

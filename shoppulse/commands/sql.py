@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import sys
-from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
@@ -19,11 +18,12 @@ import duckdb
 import orjson
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from shoppulse.cli import ConfigOption, DbOption, app, err, fail, make_settings
+from shoppulse.commands._result_display import cell, print_result
 from shoppulse.publish import refresh_stopped
 from shoppulse.sql import SqlError, catalog_path, export, open_catalog, query
+from shoppulse.wording import counted
 
 
 class OutputFormat(StrEnum):
@@ -42,14 +42,6 @@ def _prepare(config: Path | None, db: Path | None) -> Path:
     if mode == "catalog":
         err.print(f"[dim]no live database at {settings.db_path}; using the published catalog[/]")
     return catalog_path(settings.db_path)
-
-
-def _text(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    return str(value)
 
 
 def _json_default(value: Any) -> Any:
@@ -99,7 +91,7 @@ def sql_command(
         if output_format is OutputFormat.csv:
             writer = csv.writer(stream)
             writer.writerow(names)
-            writer.writerows([_text(v) for v in row] for row in rows)
+            writer.writerows([cell(v) for v in row] for row in rows)
         elif output_format is OutputFormat.json:
             records = [dict(zip(names, row, strict=True)) for row in rows]
             stream.write(
@@ -107,12 +99,10 @@ def sql_command(
                 + "\n"
             )
         else:
-            table = Table(*names, show_lines=False)
-            for row in rows:
-                table.add_row(*(_text(v) for v in row))
-            Console(file=stream, width=max(80, Console().width)).print(table)
+            layout = print_result(Console(file=stream, width=max(80, Console().width)), names, rows)
             if not output:
-                err.print(f"[dim]{len(rows)} row{'s' if len(rows) != 1 else ''}[/]")
+                shown = " (one block per row: too wide for a table)" if layout == "records" else ""
+                err.print(f"[dim]{counted(len(rows), 'row')}{shown}[/]")
     finally:
         if output:
             stream.close()

@@ -12,6 +12,7 @@ import pytest
 
 from dashboard.data import ReadClient, ServiceUnavailable, load_snapshot
 from dashboard.model import RateMeter, Snapshot, TimeRange
+from ingest.quarantine_advice import UNSUBSCRIBE
 from tests.dashboard.store import Store, fresh_id, wait_for
 from tests.e2e.server import ServiceProcess, free_port
 
@@ -127,11 +128,14 @@ def test_health_counts_rate_and_quarantine_reasons(
         assert dict(health.rejected_by_reason) == {"invalid_signature": 1}
         assert health.writer_healthy and health.queue_depth >= 0
         assert health.freshness_seconds is not None and health.freshness_seconds < 30
+        assert health.events_waiting == 0 and health.pipeline == "caught_up"
+        stored = http.get("/api/v1/ingest/stats").json()["events_stored_through"]
+        assert stored == snapshot.current.events_folded_through  # every stored event counted
         assert health.last_delivery_at is not None
 
         quarantined = client.quarantine(limit=5, source="shop-b")
-        assert [(q.source, q.topic, q.reason) for q in quarantined] == [
-            ("shop-b", "products/update", "unknown topic 'products/update'")
+        assert [(q.source, q.topic, q.reason, q.next_step) for q in quarantined] == [
+            ("shop-b", "products/update", "unknown topic 'products/update'", UNSUBSCRIBE)
         ]
         assert client.quarantine(limit=5, source="shop-c") == []
 
@@ -146,7 +150,15 @@ def test_quarantine_endpoint_lists_the_newest_first_without_bodies(
     body = answer.json()
     assert body["limit"] == 2 and body["source"] == "shop-c"
     assert [d["delivery_id"] for d in body["deliveries"]] == ids[:0:-1]
-    assert set(body["deliveries"][0]) == {"source", "delivery_id", "topic", "received_at", "reason"}
+    assert set(body["deliveries"][0]) == {
+        "source",
+        "delivery_id",
+        "topic",
+        "received_at",
+        "reason",
+        "next",
+    }
+    assert body["deliveries"][0]["next"] == UNSUBSCRIBE  # a topic the store need not send
     assert datetime.fromisoformat(body["deliveries"][0]["received_at"]).utcoffset() == timedelta(0)
     bad = http.get("/api/v1/ingest/quarantine", params={"limit": 0})
     assert bad.status_code == 422

@@ -137,17 +137,37 @@ def test_kpis_compare_with_the_previous_period_in_the_main_currency() -> None:
     assert net.currency == "USD"  # the currency with the most orders
     assert (net.value, net.delta) == (Decimal("300.50"), Decimal("200.51"))
     assert (aov.value, aov.delta) == (Decimal("150.25"), Decimal("50.26"))
-    assert conversion.value == 0.25 and conversion.delta == pytest.approx(-0.25)
+    assert conversion.value == 0.25 and conversion.previous == 0.5
     assert conversion.provisional and abandonment.provisional and not checkout.provisional
     assert not abandonment.higher_is_better and conversion.higher_is_better
     assert checkout.previous is None and checkout.delta is None
     assert fmt.kpi_value(net) == "300.50" and fmt.kpi_label(net) == "Net sales (USD)"
     assert fmt.kpi_delta(net) == "+200.51 USD"
-    assert fmt.kpi_delta(conversion) == "-25.0 pp"
+    # two carts of this period are still open: no change against the settled previous period
+    assert conversion.delta is None and abandonment.delta is None
+    assert fmt.kpi_delta(conversion) is None
     assert fmt.kpi_value(abandonment) == "25.0%"
     assert fmt.kpi_label(abandonment) == "Cart abandonment"
-    assert fmt.kpi_note(abandonment, "1 h") == "provisional · vs previous 1 h"
+    assert fmt.kpi_note(abandonment, "1 h") == "provisional · no change until settled"
     assert fmt.kpi_note(checkout, "15 min") == "vs previous 15 min"
+
+
+def test_a_provisional_rate_is_not_set_against_a_settled_one() -> None:
+    """The current hour's open carts cannot be abandoned yet (the 60-minute timeout): a 0 %
+    abandonment against last hour's 69.4 % is no fall, and no change is shown."""
+    current = figures(carts_created=5, carts_open=5, cart_abandonment_rate=0.0)
+    settled = figures(carts_created=36, carts_abandoned=25, cart_abandonment_rate=25 / 36)
+    abandonment = build_kpis(current, settled)[4]
+    assert abandonment.unsettled and abandonment.delta is None
+    assert fmt.kpi_delta(abandonment) is None
+    # once both periods have settled the change is shown, in percentage points
+    current = figures(carts_created=5, carts_abandoned=1, cart_abandonment_rate=0.2)
+    abandonment = build_kpis(current, settled)[4]
+    assert not abandonment.unsettled and fmt.kpi_delta(abandonment) == "-49.4 pp"
+    assert fmt.kpi_note(abandonment, "1 h") == "vs previous 1 h"
+    # a previous period still holding open carts is not alike either
+    unsettled_before = figures(carts_created=2, carts_open=1, cart_abandonment_rate=0.5)
+    assert build_kpis(current, unsettled_before)[4].delta is None
 
 
 def test_without_sales_net_sales_is_zero_against_the_previous_period_and_aov_unknown() -> None:
@@ -278,3 +298,25 @@ def test_source_table_keeps_money_exact_per_currency() -> None:
     frame = charts.sources_frame((row,))
     assert frame.loc[0, "net sales"] == "10.01 USD · 3.00 EUR"
     assert frame.loc[0, "rejected"] == 2
+
+
+@pytest.mark.parametrize(
+    ("stored", "folded", "queue", "freshness", "state"),
+    [
+        (40, 40, 0, 45.0, "caught_up"),  # a quiet store: old but nothing waits
+        (41, 40, 0, 45.0, "lagging"),  # one event waits and the figures are 45 s old
+        (400, 380, 3, 0.4, "busy"),  # events wait, but the figures are fresh
+        (None, 40, 0, 45.0, "unknown"),  # a service that does not say
+        (40, 40, 2, 45.0, "lagging"),  # deliveries queue for the writer
+    ],
+)
+def test_freshness_tells_a_quiet_store_from_a_lag(
+    stored: int | None, folded: int, queue: int, freshness: float, state: str
+) -> None:
+    stats: dict[str, Any] = {"totals": {}, "sources": {}, "queue_depth": queue}
+    if stored is not None:
+        stats["events_stored_through"] = stored
+    current = figures(events_folded_through=folded, freshness_seconds=freshness)
+    health = build_health(stats, current, None, None)
+    assert health.pipeline == state
+    assert health.events_waiting == (None if stored is None else stored - folded)

@@ -6,6 +6,7 @@ refresh is an explicit `at.run()`.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -16,6 +17,7 @@ from streamlit.testing.v1 import AppTest
 
 import dashboard
 from dashboard import formatting as fmt
+from ingest.quarantine_advice import UNSUBSCRIBE
 from tests.dashboard.reading import api_figures, expected_tiles, kpi_tiles
 from tests.dashboard.store import Store, wait_for
 from tests.e2e.server import ServiceProcess, free_port
@@ -66,7 +68,12 @@ def test_tiles_show_the_api_figures_and_follow_new_orders(
     labels = [metric.label for metric in page.metric]
     assert f"Net sales ({before['currency']})" in labels
     conversion = next(m for m in page.metric if m.label == "Cart conversion")
-    assert conversion.proto.delta_description == "provisional · vs previous 1 h"  # page-cart-2
+    # page-cart-2 is open: the rate is provisional and not set against the previous hour
+    assert conversion.proto.delta_description == "provisional · no change until settled"
+    assert not conversion.delta
+    assert "counts as abandoned after 1 h without activity" in conversion.proto.help
+    checkout = next(m for m in page.metric if m.label == "Checkout abandonment")
+    assert "counts as abandoned after 10 min without activity" in checkout.proto.help
     assert any("Provisional:" in caption.value for caption in page.caption)
 
     shop.order("80.00", "0.00")
@@ -82,7 +89,11 @@ def test_tiles_show_the_api_figures_and_follow_new_orders(
     orders_tile = next(m for m in page.metric if m.label == "Orders")
     assert orders_tile.delta.startswith("+")
     health = {m.label: m.value for m in page.metric}
-    assert int(health["Duplicates"]) >= 0 and health["Freshness"] != fmt.DASH
+    assert int(health["Duplicates"]) >= 0
+    # every delivery is counted and nothing queues: caught up, however old the last one is
+    freshness = next(m for m in page.metric if m.label == "Freshness")
+    assert freshness.value == "caught up", freshness.value
+    assert re.fullmatch(r"last delivery [0-9.]+ s ago · nothing waiting", freshness.delta)
 
 
 def test_source_filter_and_quarantine_reasons(page: AppTest, http: httpx.Client) -> None:
@@ -106,6 +117,8 @@ def test_source_filter_and_quarantine_reasons(page: AppTest, http: httpx.Client)
     table = next(frame.value for frame in page.dataframe if "topic" in frame.value.columns)
     assert list(table["reason"]) == ["unknown topic 'products/update'"]
     assert list(table["source"]) == ["shop-d"]
+    assert any(m.value == f"- 1: {UNSUBSCRIBE}" for m in page.markdown)
+    assert not any("fixing the mapping" in m.value for m in page.markdown)
 
     page.radio(key="range").set_value("Last 15 minutes").run()
     assert not page.exception, page.exception
@@ -137,3 +150,12 @@ def test_unreachable_service_shows_a_message_then_recovers(
         assert not at.exception, at.exception
         assert not at.warning
         assert tiles(at)["Orders"] == "0"
+
+
+def test_the_funnel_says_how_its_shares_differ_from_conversion(page: AppTest) -> None:
+    funnel = next(h for h in page.subheader if h.value == "Funnel")
+    assert "whichever checkout each order came from" in funnel.proto.help
+    assert any(
+        "conversion follows the range's own carts and checkouts" in caption.value
+        for caption in page.caption
+    )

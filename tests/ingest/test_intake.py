@@ -9,6 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from ingest.providers import get_provider
+from ingest.quarantine_advice import FIX_MAPPING, NOT_JSON, UNSUBSCRIBE
 from ingest.settings import Settings
 from ingest.sources import ConfigError, Source, check_secrets, load_sources
 from ingest.storage.bodies import unpack
@@ -198,6 +199,8 @@ def test_authentic_but_unusable_is_quarantined(
     assert response.status_code == 202, response.text
     assert response.json()["status"] == "quarantined"
     assert reason in response.json()["reason"]
+    advice = {"invalid JSON": NOT_JSON, "unknown topic 'products/update'": UNSUBSCRIBE}
+    assert response.json()["next"] == f"stored in quarantine; {advice.get(reason, FIX_MAPPING)}"
     rows = (
         client.app.state.service.con.cursor()
         .execute(  # type: ignore[attr-defined]

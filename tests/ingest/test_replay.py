@@ -21,6 +21,7 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from ingest.providers import get_provider
+from ingest.quarantine_advice import NOT_JSON
 from ingest.settings import Settings
 from ingest.sources import Source
 from shoppulse.cli import app as cli
@@ -156,12 +157,16 @@ def test_cli_replays_with_the_service_stopped(quarantined_db: Path, tmp_path: Pa
 
     dry = run("replay", "--dry-run", *common)
     assert dry.exit_code == 0, dry.output
-    assert "would move 3 out of quarantine (3 events); 2 stay" in dry.output
+    assert (
+        "dry run, nothing changed: would replay 5 quarantined deliveries: would move 3 out of "
+        "quarantine (3 events); 2 would stay in quarantine" in dry.output
+    )
+    assert "replayed" not in dry.output
     assert sum(s == "quarantined" for s, _, _ in statuses(quarantined_db).values()) == 5
 
     only_woo = run("replay", "--source", "woo", *common)
     assert only_woo.exit_code == 0, only_woo.output
-    assert "moved 1 out of quarantine (1 events); 0 stay" in only_woo.output
+    assert "moved 1 out of quarantine (1 event); 0 stay" in only_woo.output
 
     result = run("replay", *common)
     assert result.exit_code == 0, result.output
@@ -179,7 +184,7 @@ def test_cli_replays_with_the_service_stopped(quarantined_db: Path, tmp_path: Pa
 
     again = run("replay", *common)
     assert again.exit_code == 0, again.output
-    assert "2 quarantined deliveries replayed: moved 0 out of quarantine" in again.output
+    assert "replayed 2 quarantined deliveries: moved 0 out of quarantine" in again.output
     assert assert_event_seqs_unique(quarantined_db) == 4
 
     # The service started afterwards folds the replayed events into the figures.
@@ -310,5 +315,10 @@ def test_replay_filters_by_reason(quarantined_db: Path, tmp_path: Path) -> None:
         "replay", "--reason", "invalid", "--config", str(config), "--db", str(quarantined_db)
     )
     assert result.exit_code == 0, result.output
-    assert "1 quarantined deliveries replayed: moved 0 out of quarantine" in result.output
+    assert "replayed 1 quarantined delivery: moved 0 out of quarantine" in result.output
     assert sum(s == "quarantined" for s, _, _ in statuses(quarantined_db).values()) == 5
+    listed = run("quarantine", "list", "--reason", "invalid", "--db", str(quarantined_db))
+    assert listed.exit_code == 0, listed.output
+    assert "1 quarantined delivery (newest first)" in listed.output
+    assert "what to do:" in listed.output
+    assert f"1 delivery: {NOT_JSON}" in " ".join(listed.output.split())

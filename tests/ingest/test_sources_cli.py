@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import socket
 import stat
 from pathlib import Path
 from typing import Any
@@ -54,7 +55,7 @@ def test_list_shows_counts_never_secrets(config: Path) -> None:
         assert secret not in result.output
 
 
-def test_add_generates_a_secret_once_and_keeps_the_rest(config: Path, tmp_path: Path) -> None:
+def test_add_generates_a_secret_once_and_keeps_the_rest(config: Path) -> None:
     result = run(
         "sources",
         "add",
@@ -65,8 +66,6 @@ def test_add_generates_a_secret_once_and_keeps_the_rest(config: Path, tmp_path: 
         "--generate-secret",
         "--config",
         str(config),
-        "--db",
-        str(tmp_path / "none.duckdb"),
     )
     assert result.exit_code == 0, result.output
     assert "/webhooks/acme-woo" in result.output and "restart" in result.output
@@ -226,3 +225,56 @@ def test_api_credentials_are_validated(tmp_path: Path) -> None:
     )
     with pytest.raises(ConfigError, match="store_hash"):
         load_sources(path)
+
+
+# A Standard Webhooks secret written without its base64 padding (25 bytes: two '=' short).
+UNPADDED = "whsec_" + base64.b64encode(b"shoppulse-unpadded-key-01").decode().rstrip("=")
+
+
+def test_an_unpadded_standard_secret_is_refused_by_sources_add(config: Path) -> None:
+    result = run(
+        "sources", "add", "--id", "custom", "--provider", "standard", "--secret", UNPADDED,
+        "--config", str(config),
+    )  # fmt: skip
+    assert result.exit_code == 2, result.output
+    assert "add '==' at the end" in " ".join(result.output.split())
+    assert config.read_text() == HAND_WRITTEN
+
+
+@pytest.mark.parametrize(
+    ("provider", "secret", "message"),
+    [
+        ("standard", UNPADDED, "lacks its padding: add '==' at the end"),
+        ("standard", "whsec_not base64!", "not a Standard Webhooks secret"),
+        ("shopify", "key-with-a-newline\n", "surrounding spaces or line breaks"),
+        ("bigcommerce", "header:X-Auth", "header:<Name>:<value>"),
+    ],
+)
+def test_a_hand_edited_secret_that_can_never_verify_stops_serve(
+    tmp_path: Path, provider: str, secret: str, message: str
+) -> None:
+    config = tmp_path / "sources.toml"
+    escaped = secret.replace("\n", "\\n")
+    config.write_text(
+        HAND_WRITTEN
+        + f'\n[[sources]]\nid = "hand-made"\nprovider = "{provider}"\n'
+        + f'secrets = ["shopify-key-ok", "{escaped}"]\n',
+        encoding="utf-8",
+    )
+    db = tmp_path / "data" / "shoppulse.duckdb"
+    with socket.socket() as taken:  # had the command started a server, it would fail fast here
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        results = [
+            run(command, "--config", str(config), "--db", str(db), "--port", port)
+            for command in ("serve", "up")
+        ]
+    for result in results:
+        text = " ".join(result.output.split())
+        assert result.exit_code == 2, result.output
+        assert "source 'hand-made', secret 2 of 2" in text and message in text
+        assert "rotate-secret" in text  # the fix
+    assert not db.exists()  # refused before anything was opened
+    with pytest.raises(ConfigError, match="hand-made"):
+        create_app(Settings(config=config, db_path=db), load_sources(config))

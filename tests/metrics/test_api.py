@@ -55,6 +55,8 @@ WINDOW_FIELDS = {
     "freshness_seconds",
     "events_folded_through",
     "definition_versions",
+    "cart_abandon_after_seconds",
+    "checkout_abandon_after_seconds",
 }
 
 
@@ -66,6 +68,11 @@ def test_window_fields_match_the_openapi_schema(client: TestClient) -> None:
     properties = schema["components"]["schemas"]["WindowFigures"]["properties"]
     assert set(properties) == WINDOW_FIELDS
     assert body["watermark"] is not None and body["events_folded_through"] == 1
+    # the rules that make a rate provisional, from the service's settings (defaults here)
+    assert (body["cart_abandon_after_seconds"], body["checkout_abandon_after_seconds"]) == (
+        3600.0,
+        600.0,
+    )
 
 
 def test_default_window_is_the_last_24_hours(client: TestClient, clock: FrozenClock) -> None:

@@ -117,3 +117,30 @@ def test_export_writes_one_consistent_file_per_view(stopped_db: Path, tmp_path: 
         f"SELECT count(*) FROM read_parquet('{tmp_path / 'snap' / 'orders.parquet'}')"
     )
     assert orders.fetchall() == [(2,)]
+
+
+def test_sql_never_cuts_values_at_80_columns(stopped_db: Path) -> None:
+    """A result wider than the terminal is shown one block per row, every value whole."""
+    wide = RUNNER.invoke(
+        app,
+        ["sql", "--db", str(stopped_db), "SELECT * FROM orders ORDER BY id"],
+        env={"COLUMNS": "80"},
+    )
+    assert wide.exit_code == 0, wide.stderr
+    lines = wide.stdout.splitlines()
+    assert all(len(line) <= 80 for line in lines)
+    assert "…" not in wide.stdout
+    assert [line.split()[:2] for line in lines if line.startswith("row ")] == [
+        ["row", "1"],
+        ["row", "2"],
+    ]
+    for column in ("source", "id", "created_at", "gross_sales"):
+        assert any(line.split() and line.split()[0] == column for line in lines), column
+    assert "o1" in wide.stdout and "o2" in wide.stdout
+    assert "2 rows (one block per row" in wide.stderr
+    narrow = RUNNER.invoke(
+        app,
+        ["sql", "--db", str(stopped_db), "SELECT id FROM orders ORDER BY id"],
+        env={"COLUMNS": "80"},
+    )
+    assert "┃ id" in narrow.stdout and "row 1" not in narrow.stdout  # a table when it fits

@@ -1,0 +1,41 @@
+"""What to do about a quarantined delivery, read from the reason it was quarantined with.
+
+The advice is derived from the stored reason, so deliveries quarantined by any version get it.
+A topic the platform sends but ShopPulse does not use is not a mapping problem: the store was
+subscribed to more than it needs, and replaying will never move such a delivery.
+"""
+
+from __future__ import annotations
+
+#: How the adapters word each reason (the start of the stored text).
+UNKNOWN_TOPIC = "unknown topic"
+UNKNOWN_SCOPE = "unknown scope"  # BigCommerce calls its topics scopes
+INVALID_JSON = "invalid JSON"
+FUTURE_TIME = "event time"
+BODY_NOT_KEPT = "the raw body was not kept"
+
+UNSUBSCRIBE = (
+    "ShopPulse does not use this topic: unsubscribe it in the store's admin (the topics to "
+    "subscribe are in docs/connect-your-store.md); a replay will not move it"
+)
+NOT_JSON = "the sender sent a body that is not JSON; a replay will not change it"
+CHECK_CLOCKS = (
+    "check the clocks of the store and of this machine; `shoppulse replay` moves it once its "
+    "time is no longer in the future"
+)
+CANNOT_REPLAY = "its body is gone, so it cannot be replayed"
+FIX_MAPPING = "fix the mapping (or the sender), then `shoppulse replay`"
+
+
+def next_step(reason: str | None) -> str:
+    """The advice for a delivery quarantined with `reason`."""
+    text = reason or ""
+    if text.startswith((UNKNOWN_TOPIC, UNKNOWN_SCOPE)):
+        return UNSUBSCRIBE
+    if text.startswith(INVALID_JSON):
+        return NOT_JSON
+    if text.startswith(FUTURE_TIME) and "in the future" in text:
+        return CHECK_CLOCKS
+    if text.startswith(BODY_NOT_KEPT):
+        return CANNOT_REPLAY
+    return FIX_MAPPING
