@@ -124,3 +124,25 @@ def compact(con: duckdb.DuckDBPyConnection, upto_fold: int, now: datetime, histo
     )
     con.execute("DROP TABLE fold_periods")
     return saved
+
+
+def changes_sql() -> str:
+    """SQL: every aggregate change with its fold, the fold's evaluation time and its cause, one
+    row per metric that changed (columns fold_seq, folded_at, cause, source, currency, minute,
+    metric, value): the live side of the analysts' `metric_history` view."""
+    sales = bucket_values(SALES_DELTAS)
+    sales_values = ", ".join(f"CAST({v} AS DECIMAL(38,4)) AS {v}" for v in sales)
+    funnel = bucket_values(FUNNEL_DELTAS)
+    funnel_values = ", ".join(f"CAST({v} AS DECIMAL(38,4)) AS {v}" for v in funnel)
+    return (
+        "SELECT c.changed_seq AS fold_seq, f.evaluated_at AS folded_at, c.cause, c.source, "
+        "c.currency, c.minute, c.metric, c.value FROM ("
+        "UNPIVOT (SELECT changed_seq, cause, source, NULLIF(currency, '') AS currency, minute, "
+        f"{sales_values}, CAST(gross_sales - discounts - returns AS DECIMAL(38,4)) AS net_sales "
+        f"FROM {SALES_DELTAS}) ON {', '.join(sales)}, net_sales INTO NAME metric VALUE value "
+        "UNION ALL BY NAME "
+        "UNPIVOT (SELECT changed_seq, cause, source, CAST(NULL AS VARCHAR) AS currency, minute, "
+        f"{funnel_values} FROM {FUNNEL_DELTAS}) ON {', '.join(funnel)} "
+        "INTO NAME metric VALUE value"
+        f") c LEFT JOIN {FOLDS} f ON f.fold_seq = c.changed_seq WHERE c.value <> 0"
+    )
