@@ -151,3 +151,34 @@ def test_a_delivery_replayed_out_of_quarantine_restates_as_replay(
         if b["bucket"] == (DAY + timedelta(days=2)).isoformat()
     ]
     assert (day["first_reported"], day["now"], day["causes"]) == (0, 1, {"replay": 1})
+
+
+def test_as_of_after_compaction_resolves_to_the_end_of_the_hour(
+    client: TestClient, clock: FrozenClock
+) -> None:
+    shop, answered = Shop(client), {}
+    for minute, order in ((10, "A"), (40, "B"), (60, None), (80, "C")):
+        clock.now = DAY + timedelta(hours=9, minutes=minute)
+        if order:
+            shop.order(order, DAY + timedelta(hours=8), gross="10.00")
+        answered[clock.now] = figures(client, **DAYS)["orders"]
+    assert list(answered.values()) == [1, 2, 2, 3]
+    worker = client.app.state.service.worker  # type: ignore[attr-defined]
+    clock.now += timedelta(days=8)  # older than the per-fold period: merged per hour
+    figures(client)
+    worker.write_state_now()
+    assert worker.compact_now() > 0
+
+    def orders_as_of(moment: datetime) -> int:
+        params = {**DAYS, "as_of": moment.isoformat()}
+        return int(client.get("/api/v1/metrics", params=params).json()["orders"])
+
+    # The end of an hour, and a moment after the last fold of its hour, stay exact ...
+    ten, twenty_past_ten = DAY + timedelta(hours=10), DAY + timedelta(hours=10, minutes=20)
+    assert orders_as_of(ten) == answered[ten] == 2
+    assert orders_as_of(twenty_past_ten) == answered[twenty_past_ten] == 3
+    # ... a moment within an hour answers as of the end of the hour before.
+    assert orders_as_of(DAY + timedelta(hours=9, minutes=40)) == 0
+    # Restatements stay exact: the causes add up to the difference.
+    [day] = _restated(client, metric="orders", grain="day")["buckets"]  # type: ignore[misc]
+    assert day["now"] == 3 and sum(day["causes"].values()) == day["difference"]
