@@ -86,12 +86,14 @@ def compact(con: duckdb.DuckDBPyConnection, upto_fold: int, now: datetime, histo
         than the per-fold period, per bucket, cause and hour (or day), and forget the folds merged
     into a later one; return the change rows saved."""
     recent, hourly = now - history.per_fold, now - history.hourly
+    # Only periods with several folds left have work (a merged period keeps one fold).
     con.execute(
-        "CREATE OR REPLACE TEMP TABLE fold_periods AS "
-        "SELECT fold_seq, max(fold_seq) OVER (PARTITION BY period) AS kept FROM ("
-        f"SELECT fold_seq, CASE WHEN evaluated_at >= ? THEN {_ceil('hour')} "
+        "CREATE OR REPLACE TEMP TABLE fold_periods AS SELECT fold_seq, kept FROM ("
+        "SELECT fold_seq, max(fold_seq) OVER periods AS kept, count(*) OVER periods AS folds "
+        f"FROM (SELECT fold_seq, CASE WHEN evaluated_at >= ? THEN {_ceil('hour')} "
         f"ELSE {_ceil('day')} END AS period FROM {FOLDS} "
-        f"WHERE fold_seq <= {int(upto_fold)} AND evaluated_at < ?)",
+        f"WHERE fold_seq <= {int(upto_fold)} AND evaluated_at < ?) "
+        "WINDOW periods AS (PARTITION BY period)) WHERE folds > 1",
         [hourly, recent],
     )
     saved = 0

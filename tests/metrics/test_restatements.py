@@ -182,3 +182,11 @@ def test_as_of_after_compaction_resolves_to_the_end_of_the_hour(
     # Restatements stay exact: the causes add up to the difference.
     [day] = _restated(client, metric="orders", grain="day")["buckets"]  # type: ignore[misc]
     assert day["now"] == 3 and sum(day["causes"].values()) == day["difference"]
+
+    clock.now += timedelta(days=90)  # older than the hourly period: merged per day
+    figures(client)
+    worker.write_state_now()
+    assert worker.compact_now() > 0
+    assert orders_as_of(ten) == 0  # within the day: as of the end of the day before
+    assert orders_as_of(twenty_past_ten) == 3  # the day's last fold: no fold came in between
+    assert orders_as_of(DAY + timedelta(days=1)) == 3
