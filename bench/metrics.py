@@ -80,7 +80,7 @@ INSERT INTO events
 SELECT $seq0 + row_number() OVER (ORDER BY i, part), $seq0 + row_number() OVER (ORDER BY i, part),
        'shop' || (i % 3), received_at, kind, action, entity_id, created_at, updated_at, cart_token,
        checkout_token, order_id, currency, gross, disc, refund, false, false, false, false, false,
-       'webhook'
+       NULL, 'webhook'
 FROM rows
 """
 
@@ -107,7 +107,7 @@ INSERT INTO events
 SELECT $seq0 + row_number() OVER (ORDER BY i, part), $seq0 + row_number() OVER (ORDER BY i, part),
        'shop' || (i % 3), received_at, kind, action, entity_id, created_at, updated_at, cart_token,
        checkout_token, order_id, currency, gross, disc, refund, false, false, false, false, false,
-       'webhook'
+       NULL, 'webhook'
 FROM rows
 """
 

@@ -72,7 +72,8 @@ def build(db_path: Path, events: int) -> tuple[duckdb.DuckDBPyConnection, dict[s
     con.execute(
         f"""INSERT INTO events SELECT i + 1, i + 1, 'acme', {ts}, 'order', 'create',
         'o-' || (i // 2), {ts}, {ts}, NULL, NULL, 'o-' || (i // 2), 'USD', 100.00, 5.00, NULL,
-        false, false, false, false, false, 'webhook' FROM range({events}) t(i)"""
+        false, false, false, false, false, NULL, 'webhook'
+        FROM range({events}) t(i)"""
     )
     tables = {
         "orders": _table(con, "metrics_orders", "metrics_orders_hot"),
@@ -111,7 +112,8 @@ def add_batch(
     con.execute(
         f"""INSERT INTO events SELECT {top} + i + 1, {top} + i + 1, 'acme', {now}, 'order',
         'create', 'n-' || ({top} + i), {now}, {now}, NULL, NULL, 'n-' || ({top} + i), 'USD',
-        100.00, 5.00, NULL, false, false, false, false, false, 'webhook' FROM range({batch}) t(i)"""
+        100.00, 5.00, NULL, false, false, false, false, false, NULL, 'webhook'
+        FROM range({batch}) t(i)"""
     )
     con.execute(
         f"""INSERT INTO {tables["orders"]} SELECT 'acme', 'n-' || ({top} + i), true, {now},

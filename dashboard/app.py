@@ -151,11 +151,12 @@ def _draw(client: ReadClient, snapshot: Snapshot) -> None:
         f"{fmt.clock(window.start)} · compared with the {span} before "
         f"({fmt.clock(previous.start)} to {fmt.clock(previous.end)})"
     )
-    left, right = st.columns([2.2, 1], gap="large")
+    left, right = st.columns([1.9, 1.3], gap="large")
     with left:
         sections.kpis(snapshot)
     with right:
         sections.health(client, snapshot)
+    sections.reasons(client, snapshot)
     left, right = st.columns([2.2, 1], gap="large")
     with left:
         sections.trends(snapshot)
@@ -167,11 +168,20 @@ def _draw(client: ReadClient, snapshot: Snapshot) -> None:
 
 #: Calm refreshes: the numbers never fade while a refresh runs (the "updated" time says how
 #: fresh they are) and the running indicator stays hidden; metric values sized to fit the tiles.
+#: Rows of columns wrap rather than squeeze: a column narrower than its content needs (a tile's
+#: label, a chart) moves to the next line, so no text is cut at any window width.
 _STYLE = """
 <style>
   [data-testid="stMetricValue"] { font-size: 1.9rem; }
   [data-stale="true"] { opacity: 1 !important; transition: none !important; }
   [data-testid="stStatusWidget"] { visibility: hidden; }
+  [data-testid="stHorizontalBlock"] { flex-wrap: wrap; row-gap: 1rem; }
+  [data-testid="stColumn"] { min-width: min(100%, 13rem); }
+  [data-testid="stColumn"] [data-testid="stColumn"] { min-width: min(100%, 6.5rem); }
+  .st-key-kpi-tiles [data-testid="stColumn"] { min-width: min(100%, 12rem); }
+  .st-key-reason-tables td, .st-key-reason-tables td * {
+    white-space: normal !important; overflow-wrap: anywhere !important;
+  }
 </style>
 """
 

@@ -6,6 +6,7 @@ table shows the exact decimal with its currency.
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 
 import altair as alt
@@ -20,7 +21,15 @@ _AXIS_TITLE = {"minute": "minute (UTC)", "hour": "hour (UTC)", "day": "day (UTC)
 _FUNNEL_COLOURS = ["#9ecae9", "#4c9bd6", "#1f5f99"]
 
 
-def _trend_frame(trend: Trend) -> pd.DataFrame:
+#: The bucket still running is drawn lighter (bars) or as a hollow point off the line (lines):
+#: its figure is only what came so far, not a fall.
+OPEN_NOTE = "so far (still open)"
+_BAR = "#4c9bd6"
+_OPEN_BAR = "#c6dbef"
+_LINE = "#1f5f99"
+
+
+def _trend_frame(trend: Trend, now: datetime) -> pd.DataFrame:
     rows = []
     for point in trend.points:
         value = point.value
@@ -30,69 +39,71 @@ def _trend_frame(trend: Trend) -> pd.DataFrame:
             shown, plotted = fmt.count(value), float(value)
         else:
             shown, plotted = fmt.DASH, None
+        is_open = trend.is_open(point.bucket, now)
         rows.append(
             {
                 # naive UTC: the browser would otherwise shift the axis to its own time zone
                 "bucket": pd.Timestamp(point.bucket).tz_convert("UTC").tz_localize(None),
                 "value": plotted,
-                "shown": shown,
+                "shown": f"{shown}, {OPEN_NOTE}" if is_open else shown,
                 "currency": point.currency or "",
+                "open": is_open,
             }
         )
-    return pd.DataFrame(rows, columns=["bucket", "value", "shown", "currency"])
+    return pd.DataFrame(rows, columns=["bucket", "value", "shown", "currency", "open"])
 
 
-def orders_chart(trend: Trend) -> alt.Chart:
-    """Orders per bucket, as bars."""
-    frame = _trend_frame(trend)
+def _x(trend: Trend) -> alt.X:
+    return alt.X(
+        "bucket:T",
+        title=_AXIS_TITLE[trend.grain],
+        axis=alt.Axis(format=_BUCKET_FORMAT[trend.grain], labelOverlap=True, labelFlush=True),
+    )
+
+
+def _tooltip(title: str) -> list[alt.Tooltip]:
+    return [
+        alt.Tooltip("bucket:T", title="from", format="%Y-%m-%d %H:%M"),
+        alt.Tooltip("shown:N", title=title),
+    ]
+
+
+def orders_chart(trend: Trend, now: datetime) -> alt.Chart:
+    """Orders per bucket, as bars; the bucket still open is lighter."""
+    frame = _trend_frame(trend, now)
     chart: alt.Chart = (
         alt.Chart(frame, height=CHART_HEIGHT)
-        .mark_bar(color="#4c9bd6", opacity=0.9)
+        .mark_bar(opacity=0.9)
         .encode(
-            x=alt.X(
-                "bucket:T",
-                title=_AXIS_TITLE[trend.grain],
-                axis=alt.Axis(format=_BUCKET_FORMAT[trend.grain], labelOverlap=True),
-            ),
+            x=_x(trend),
             y=alt.Y("value:Q", title="orders", axis=alt.Axis(tickMinStep=1)),
-            tooltip=[
-                alt.Tooltip("bucket:T", title="from", format="%Y-%m-%d %H:%M"),
-                alt.Tooltip("shown:N", title="orders"),
-            ],
+            color=alt.condition(alt.datum.open, alt.value(_OPEN_BAR), alt.value(_BAR)),
+            tooltip=_tooltip("orders"),
         )
     )
     return chart
 
 
-def sales_chart(trend: Trend) -> alt.Chart:
-    """Net sales per bucket, one line per currency (named in the axis title when only one)."""
-    frame = _trend_frame(trend)
+def sales_chart(trend: Trend, now: datetime) -> alt.LayerChart:
+    """Net sales per bucket, one straight-segment line per currency (named in the axis title
+    when only one) over the finished buckets; the bucket still open is a hollow point apart."""
+    frame = _trend_frame(trend, now)
     currencies = sorted({p.currency for p in trend.points if p.currency})
     several = len(currencies) > 1
     title = "net sales" if several or not currencies else f"net sales ({currencies[0]})"
     colour = (
         alt.Color("currency:N", title=None, legend=alt.Legend(orient="top"))
         if several
-        else alt.value("#1f5f99")
+        else alt.value(_LINE)
     )
-    chart: alt.Chart = (
-        alt.Chart(frame, height=CHART_HEIGHT)
-        .mark_line(point=alt.OverlayMarkDef(size=14), interpolate="monotone")
-        .encode(
-            x=alt.X(
-                "bucket:T",
-                title=_AXIS_TITLE[trend.grain],
-                axis=alt.Axis(format=_BUCKET_FORMAT[trend.grain], labelOverlap=True),
-            ),
-            y=alt.Y("value:Q", title=title),
-            color=colour,
-            tooltip=[
-                alt.Tooltip("bucket:T", title="from", format="%Y-%m-%d %H:%M"),
-                alt.Tooltip("shown:N", title="net sales"),
-            ],
-        )
+    base = alt.Chart(frame, height=CHART_HEIGHT).encode(
+        x=_x(trend), y=alt.Y("value:Q", title=title), color=colour, tooltip=_tooltip("net sales")
     )
-    return chart
+    finished = base.transform_filter(~alt.datum.open).mark_line(
+        point=alt.OverlayMarkDef(size=14), interpolate="linear"
+    )
+    still_open = base.transform_filter(alt.datum.open).mark_point(filled=False, size=40)
+    return alt.LayerChart(layer=[finished, still_open])
 
 
 def funnel_frame(figures: Figures) -> pd.DataFrame:
@@ -116,7 +127,7 @@ def funnel_chart(figures: Figures) -> alt.LayerChart:
     base = alt.Chart(frame, height=CHART_HEIGHT).encode(
         y=alt.Y("step:N", title=None, sort=None, axis=alt.Axis(labelLimit=200)),
         # room on the right for the labels
-        x=alt.X("count:Q", title=None, scale=alt.Scale(domain=[0, top * 1.45]), axis=None),
+        x=alt.X("count:Q", title=None, scale=alt.Scale(domain=[0, top * 1.8]), axis=None),
         tooltip=[alt.Tooltip("step:N"), alt.Tooltip("label:N", title="count")],
     )
     bars = base.mark_bar(cornerRadiusEnd=3).encode(

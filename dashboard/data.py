@@ -143,6 +143,11 @@ class ReadClient:
         body: dict[str, Any] = self._get("/api/v1/ingest/stats")
         return body
 
+    def reconciliation(self) -> dict[str, Any]:
+        """What reconciliation with the store APIs found, per source."""
+        body: dict[str, Any] = self._get("/api/v1/reconciliation")
+        return body
+
     def quarantine(self, limit: int = 50, source: str | None = None) -> list[QuarantinedDelivery]:
         """The newest quarantined deliveries with their reasons."""
         params: dict[str, str | int] = {"limit": limit}

@@ -8,6 +8,8 @@ from decimal import ROUND_HALF_UP, Decimal
 from dashboard.model import Kpi
 
 DASH = "—"
+#: ASCII punctuation, which Markdown lets a backslash show literally.
+_PUNCTUATION = frozenset("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~")
 #: ISO 4217 currencies without minor units (shown without decimals).
 _ZERO_DECIMALS = frozenset(
     "BIF CLP DJF GNF ISK JPY KMF KRW PYG RWF UGX VND VUV XAF XOF XPF".split()
@@ -114,7 +116,7 @@ def kpi_delta(kpi: Kpi) -> str | None:
     if kpi.kind == "count" and isinstance(delta, int):
         return count(delta, signed=True)
     if kpi.kind == "money" and isinstance(delta, Decimal):
-        return money(delta, kpi.currency, signed=True)
+        return money(delta, kpi.currency, signed=True, code=False)  # the label names it
     return points(float(delta))
 
 
@@ -127,5 +129,11 @@ def kpi_note(kpi: Kpi, compared: str) -> str:
     """The line under the value: what the change compares with; provisional values say so first,
     and a rate whose periods have not settled says why it shows no change."""
     if kpi.unsettled:
-        return "provisional · no change until settled" if kpi.provisional else "no change yet"
+        return "provisional · not compared yet" if kpi.provisional else "not compared yet"
     return f"vs previous {compared}"
+
+
+def plain(text: str) -> str:
+    """`text` shown literally where Streamlit renders Markdown (a table's cells): a reason or a
+    topic that a sender chose never becomes a link, emphasis or a colour directive."""
+    return "".join(f"\\{char}" if char in _PUNCTUATION else char for char in text)

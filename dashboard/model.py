@@ -325,6 +325,10 @@ class Trend:
     grain: Grain
     points: tuple[Point, ...]
 
+    def is_open(self, bucket: datetime, now: datetime) -> bool:
+        """Whether `bucket` has not ended at `now`: its figure is only what came so far."""
+        return bucket + _GRAIN_STEP[self.grain] > now
+
     @classmethod
     def from_json(cls, body: Mapping[str, Any], window: TimeRange) -> Trend:
         """A `GET /api/v1/metrics/timeseries` answer, with the buckets it left out filled in."""

@@ -14,10 +14,11 @@ from dashboard import charts
 from dashboard import formatting as fmt
 from dashboard.data import ReadClient, ServiceUnavailable
 from dashboard.model import LAG_WARNING_SECONDS, Figures, Health, Kpi, Snapshot
+from dashboard.reconciliation import reconciliation_line
 from dashboard.restated import CAUSE_LABELS, DAYS, THRESHOLD, RestatedDay, closed_days
 
 QUARANTINE_LIMIT = 20
-KPI_COLUMNS = 3
+KPI_COLUMNS = 2
 
 _HELP = {
     "orders": "Counted orders (not test, cancelled or deleted), by order time.",
@@ -74,11 +75,12 @@ def _tile(kpi: Kpi, compared: str, figures: Figures) -> None:
 def kpis(snapshot: Snapshot) -> None:
     """The KPI tiles, each with its change against the previous period of equal length."""
     compared = fmt.span(snapshot.window.span)
-    for start in range(0, len(snapshot.kpis), KPI_COLUMNS):
-        row = snapshot.kpis[start : start + KPI_COLUMNS]
-        for column, kpi in zip(st.columns(KPI_COLUMNS), row, strict=False):
-            with column:
-                _tile(kpi, compared, snapshot.current)
+    with st.container(key="kpi-tiles"):
+        for start in range(0, len(snapshot.kpis), KPI_COLUMNS):
+            row = snapshot.kpis[start : start + KPI_COLUMNS]
+            for column, kpi in zip(st.columns(KPI_COLUMNS), row, strict=False):
+                with column:
+                    _tile(kpi, compared, snapshot.current)
     current = snapshot.current
     notes = []
     others = [c for c in (current.money(code) for code in current.currencies[1:]) if c]
@@ -92,8 +94,9 @@ def kpis(snapshot: Snapshot) -> None:
         notes.append(f"{current.orders_without_amounts} orders without amounts")
     if any(kpi.provisional for kpi in snapshot.kpis):
         notes.append(
-            f"Provisional: {current.carts_open} carts and {current.checkouts_open} checkouts of "
-            "this period are still open; the rates settle as they convert or time out"
+            f"Provisional: {_plural(current.carts_open, 'cart')} and "
+            f"{_plural(current.checkouts_open, 'checkout')} of this period are still open; the "
+            "rates settle as they convert or time out"
         )
     st.caption(" · ".join(notes) if notes else "\u00a0")
 
@@ -101,12 +104,23 @@ def kpis(snapshot: Snapshot) -> None:
 def trends(snapshot: Snapshot) -> None:
     grain = snapshot.orders_trend.grain
     st.subheader("Trends", anchor=False)
-    st.caption(f"Per {grain}, UTC")
+    st.caption(
+        f"Per {grain}, UTC · the current {grain} is still open: a lighter bar, a hollow point "
+        "(what came so far)"
+    )
     left, right = st.columns(2)
     with left:
-        st.altair_chart(charts.orders_chart(snapshot.orders_trend), width="stretch", key="orders")
+        st.altair_chart(
+            charts.orders_chart(snapshot.orders_trend, snapshot.read_at),
+            width="stretch",
+            key="orders",
+        )
     with right:
-        st.altair_chart(charts.sales_chart(snapshot.sales_trend), width="stretch", key="sales")
+        st.altair_chart(
+            charts.sales_chart(snapshot.sales_trend, snapshot.read_at),
+            width="stretch",
+            key="sales",
+        )
 
 
 def funnel(snapshot: Snapshot) -> None:
@@ -139,26 +153,47 @@ def sources(snapshot: Snapshot) -> None:
     st.dataframe(frame, hide_index=True, width="stretch", key="sources_table")
 
 
+def _table(frame: pd.DataFrame) -> None:
+    """A static table: its columns wrap to the page's width, so no column is ever hidden behind
+    a scroll bar; text cells are shown literally (a table renders Markdown)."""
+    shown = frame.copy()
+    for column in shown.columns:
+        if not pd.api.types.is_numeric_dtype(shown[column]):
+            shown[column] = shown[column].map(lambda value: fmt.plain(str(value)))
+    st.table(shown, hide_index=True, border="horizontal")
+
+
 def health(client: ReadClient, snapshot: Snapshot) -> None:
-    """Deliveries per second, freshness and delivery outcomes; the reasons one click away."""
+    """Deliveries per second, freshness and delivery outcomes."""
     figures: Health = snapshot.health
     st.subheader("Ingestion health", anchor=False)
     first, second = st.columns(2)
     first.metric("Deliveries per second", fmt.rate_per_second(figures.deliveries_per_second))
-    _freshness(second, figures, snapshot.read_at)
+    _freshness(second, figures)
     third, fourth, fifth = st.columns(3)
     third.metric("Duplicates", fmt.count(figures.duplicate))
     fourth.metric("Quarantined", fmt.count(figures.quarantined))
     fifth.metric("Rejected", fmt.count(figures.rejected))
     writer = "writer OK" if figures.writer_healthy else "writer FAILING: deliveries get 503"
     st.caption(
-        f"{fmt.count(figures.accepted)} accepted · {writer} · queue {figures.queue_depth} · "
-        f"last delivery at {fmt.clock(figures.last_delivery_at)}"
+        f"{_pipeline_line(figures, snapshot.read_at)} · {fmt.count(figures.accepted)} accepted · "
+        f"{writer} · queue {figures.queue_depth}"
     )
-    reasons = st.expander("Quarantine and rejection reasons", key="reasons", on_change="rerun")
-    if reasons.open:  # read only when someone looks
-        with reasons:
-            _reasons(client, snapshot.source, figures)
+    try:  # what the webhooks missed, found and filled from the store APIs
+        missed = reconciliation_line(client.reconciliation(), snapshot.source)
+    except ServiceUnavailable:
+        missed = None
+    if missed:
+        st.caption(missed)
+
+
+def reasons(client: ReadClient, snapshot: Snapshot) -> None:
+    """Why deliveries were quarantined or rejected, and what to do: one click away, full width
+    (the reasons are long), read only while open."""
+    panel = st.expander("Quarantine and rejection reasons", key="reasons", on_change="rerun")
+    if panel.open:
+        with panel, st.container(key="reason-tables"):
+            _reasons(client, snapshot.source, snapshot.health)
 
 
 _FRESHNESS_HELP = (
@@ -168,31 +203,35 @@ _FRESHNESS_HELP = (
 )
 
 
-def _freshness(column: DeltaGenerator, figures: Health, now: datetime) -> None:
-    """Caught up on a quiet store says so (with the time since the last delivery); only events
-    that wait while the figures grow old are a lag, shown as a warning."""
-    state = figures.pipeline
-    last = figures.last_delivery_at
-    since = fmt.age((now - last).total_seconds()) if last is not None else None
+def _freshness(column: DeltaGenerator, figures: Health) -> None:
+    """`caught up` on a quiet store; only events that wait while the figures grow old are a
+    lag, shown as a warning."""
     help_text = _FRESHNESS_HELP.format(lag=LAG_WARNING_SECONDS)
-    if state == "caught_up":
-        note = f"last delivery {since} ago · nothing waiting" if since else "nothing waiting"
-        column.metric("Freshness", "caught up", note, "gray", delta_arrow="off", help=help_text)
+    if figures.pipeline == "caught_up":
+        column.metric("Freshness", "caught up", help=help_text)
         return
     value = fmt.age(figures.freshness_seconds)
-    if state == "lagging":
-        waiting = figures.events_waiting or 0
-        noun = "event" if waiting == 1 else "events"
-        column.metric(
-            "Freshness",
-            value,
-            f"{fmt.count(waiting)} {noun} waiting",
-            "orange",
-            delta_arrow="off",
-            help=help_text,
-        )
+    if figures.pipeline == "lagging":
+        waiting = f"{_plural(figures.events_waiting or 0, 'event')} waiting"
+        column.metric("Freshness", value, waiting, "orange", delta_arrow="off", help=help_text)
         return
     column.metric("Freshness", value, help=help_text)
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{fmt.count(count)} {noun}{'' if count == 1 else 's'}"
+
+
+def _pipeline_line(figures: Health, now: datetime) -> str:
+    """`last delivery 45 s ago · nothing waiting`: how long the store has been quiet, and
+    whether anything waits to be counted."""
+    last = figures.last_delivery_at
+    line = f"last delivery {fmt.age((now - last).total_seconds())} ago" if last else "no delivery"
+    if figures.pipeline == "caught_up":
+        return f"{line} · nothing waiting"
+    if figures.events_waiting is not None:
+        return f"{line} · {_plural(figures.events_waiting, 'event')} waiting"
+    return line
 
 
 def _reasons(client: ReadClient, source: str | None, figures: Health) -> None:
@@ -215,7 +254,7 @@ def _reasons(client: ReadClient, source: str | None, figures: Health) -> None:
                 for item in quarantined
             ]
         )
-        st.dataframe(frame, hide_index=True, width="stretch")
+        _table(frame)
         steps = Counter(item.next_step for item in quarantined if item.next_step)
         st.markdown(
             "\n".join(f"- {fmt.count(n)}: {step}" for step, n in steps.most_common()),
@@ -228,7 +267,7 @@ def _reasons(client: ReadClient, source: str | None, figures: Health) -> None:
         frame = pd.DataFrame(
             [{"reason": reason, "count": n} for reason, n in figures.rejected_by_reason]
         )
-        st.dataframe(frame, hide_index=True, width="stretch")
+        _table(frame)
     else:
         st.caption("Nothing rejected.")
 

@@ -67,7 +67,7 @@ class OrdersApi:
             raise ValueError(f"source '{source.id}' has no store API credentials")
         self.source = source.id
         self._client = httpx.Client(
-            base_url=f"{source.api_base_url.rstrip('/')}/stores/{source.store_hash}/v2",
+            base_url=f"{source.api_url}/stores/{source.store_hash}/v2",
             headers={
                 "X-Auth-Token": source.api_token.get_secret_value(),
                 "Accept": "application/json",
@@ -117,7 +117,7 @@ class OrdersApi:
         raise FetchFailed(f"the store API answered {status}", transient=False)
 
 
-def _rfc2822(order: Mapping[str, Any], name: str) -> datetime:
+def rfc2822_field(order: Mapping[str, Any], name: str) -> datetime:
     value = order.get(name)
     if not isinstance(value, str) or not value.strip():
         raise FetchFailed(f"the order has no '{name}'", transient=False)
@@ -157,14 +157,14 @@ def order_event(
     if not isinstance(currency, str):
         raise FetchFailed("the order has no currency code", transient=False)
     cart = order.get("cart_id")
-    modified = _rfc2822(order, "date_modified")
+    modified = rfc2822_field(order, "date_modified")
     cancelled = status in NOT_COUNTED_STATUSES
     try:
         return build_event(
             kind="order",
             action="cancel" if status in (5, 6) else "update",
             entity_id=order_id,
-            created_at=_rfc2822(order, "date_created"),
+            created_at=rfc2822_field(order, "date_created"),
             updated_at=max(modified, not_before) if not_before is not None else modified,
             cart_token=cart if isinstance(cart, str) and cart else None,
             order_id=order_id,

@@ -39,6 +39,31 @@ MONEY_MAX = Decimal("99999999999999.9999")
 Money = Annotated[Decimal, Field(ge=-MONEY_MAX, le=MONEY_MAX, allow_inf_nan=False)]
 
 
+class OrderLine(BaseModel):
+    """One line item of an order: a product, how many, at what price."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", str_max_length=512)
+
+    product_id: str | None = Field(default=None, description="The platform's product id.")
+    variant_id: str | None = Field(default=None, description="The product variant's id.")
+    sku: str | None = Field(default=None, description="The stock keeping unit.")
+    title: str | None = Field(default=None, description="The product's title as sold.")
+    quantity: int = Field(ge=0, le=1_000_000_000, description="Units sold on this line.")
+    unit_price: Money = Field(
+        description="Price of one unit before discounts, in the order's currency; an order's "
+        "gross_sales is the sum of its lines' unit_price x quantity."
+    )
+    discount: Money = Field(
+        default=Decimal(0),
+        description="Discounts allocated to this line (part of the order's discounts).",
+    )
+
+    @field_validator("unit_price", "discount")
+    @classmethod
+    def _scale(cls, value: Decimal) -> Decimal:
+        return _money_scale(value)
+
+
 class CanonicalEvent(BaseModel):
     """One fact about one cart, checkout, order or refund, as ShopPulse understands it."""
 
@@ -74,11 +99,23 @@ class CanonicalEvent(BaseModel):
         description="ISO 4217 code of the shop currency the money fields are in.",
     )
     gross_sales: Money | None = Field(
-        default=None, description="Orders: line-item price x quantity before discounts."
+        default=None,
+        description="Orders: line-item price x quantity before discounts. Checkouts: the same "
+        "for the checkout's items (its value).",
     )
-    discounts: Money | None = Field(default=None, description="Orders: order-level discounts.")
+    discounts: Money | None = Field(
+        default=None, description="Orders (and checkouts): order-level discounts."
+    )
     refund_amount: Money | None = Field(
         default=None, description="Refunds: refunded line-item amount, before tax."
+    )
+    name: str | None = Field(
+        default=None,
+        description="Orders: the name the shop shows for the order, such as Shopify's #1001.",
+    )
+    lines: tuple[OrderLine, ...] | None = Field(
+        default=None,
+        description="Orders: the line items, when the platform sends them (null: not known).",
     )
     test: bool = Field(default=False, description="A test order or test-mode event.")
     cancelled: bool = Field(default=False, description="Orders: this version is cancelled.")
@@ -106,12 +143,14 @@ class CanonicalEvent(BaseModel):
     @field_validator("gross_sales", "discounts", "refund_amount")
     @classmethod
     def _scale(cls, value: Decimal | None) -> Decimal | None:
-        if value is None:
-            return None
-        quantized = value.quantize(Decimal(1).scaleb(-MONEY_SCALE))
-        if quantized != value:
-            raise ValueError(f"money has more than {MONEY_SCALE} decimal places")
-        return quantized
+        return None if value is None else _money_scale(value)
+
+
+def _money_scale(value: Decimal) -> Decimal:
+    quantized = value.quantize(Decimal(1).scaleb(-MONEY_SCALE))
+    if quantized != value:
+        raise ValueError(f"money has more than {MONEY_SCALE} decimal places")
+    return quantized
 
 
 class StandardEventBody(BaseModel):

@@ -42,13 +42,12 @@ from ingest.quarantine_advice import FUTURE_TIME, INVALID_JSON, next_step
 from ingest.redaction import redacted_body
 from ingest.settings import Settings
 from ingest.sources import Source
-from ingest.stats import IngestStats
+from ingest.stats import UNKNOWN_SOURCE, IngestStats
 from ingest.storage.database import StorageError
 from ingest.storage.writer import Delivery, Outcome, Overloaded, Writer
 
 log = logging.getLogger("shoppulse.ingest")
 
-UNKNOWN_SOURCE = "_unknown"
 MB = 1024 * 1024
 #: Seconds a reading of the database filesystem's free space is reused.
 FREE_SPACE_TTL = 0.5

@@ -9,8 +9,10 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from ingest.timezones import checked_timezone
 
 DEFAULT_DB_PATH = Path("data/shoppulse.duckdb")
 
@@ -116,6 +118,11 @@ class Settings(BaseSettings):
         default=timedelta(minutes=10),
         description="Inactivity after which an uncompleted checkout counts as abandoned.",
     )
+    display_timezone: str = Field(
+        default="UTC",
+        description="IANA time zone (e.g. Europe/Berlin) of day and hour buckets, 'today' and "
+        "weeks when figures span all sources, and of sources without a `timezone` of their own.",
+    )
     signature_tolerance_seconds: int = Field(
         default=300,
         ge=1,
@@ -182,6 +189,30 @@ class Settings(BaseSettings):
         description="WAL size at which DuckDB checkpoints the database, in the commit that "
         "crosses it (deliveries acknowledged meanwhile wait for it).",
     )
+    reconcile_interval_seconds: float = Field(
+        default=900.0,
+        ge=0,
+        description="How often each source with store API credentials is reconciled with the "
+        "store's API, to find and fill what its webhooks missed (0: only `shoppulse reconcile`). "
+        "See docs/reconciliation.md.",
+    )
+    reconcile_overlap_seconds: float = Field(
+        default=3600.0,
+        ge=0,
+        description="How far back before the start of a source's last successful reconciliation "
+        "the next one begins, so that nothing falls between two runs.",
+    )
+    reconcile_lookback: timedelta = Field(
+        default=timedelta(days=1),
+        description="What the first reconciliation of a source covers (later runs continue "
+        "where the last one started).",
+    )
+    reconcile_flag_missed: int = Field(
+        default=10,
+        ge=1,
+        description="Records a source's webhooks may miss in 7 days (found by reconciliation) "
+        "before the source is flagged: its webhook subscription is likely gone.",
+    )
     duckdb_memory_limit_mb: int = Field(
         default=512,
         ge=64,
@@ -189,6 +220,11 @@ class Settings(BaseSettings):
         "table pages; larger queries spill to a temporary directory beside the file). Bounds "
         "the service's memory as history grows; DuckDB's own default is 80 % of the machine.",
     )
+
+    @field_validator("display_timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        return checked_timezone(value)
 
     @model_validator(mode="after")
     def _history_periods_in_order(self) -> Settings:

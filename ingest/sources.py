@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
@@ -18,9 +19,25 @@ from pydantic import (
 from ingest.providers import PROVIDERS
 from ingest.providers import _standard_webhooks as swh
 from ingest.providers.bigcommerce import HEADER_SECRET_PREFIX, parse_header_secret
+from ingest.timezones import checked_timezone
 
-#: Where the BigCommerce store API lives (`api_base_url` changes it, e.g. for a test stand-in).
+#: Where each platform's store API lives when `api_base_url` does not say (it overrides it, e.g.
+#: for a test stand-in or staging). Shopify's is the shop's own domain; WooCommerce's is the
+#: WordPress site, which only `api_base_url` can name.
 BIGCOMMERCE_API_URL = "https://api.bigcommerce.com"
+STRIPE_API_URL = "https://api.stripe.com"
+_DEFAULT_API_URLS = {"bigcommerce": BIGCOMMERCE_API_URL, "stripe": STRIPE_API_URL}
+
+#: The store API credentials each provider takes (all optional; all of a provider's or none).
+API_CREDENTIALS: dict[str, tuple[str, ...]] = {
+    "shopify": ("shop_domain", "api_token"),
+    "woocommerce": ("consumer_key", "consumer_secret"),
+    "bigcommerce": ("store_hash", "api_token"),
+    "stripe": ("api_key",),
+}
+
+#: Hosts to which credentials may travel over plain HTTP (a stand-in on this machine).
+_LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
 class ConfigError(Exception):
@@ -41,18 +58,45 @@ class Source(BaseModel):
     store_hash: str | None = Field(
         default=None,
         pattern=r"^[A-Za-z0-9]{1,64}$",
-        description="BigCommerce: the store hash (from the API path), to fetch order amounts.",
+        description="BigCommerce: the store hash (from the API path).",
+    )
+    shop_domain: str | None = Field(
+        default=None,
+        pattern=r"^[a-z0-9][a-z0-9-]{0,62}\.myshopify\.com$",
+        description="Shopify: the shop's myshopify.com domain, for the GraphQL Admin API.",
     )
     api_token: SecretStr | None = Field(
         default=None,
         description="BigCommerce: access token of a store API account with read-only Orders "
-        "scope, to fetch order amounts (webhooks carry only ids).",
+        "scope (fetches order amounts, which webhooks leave out, and reconciles). Shopify: the "
+        "Admin API access token of a custom app with the read_orders scope.",
     )
-    api_base_url: str = Field(
-        default=BIGCOMMERCE_API_URL,
+    consumer_key: SecretStr | None = Field(
+        default=None, description="WooCommerce: consumer key (ck_...) of a Read REST API key."
+    )
+    consumer_secret: SecretStr | None = Field(
+        default=None, description="WooCommerce: consumer secret (cs_...) of that key."
+    )
+    api_key: SecretStr | None = Field(
+        default=None, description="Stripe: a restricted key with read access (rk_...)."
+    )
+    api_base_url: str | None = Field(
+        default=None,
         pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$",
-        description="BigCommerce: base URL of the store API.",
+        description="Base URL of the store API (WooCommerce: the shop's site URL). Default: "
+        "the platform's own (Shopify: https://<shop_domain>).",
     )
+    timezone: str | None = Field(
+        default=None,
+        description="The store's IANA time zone (e.g. Europe/Berlin; Shopify: the shop's time "
+        "zone under Settings > General). Its day and hour buckets, 'today' and its weeks follow "
+        "it; unset: the display_timezone setting.",
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str | None) -> str | None:
+        return None if value is None else checked_timezone(value)
 
     @field_validator("provider")
     @classmethod
@@ -63,23 +107,43 @@ class Source(BaseModel):
 
     @model_validator(mode="after")
     def _api_credentials(self) -> Source:
-        uses_api = (
-            self.store_hash is not None
-            or self.api_token is not None
-            or self.api_base_url != BIGCOMMERCE_API_URL
-        )
-        if uses_api and self.provider != "bigcommerce":
-            raise ValueError("store_hash, api_token and api_base_url are for bigcommerce sources")
-        if (self.store_hash is None) != (self.api_token is None):
-            raise ValueError("store_hash and api_token go together: set both or neither")
-        if self.api_token is not None and not self.api_token.get_secret_value().strip():
-            raise ValueError("api_token is empty")
+        taken = API_CREDENTIALS.get(self.provider, ())
+        for name in sorted({n for names in API_CREDENTIALS.values() for n in names}):
+            if getattr(self, name) is not None and name not in taken:
+                owners = sorted(p for p, names in API_CREDENTIALS.items() if name in names)
+                raise ValueError(f"{name} is for {' and '.join(owners)} sources")
+        if self.api_base_url is not None and not taken:
+            raise ValueError(f"{self.provider} sources have no store API: remove api_base_url")
+        given = [name for name in taken if getattr(self, name) is not None]
+        if given and len(given) != len(taken):
+            raise ValueError(f"{' and '.join(taken)} go together: set both or neither")
+        for name in taken:
+            value = getattr(self, name)
+            if isinstance(value, SecretStr) and not value.get_secret_value().strip():
+                raise ValueError(f"{name} is empty")
+        if given and self.provider == "woocommerce" and self.api_base_url is None:
+            raise ValueError("woocommerce API keys need api_base_url: the shop's site URL")
+        url = urlsplit(self.api_base_url or "")
+        if url.scheme == "http" and url.hostname not in _LOOPBACK_HOSTS:
+            raise ValueError(
+                "api_base_url must be https:// (plain http only to 127.0.0.1): the credentials "
+                "would cross the network readable"
+            )
         return self
 
     @property
     def has_api_credentials(self) -> bool:
-        """A BigCommerce source that may fetch order amounts from the store API."""
-        return self.store_hash is not None and self.api_token is not None
+        """The source has every store API credential its provider takes."""
+        taken = API_CREDENTIALS.get(self.provider, ())
+        return bool(taken) and all(getattr(self, name) is not None for name in taken)
+
+    @property
+    def api_url(self) -> str | None:
+        """The store API's base URL (without a trailing slash), or None when there is none."""
+        url = self.api_base_url or _DEFAULT_API_URLS.get(self.provider)
+        if url is None and self.shop_domain is not None:
+            url = f"https://{self.shop_domain}"
+        return url.rstrip("/") if url else None
 
     def secret_values(self) -> list[str]:
         return [secret.get_secret_value() for secret in self.secrets]

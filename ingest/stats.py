@@ -14,9 +14,12 @@ import duckdb
 from prometheus_client import CollectorRegistry, Gauge, Histogram
 from prometheus_client import Counter as PromCounter
 
+from ingest.reconcile.records import DELIVERY_ID_PREFIX
 from ingest.storage.schema import DELIVERIES, INGEST_COUNTS
 
 OUTCOMES = ("accepted", "duplicate", "quarantined", "rejected")
+#: The one bucket deliveries to unconfigured source ids are counted under.
+UNKNOWN_SOURCE = "_unknown"
 
 ACK_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
@@ -53,10 +56,12 @@ class IngestStats:
         )
 
     def load(self, con: duckdb.DuckDBPyConnection) -> None:
-        """Start from what the database already holds."""
+        """Start from what the database already holds (webhook deliveries: not the records
+        reconciliation fetched, which would make a silent webhook look alive)."""
         rows = con.execute(
             f"SELECT source, status, count(*), max(received_at) FROM {DELIVERIES} "
-            "GROUP BY source, status"
+            "WHERE NOT starts_with(delivery_id, ?) GROUP BY source, status",
+            [DELIVERY_ID_PREFIX],
         ).fetchall()
         for source, status, count, last in rows:
             outcome = "quarantined" if status == "quarantined" else "accepted"
@@ -90,6 +95,12 @@ class IngestStats:
                 stats = self._sources[source]
                 stats.counts["quarantined"] -= count
                 stats.counts["accepted"] += count
+
+    def sources(self) -> set[str]:
+        """Every source that has sent a delivery ShopPulse stored or counted (now or formerly
+        configured; deliveries to unknown sources are counted under one bucket, left out)."""
+        with self._lock:
+            return {source for source in self._sources if source != UNKNOWN_SOURCE}
 
     def snapshot(self) -> dict[str, Any]:
         with self._lock:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
@@ -12,6 +12,8 @@ from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
+from ingest.errors import UnknownSource
+from ingest.timezones import UTC_NAME, checked_timezone
 from metrics.catalog import METRICS, Metric
 from metrics.query import AsOf, Grain, Window, known_metric, timeseries, window_figures
 from metrics.recompute import check
@@ -19,11 +21,38 @@ from metrics.restatements import restatable, restatements
 from metrics.worker import MetricsWorker
 
 
+@dataclass(frozen=True)
+class TimeZones:
+    """Which IANA zone day and hour buckets follow: a source's own, else the display zone."""
+
+    display: str = UTC_NAME
+    sources: Mapping[str, str] = field(default_factory=dict)
+
+    def of(self, source: str | None) -> str:
+        return self.sources.get(source, self.display) if source else self.display
+
+
 @dataclass
 class MetricsContext:
     con: duckdb.DuckDBPyConnection
     clock: Callable[[], datetime]
     worker: MetricsWorker
+    #: The source ids a `source` filter may name: configured, or that sent deliveries.
+    known_sources: Callable[[], Collection[str]]
+    zones: TimeZones = field(default_factory=TimeZones)
+
+    def require_source(self, source: str | None) -> None:
+        """Raise UnknownSource (404) for a `source` filter that names no source at all."""
+        if not source:
+            return
+        known = self.known_sources()
+        if source in known:
+            return
+        listed = ", ".join(sorted(known)[:20]) or "none"
+        raise UnknownSource(
+            f"unknown source '{source[:80]}': no source of that id is configured or has sent "
+            f"deliveries (known sources: {listed})"
+        )
 
     def abandonment_rules(self) -> dict[str, float]:
         """When an open cart or checkout counts as abandoned (what makes a rate provisional)."""
@@ -116,6 +145,7 @@ class Series(BaseModel):
     metric: str
     grain: Grain
     source: str | None
+    timezone: str = Field(description="The IANA zone whose hours and days the buckets are.")
     from_: str = Field(alias="from")
     to: str
     definition_version: int = Field(description="Version of the metric's definition.")
@@ -159,6 +189,15 @@ class Definition(BaseModel):
     version: int = Field(description="Raised whenever the definition changes.")
 
 
+class Zones(BaseModel):
+    display_timezone: str = Field(
+        description="The zone of figures over all sources (the display_timezone setting)."
+    )
+    sources: dict[str, str] = Field(
+        description="Each configured source's zone (its `timezone`, else the display zone)."
+    )
+
+
 FromQuery = Annotated[
     datetime | None,
     Query(alias="from", description="Window start (UTC); default: 24 hours before the end."),
@@ -189,6 +228,16 @@ def _about(metric: Metric, grain: str, window: Window) -> dict[str, Any]:
     }
 
 
+TzQuery = Annotated[
+    str | None,
+    Query(
+        alias="tz",
+        description="IANA time zone of hour and day buckets (e.g. Europe/Berlin); default: the "
+        "source's `timezone`, or the display_timezone setting for all sources.",
+    ),
+]
+
+
 def build_router(get_context: Callable[[], MetricsContext]) -> APIRouter:
     router = APIRouter(prefix="/api/v1/metrics", tags=["metrics"])
 
@@ -199,6 +248,8 @@ def build_router(get_context: Callable[[], MetricsContext]) -> APIRouter:
         source: str | None,
         default: timedelta = timedelta(hours=24),
     ) -> Window:
+        context = get_context()
+        context.require_source(source)
         try:
             return Window.around(now, start, end, source, default)
         except (ValueError, OverflowError) as exc:  # overflow: a bound at the edge of datetime
@@ -222,7 +273,16 @@ def build_router(get_context: Callable[[], MetricsContext]) -> APIRouter:
         except ValueError as exc:
             raise HTTPException(422, str(exc)) from None
 
-    @router.get("", response_model=WindowFigures, summary="Every metric for one window")
+    unknown_source: dict[int | str, dict[str, Any]] = {
+        404: {"description": "`source` names no configured source, nor one that sent deliveries."}
+    }
+
+    @router.get(
+        "",
+        response_model=WindowFigures,
+        summary="Every metric for one window",
+        responses=unknown_source,
+    )
     async def metrics(
         source: SourceQuery = None,
         start: FromQuery = None,
@@ -235,28 +295,40 @@ def build_router(get_context: Callable[[], MetricsContext]) -> APIRouter:
         figures = await run_in_threadpool(window_figures, ctx.con.cursor(), window, now, reading)
         return {**figures, **ctx.abandonment_rules()}
 
-    @router.get("/timeseries", response_model=Series, summary="One metric per time bucket")
+    @router.get(
+        "/timeseries",
+        response_model=Series,
+        summary="One metric per time bucket",
+        responses=unknown_source,
+    )
     async def series(
         metric: Annotated[str, Query(description=f"One of: {', '.join(METRICS)}.")],
         grain: Annotated[Grain, Query(description="Bucket size.")] = "hour",
         source: SourceQuery = None,
         start: FromQuery = None,
         end: ToQuery = None,
+        tz: TzQuery = None,
         as_of: AsOfQuery = None,
     ) -> Any:
         ctx = get_context()
         definition = _metric(metric)
+        try:
+            zone = checked_timezone(tz) if tz is not None else None
+        except ValueError as exc:
+            raise HTTPException(422, str(exc)) from None
         now, reading = _as_of(as_of)
         window = _window(now, start, end, source)
+        zone = zone or ctx.zones.of(source)
         points = await run_in_threadpool(
-            timeseries, ctx.con.cursor(), definition, grain, window, reading
+            timeseries, ctx.con.cursor(), definition, grain, window, zone, reading
         )
-        return {**_about(definition, grain, window), "points": points}
+        return {**_about(definition, grain, window), "timezone": zone, "points": points}
 
     @router.get(
         "/restatements",
         response_model=Restatements,
         summary="What each closed hour or day was first reported as, what it is now, and why",
+        responses=unknown_source,
     )
     async def restated(
         metric: Annotated[str, Query(description="A count or money metric.")] = "net_sales",
@@ -291,6 +363,11 @@ def build_router(get_context: Callable[[], MetricsContext]) -> APIRouter:
             now,
         )
         return {**_about(definition, grain, window), "settle_seconds": settle, "buckets": buckets}
+
+    @router.get("/timezones", response_model=Zones, summary="The time zone of each source's days")
+    async def timezones() -> Any:
+        zones = get_context().zones
+        return {"display_timezone": zones.display, "sources": dict(zones.sources)}
 
     @router.get("/check", summary="Compare the incremental figures with a full recompute")
     async def recompute_check() -> dict[str, Any]:

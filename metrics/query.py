@@ -179,18 +179,28 @@ def window_figures(
     return result
 
 
+def _bucket(grain: Grain, zone: str) -> tuple[str, list[Any]]:
+    """SQL for the start of a minute's bucket: the hour or day begins on `zone`'s clock (an
+    order at 23:30 UTC falls on the next day in Europe/Berlin); minutes are the same anywhere."""
+    if grain == "minute":
+        return "minute", []
+    return f"timezone(?, date_trunc('{grain}', timezone(?, minute)))", [zone, zone]
+
+
 def timeseries(
     con: duckdb.DuckDBPyConnection,
     metric: Metric,
     grain: Grain,
     window: Window,
+    zone: str = "UTC",
     as_of: AsOf | None = None,
 ) -> list[dict[str, Any]]:
     """One point per bucket that has data (per currency for money and AOV), now or as reported
-    at `as_of`."""
-    where, params = window.where()
+    at `as_of`; hour and day buckets follow the IANA time zone `zone`."""
+    where, where_params = window.where()
+    bucket, bucket_params = _bucket(grain, zone)
+    params = [*bucket_params, *where_params]
     sales_table, funnel_table = _tables(as_of)
-    bucket = f"date_trunc('{grain}', minute)"
     if metric.name in FUNNEL_COUNTS or metric.kind == "rate":
         parts = [metric.name] if metric.kind == "count" else [metric.numerator, metric.denominator]
         rows = con.execute(

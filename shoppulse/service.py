@@ -9,7 +9,7 @@ import logging
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -24,13 +24,15 @@ from ingest.api import build_replay_router, build_router
 from ingest.enrichment import OrderEnricher
 from ingest.errors import IngestError
 from ingest.intake import Clock, Intake, utc_now
+from ingest.reconcile.api import build_router as build_reconciliation_router
+from ingest.reconcile.service import Reconciler
 from ingest.settings import Settings
 from ingest.sources import Source, check_secret_forms
 from ingest.stats import IngestStats
 from ingest.storage.database import open_database
 from ingest.storage.retention import RawBodyPurge
 from ingest.storage.writer import Writer
-from metrics.api import MetricsContext
+from metrics.api import MetricsContext, TimeZones
 from metrics.api import build_router as build_metrics_router
 from metrics.engine import MetricsEngine
 from metrics.history import History
@@ -55,9 +57,22 @@ class Service:
     engine: MetricsEngine
     worker: MetricsWorker
     clock: Clock
+    configured_sources: frozenset[str] = frozenset()
+    zones: TimeZones = field(default_factory=TimeZones)
 
     def metrics_context(self) -> MetricsContext:
-        return MetricsContext(self.con, self.clock, self.worker)
+        return MetricsContext(self.con, self.clock, self.worker, self.known_sources, self.zones)
+
+    def known_sources(self) -> set[str]:
+        """Configured sources and those that sent deliveries (a source removed from the
+        configuration keeps its history readable)."""
+        return set(self.configured_sources) | self.stats.sources()
+
+
+def time_zones(settings: Settings, sources: dict[str, Source]) -> TimeZones:
+    """Each source's zone (its own `timezone`, else the display zone) and the display zone."""
+    display = settings.display_timezone
+    return TimeZones(display, {sid: s.timezone or display for sid, s in sources.items()})
 
 
 def discovery_path(db_path: Path) -> Path:
@@ -151,9 +166,22 @@ def create_app(settings: Settings, sources: dict[str, Source], clock: Clock = ut
             on_commit=worker.notify,
         )
         intake = Intake(settings, sources, writer, stats, clock)
-        service = Service(settings, con, writer, stats, intake, engine, worker, clock)
+        service = Service(
+            settings,
+            con,
+            writer,
+            stats,
+            intake,
+            engine,
+            worker,
+            clock,
+            frozenset(sources),
+            time_zones(settings, sources),
+        )
         holder["service"] = service
         app.state.service = service
+        reconciler = Reconciler(con, writer, sources, settings, clock, stats.registry)
+        app.state.reconciler = reconciler
         writer.start()
         worker.start()
         app.state.retention = RawBodyPurge(
@@ -165,6 +193,7 @@ def create_app(settings: Settings, sources: dict[str, Source], clock: Clock = ut
         app.state.retention.start()
         app.state.enricher = OrderEnricher(con, writer, sources, clock)  # bigcommerce API sources
         app.state.enricher.start()
+        reconciler.start()  # sources with store API credentials, every reconcile_interval_seconds
         publisher = Publisher(con, settings.db_path, grace_seconds=settings.publish_grace_seconds)
         app.state.publish_worker = PublishWorker(publisher, settings.publish_interval_seconds)
         app.state.publish_worker.start()
@@ -175,6 +204,7 @@ def create_app(settings: Settings, sources: dict[str, Source], clock: Clock = ut
             discovery.unlink(missing_ok=True)
             app.state.retention.stop()
             app.state.enricher.stop()
+            reconciler.stop()
             writer.stop()
             worker.stop()
             app.state.publish_worker.stop()  # publishes one last time
@@ -196,4 +226,5 @@ def create_app(settings: Settings, sources: dict[str, Source], clock: Clock = ut
     )
     app.include_router(build_replay_router(lambda: holder["service"].intake, sources))
     app.include_router(build_metrics_router(lambda: holder["service"].metrics_context()))
+    app.include_router(build_reconciliation_router(lambda: app.state.reconciler))
     return app

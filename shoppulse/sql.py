@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from typing import Any
 import duckdb
 
 from metrics.schema import FUNNEL_COUNTS
+from shoppulse.money_sql import aov_sql, minor_units_sql
 
 CATALOG_NAME = "analytics.duckdb"
 PUBLISHED_DIR = "analytics"
@@ -37,6 +39,17 @@ def catalog_path(db_path: Path) -> Path:
 def published_dir(db_path: Path) -> Path:
     """Where the published Parquet files live: `<db dir>/analytics/`."""
     return db_path.parent / PUBLISHED_DIR
+
+
+def files_location(catalog: Path) -> str:
+    """The absolute, symlink-free directory of the Parquet files of `catalog`.
+
+    The views name their files by absolute paths, so that any client opens the catalog from any
+    working directory. The catalog records the directory it was written for (`publish_info.
+    location`); a catalog whose folder was moved or copied since is re-pointed at open (see
+    `open_catalog`) and rewritten by the next publish.
+    """
+    return str(catalog.parent.resolve() / PUBLISHED_DIR)
 
 
 @dataclass(frozen=True)
@@ -130,22 +143,40 @@ DELIVERY_OVERRIDES = Dataset(
         ("event_count", "INTEGER"),
     ),
 )
+#: The fields of one order line, in the `lines` list of the orders dataset.
+LINE_FIELDS = (
+    ("line", "INTEGER"),
+    ("product_id", "VARCHAR"),
+    ("variant_id", "VARCHAR"),
+    ("sku", "VARCHAR"),
+    ("title", "VARCHAR"),
+    ("quantity", "BIGINT"),
+    ("unit_price", MONEY),
+    ("discount", MONEY),
+)
+LINES = "STRUCT(" + ", ".join(f"{name} {kind}" for name, kind in LINE_FIELDS) + ")[]"
+
 ORDERS = Dataset(
     "orders",
-    _cols(
-        ("source", "VARCHAR"),
-        ("id", "VARCHAR"),
-        ("created_at", TS),
-        ("updated_at", TS, "v_updated_at"),
-        ("currency", "VARCHAR"),
-        ("gross_sales", MONEY),
-        ("discounts", MONEY),
-        ("test", "BOOLEAN"),
-        ("cancelled", "BOOLEAN"),
-        ("deleted", "BOOLEAN"),
-        ("cart_token", "VARCHAR"),
-        ("checkout_token", "VARCHAR"),
-        ("version_seq", "BIGINT", "v_seq"),
+    (
+        *_cols(
+            ("source", "VARCHAR"),
+            ("id", "VARCHAR"),
+            ("created_at", TS),
+            ("updated_at", TS, "v_updated_at"),
+            ("currency", "VARCHAR"),
+            ("gross_sales", MONEY),
+            ("discounts", MONEY),
+            ("test", "BOOLEAN"),
+            ("cancelled", "BOOLEAN"),
+            ("deleted", "BOOLEAN"),
+            ("cart_token", "VARCHAR"),
+            ("checkout_token", "VARCHAR"),
+            ("version_seq", "BIGINT", "v_seq"),
+        ),
+        # From the version's stored event (see shoppulse/publish/event_columns.py).
+        Column("name", "VARCHAR", None),
+        Column("lines", LINES, None),
     ),
 )
 REFUNDS = Dataset(
@@ -186,17 +217,21 @@ CARTS = Dataset(
 )
 CHECKOUTS = Dataset(
     "checkouts",
-    _cols(
-        ("source", "VARCHAR"),
-        ("id", "VARCHAR"),
-        ("created_at", TS),
-        ("updated_at", TS, "v_updated_at"),
-        ("last_activity", TS),
-        ("cart_token", "VARCHAR"),
-        ("platform_abandoned", "BOOLEAN"),
-        ("platform_completed", "BOOLEAN"),
-        ("fate", "VARCHAR"),
-        ("version_seq", "BIGINT", "v_seq"),
+    (
+        *_cols(
+            ("source", "VARCHAR"),
+            ("id", "VARCHAR"),
+            ("created_at", TS),
+            ("updated_at", TS, "v_updated_at"),
+            ("last_activity", TS),
+            ("cart_token", "VARCHAR"),
+            ("platform_abandoned", "BOOLEAN"),
+            ("platform_completed", "BOOLEAN"),
+            ("fate", "VARCHAR"),
+            ("version_seq", "BIGINT", "v_seq"),
+        ),
+        Column("currency", "VARCHAR", None),
+        Column("value", MONEY, None),
     ),
 )
 SALES_MINUTE = Dataset(
@@ -275,19 +310,6 @@ def _bucket(grain: str) -> str:
     return f"timezone('UTC', date_trunc('hour', {_utc('minute')})) AS hour"
 
 
-def aov_sql(gross: str, discounts: str, orders: str) -> str:
-    """(gross - discounts) / orders, exact, rounded half-even to 4 places (as the API does)."""
-    n = f"CAST(({gross} - {discounts}) * 10000 AS HUGEINT)"
-    d = f"CAST({orders} AS HUGEINT)"
-    q, r = f"({n} // {d})", f"({n} % {d})"
-    up = f"(2 * abs({r}) > {d} OR (2 * abs({r}) = {d} AND {q} % 2 <> 0))"
-    rounded = f"({q} + CASE WHEN {up} THEN sign({n}) ELSE 0 END)"
-    return (
-        f"CASE WHEN {orders} = 0 THEN NULL "
-        f"ELSE CAST({rounded} AS DECIMAL(38,0)) * CAST(0.0001 AS DECIMAL(5,4)) END"
-    )
-
-
 def _ratio(numerator: str, denominator: str) -> str:
     return f"CASE WHEN {denominator} = 0 THEN NULL ELSE {numerator} / {denominator} END"
 
@@ -348,7 +370,15 @@ VIEWS: dict[str, str] = {
         "SELECT delivery_seq, source, delivery_id, topic, received_at, reason "
         "FROM deliveries WHERE status = 'quarantined'"
     ),
-    "orders": f"SELECT *, {_COUNTED_ORDER} AS counted FROM {{orders}}",
+    "orders": f"SELECT * EXCLUDE (lines), {_COUNTED_ORDER} AS counted FROM {{orders}}",
+    "order_lines": (
+        "SELECT o.source, o.id AS order_id, o.name AS order_name, o.created_at, o.currency, "
+        "l.line, l.product_id, l.variant_id, l.sku, l.title, l.quantity, l.unit_price, "
+        "CAST(l.unit_price * l.quantity AS DECIMAL(38,4)) AS gross_sales, "
+        "l.discount AS line_discount, o.counted, o.test, o.cancelled, o.deleted "
+        f"FROM (SELECT *, {_COUNTED_ORDER} AS counted FROM {{orders}}) o, "
+        "unnest(o.lines) AS t(l)"
+    ),
     "refunds": "SELECT * FROM {refunds}",
     "carts": "SELECT * FROM {carts}",
     "checkouts": "SELECT * FROM {checkouts}",
@@ -358,6 +388,12 @@ VIEWS: dict[str, str] = {
     "funnel_by_minute": _funnel_view("minute"),
     "funnel_by_hour": _funnel_view("hour"),
     "funnel_by_day": _funnel_view("day"),
+    "aov_by_day": (
+        "SELECT day, source, currency, orders, "
+        f"{aov_sql('gross_sales', 'discounts', 'orders', 'minor_units')} AS aov, minor_units "
+        f"FROM (SELECT *, {minor_units_sql('currency')} AS minor_units FROM sales_by_day "
+        "WHERE orders > 0 AND currency IS NOT NULL)"
+    ),
     "ingest_counts": "SELECT * FROM {ingest_counts}",
     "metric_history": "SELECT * FROM {metric_changes}",
 }
@@ -374,6 +410,7 @@ class Snapshot:
     fold_seq: int
     metrics_as_of: datetime | None
     watermark: datetime | None
+    location: str = ""  # the absolute directory of `files` (see `files_location`)
 
 
 def _literal(value: datetime | None) -> str:
@@ -396,7 +433,8 @@ def view_statements(snapshot: Snapshot) -> list[str]:
         f"CAST({int(snapshot.deliveries_through)} AS BIGINT) AS deliveries_through, "
         f"CAST({int(snapshot.fold_seq)} AS BIGINT) AS fold_seq, "
         f"{_literal(snapshot.metrics_as_of)} AS metrics_as_of, "
-        f"{_literal(snapshot.watermark)} AS watermark"
+        f"{_literal(snapshot.watermark)} AS watermark, "
+        f"{quote(snapshot.location)} AS location"
     )
     return statements
 
@@ -465,10 +503,15 @@ def open_catalog(catalog: Path, *, lockdown: bool = True) -> duckdb.DuckDBPyConn
     con = duckdb.connect(":memory:")
     try:
         con.execute(f"ATTACH {quote(str(catalog))} AS analytics (READ_ONLY)")
-        con.execute("USE analytics")
+        here = files_location(catalog)
+        written = _written_location(con)
+        if written is not None and written != here:
+            _repoint(con, written, here)
+        else:
+            con.execute("USE analytics")
         con.execute("SET TimeZone = 'UTC'")
         if lockdown:
-            allowed = str(catalog.parent / PUBLISHED_DIR) + os.sep
+            allowed = here + os.sep
             con.execute(f"SET allowed_directories = [{quote(allowed)}]")
             con.execute("SET enable_external_access = false")
             con.execute("SET autoinstall_known_extensions = false")
@@ -478,6 +521,34 @@ def open_catalog(catalog: Path, *, lockdown: bool = True) -> duckdb.DuckDBPyConn
         con.close()
         raise
     return con
+
+
+def _written_location(con: duckdb.DuckDBPyConnection) -> str | None:
+    """The directory the attached catalog's views name their files in (None: a catalog written
+    before it was recorded)."""
+    try:
+        rows = con.execute("SELECT location FROM analytics.publish_info").fetchall()
+    except duckdb.BinderException:
+        return None
+    return str(rows[0][0]) if rows and rows[0][0] else None
+
+
+def _repoint(con: duckdb.DuckDBPyConnection, written: str, here: str) -> None:
+    """Recreate the attached catalog's views in `con`'s own in-memory database, naming the files
+    in `here` instead of `written` (the data folder was moved or copied since the catalog was
+    written), and make them the default schema."""
+    old = re.compile(re.escape(quote(written)[:-1]) + r"(?=[/'])")
+    new = quote(here)[:-1]
+    views = con.execute(
+        "SELECT view_name, sql FROM duckdb_views() WHERE database_name = 'analytics' "
+        "AND NOT internal"
+    ).fetchall()
+    order = list(VIEWS)  # creation order: a view comes after the views it reads
+    views.sort(key=lambda v: order.index(v[0]) if v[0] in order else len(order))
+    con.execute("USE memory")
+    for _, statement in views:
+        con.execute(old.sub(lambda _: new, str(statement)))
+    con.execute("DETACH analytics")
 
 
 def check_read_only(sql: str) -> None:

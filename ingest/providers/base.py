@@ -17,7 +17,7 @@ from typing import Any, ClassVar, Protocol
 
 from pydantic import ValidationError
 
-from ingest.events import CanonicalEvent
+from ingest.events import CanonicalEvent, OrderLine
 
 Headers = Mapping[str, str]
 """Request headers with lower-case names (HTTP/2 sends them lower-cased anyway)."""
@@ -190,3 +190,24 @@ def build_event(**fields: Any) -> CanonicalEvent:
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first["loc"]) or "event"
         raise UnusableDelivery(f"invalid {where}: {first['msg']}") from None
+
+
+def optional_text(value: Any, limit: int = 512) -> str | None:
+    """A non-empty string field (cut to `limit` characters), else None."""
+    if not isinstance(value, str) or not value.strip():
+        return None
+    return value.strip()[:limit]
+
+
+def build_lines(lines: Sequence[Mapping[str, Any]] | None) -> tuple[OrderLine, ...] | None:
+    """Canonical order lines from their fields; None (lines not known) when any line is unusable.
+
+    A malformed line item never keeps an order out of the figures: the order's amounts come from
+    its totals, and its lines are simply not published.
+    """
+    if lines is None:
+        return None
+    try:
+        return tuple(OrderLine(**line) for line in lines)
+    except (ValidationError, TypeError):
+        return None

@@ -2,6 +2,9 @@
 
 Delivery id: `X-Shopify-Webhook-Id` (unchanged when Shopify retries). Money: the `shop_money`
 side of the `*_set` fields, falling back to the plain fields (which are in shop currency).
+Orders carry their `name` (`#1001`) and `line_items` (unit `price` and the line's
+`discount_allocations`; unit price x quantity sums to `total_line_items_price`); checkouts carry
+their value, `total_line_items_price`, and `total_discounts`.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, ClassVar
 
-from ingest.events import CanonicalEvent
+from ingest.events import CanonicalEvent, OrderLine
 from ingest.providers.base import (
     DeliveryInfo,
     Headers,
@@ -21,8 +24,10 @@ from ingest.providers.base import (
     b64_hmac_sha256,
     body_digest,
     build_event,
+    build_lines,
     get_id,
     is_deletion_body,
+    optional_text,
     parse_money,
     parse_time,
     require_mapping,
@@ -99,6 +104,50 @@ def check_topic(topic: str, obj: Mapping[str, Any]) -> None:
         raise topic_mismatch(topic, allowed[0], found)
     if topic == "orders/cancelled" and obj.get("cancelled_at") is None:
         raise topic_mismatch(topic, "a cancelled order (cancelled_at set)", "not cancelled")
+
+
+def _lines(obj: Mapping[str, Any]) -> tuple[OrderLine, ...] | None:
+    """`line_items` as canonical lines: unit `price` and the `discount_allocations` of each line
+    in shop money; None when the list is missing or a line is unusable."""
+    items = obj.get("line_items")
+    if not isinstance(items, list):
+        return None
+    lines = []
+    try:
+        for item in items:
+            if not isinstance(item, Mapping):
+                return None
+            price, _ = _shop_money(item, "price")
+            allocations = item.get("discount_allocations") or []
+            if not isinstance(allocations, list):
+                return None
+            discount = Decimal(0)
+            for allocation in allocations:
+                if isinstance(allocation, Mapping):
+                    discount += _shop_money(allocation, "amount")[0] or Decimal(0)
+            lines.append(
+                {
+                    "product_id": get_id(item, "product_id", required=False),
+                    "variant_id": get_id(item, "variant_id", required=False),
+                    "sku": optional_text(item.get("sku")),
+                    "title": optional_text(item.get("title")) or optional_text(item.get("name")),
+                    "quantity": item.get("quantity"),
+                    "unit_price": price,
+                    "discount": discount,
+                }
+            )
+    except UnusableDelivery:
+        return None
+    return build_lines(lines)
+
+
+def _checkout_value(obj: Mapping[str, Any]) -> tuple[Decimal | None, Decimal | None]:
+    """A checkout's `total_line_items_price` and `total_discounts` (None when unusable: they
+    are informational, never a reason to quarantine a checkout)."""
+    try:
+        return _shop_money(obj, "total_line_items_price")[0], _shop_money(obj, "total_discounts")[0]
+    except UnusableDelivery:
+        return None, None
 
 
 class Shopify:
@@ -183,6 +232,7 @@ class Shopify:
 
     def _checkout(self, topic: str, obj: Mapping[str, Any]) -> CanonicalEvent:
         token = get_id(obj, "token")
+        value, discounts = _checkout_value(obj)
         return build_event(
             kind="checkout",
             action="create" if topic == "checkouts/create" else "update",
@@ -192,6 +242,8 @@ class Shopify:
             cart_token=get_id(obj, "cart_token", required=False),
             checkout_token=token,
             currency=obj.get("currency"),
+            gross_sales=value,
+            discounts=discounts,
         )
 
     def _order(self, topic: str, obj: Mapping[str, Any]) -> CanonicalEvent:
@@ -216,6 +268,8 @@ class Shopify:
             currency=gross_currency or obj.get("currency"),
             gross_sales=gross,
             discounts=discounts if discounts is not None else Decimal(0),
+            name=optional_text(obj.get("name")),
+            lines=_lines(obj),
             test=test,
             cancelled=obj.get("cancelled_at") is not None,
         )

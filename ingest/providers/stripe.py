@@ -22,6 +22,12 @@ writes with two decimals; currency codes are upper-cased):
   gross_sales is then the sum of `display_items[].amount x quantity` and discounts are 0 (those
   versions had no discount total). Orders are dated by the session's `created` when present (so
   a later async payment does not move the order), else by the event's `created`.
+- Line items: a session carries them only when the sender expanded `line_items` (the webhook
+  itself never does); then each `line_items.data[]` entry becomes a line: product =
+  `price.product`, variant = `price.id`, title = `description`, unit price = `amount_subtotal` /
+  `quantity`, discount = `amount_discount`. Without them the order's lines are not known.
+  Checkout events carry the session's value (`amount_subtotal` and the discount), expired ones
+  included.
 - `checkout.session.async_payment_failed`: the same events, with the order cancelled (a delayed
   payment method such as a bank debit failed after the customer completed the checkout; the
   checkout stays completed).
@@ -44,7 +50,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, ClassVar
 
-from ingest.events import CanonicalEvent
+from ingest.events import CanonicalEvent, OrderLine
 from ingest.providers._standard_webhooks import check_timestamp, is_unix_seconds
 from ingest.providers.base import (
     DeliveryInfo,
@@ -54,7 +60,9 @@ from ingest.providers.base import (
     any_secret_matches,
     body_digest,
     build_event,
+    build_lines,
     get_id,
+    optional_text,
     require_mapping,
 )
 from ingest.quarantine_advice import UNKNOWN_TOPIC
@@ -93,6 +101,46 @@ def currency_exponent(code: str) -> int:
 def minor_to_decimal(amount: int, code: str) -> Decimal:
     """An integer amount in minor units as an exact decimal in major units."""
     return Decimal(amount).scaleb(-currency_exponent(code))
+
+
+def _lines(session: Mapping[str, Any], currency: str | None) -> tuple[OrderLine, ...] | None:
+    """An expanded `line_items` list as canonical lines (see the module docstring)."""
+    listed = session.get("line_items")
+    if currency is None or not isinstance(listed, Mapping) or listed.get("has_more"):
+        return None
+    items = listed.get("data")
+    if not isinstance(items, list):
+        return None
+    lines = []
+    try:
+        for index, item in enumerate(items):
+            where = f"data.object.line_items.data[{index}]."
+            if not isinstance(item, Mapping):
+                return None
+            quantity = _int(item, "quantity", where)
+            subtotal = minor_to_decimal(_int(item, "amount_subtotal", where), currency)
+            price = item.get("price")
+            price = price if isinstance(price, Mapping) else {}
+            product = price.get("product")
+            if isinstance(product, Mapping):  # expanded too
+                product = product.get("id")
+            lines.append(
+                {
+                    "product_id": optional_text(product),
+                    "variant_id": optional_text(price.get("id")),
+                    "title": optional_text(item.get("description")),
+                    "quantity": quantity,
+                    "unit_price": (subtotal / quantity).quantize(Decimal("0.0001"))
+                    if quantity
+                    else subtotal,
+                    "discount": minor_to_decimal(
+                        _optional_int(item, "amount_discount", where) or 0, currency
+                    ),
+                }
+            )
+    except UnusableDelivery:
+        return None
+    return build_lines(lines)
 
 
 def _int(obj: Mapping[str, Any], field: str, where: str) -> int:
@@ -224,6 +272,10 @@ class Stripe:
         test = not _livemode(event, session)
         if topic == EXPIRED_TOPIC:
             currency = session.get("currency")
+            try:  # the value is informational: never a reason to quarantine
+                value, discount, _ = self._amounts(session)
+            except UnusableDelivery:
+                value = discount = None
             return [
                 build_event(
                     kind="checkout",
@@ -233,6 +285,8 @@ class Stripe:
                     updated_at=event_time,
                     checkout_token=session_id,
                     currency=currency.upper() if isinstance(currency, str) else None,
+                    gross_sales=value,
+                    discounts=discount,
                     test=test,
                     abandoned=True,
                 )
@@ -246,6 +300,8 @@ class Stripe:
             updated_at=event_time,
             checkout_token=session_id,
             currency=currency,
+            gross_sales=gross,
+            discounts=discounts,
             test=test,
             completed=True,
         )
@@ -265,6 +321,7 @@ class Stripe:
             currency=currency,
             gross_sales=gross,
             discounts=discounts,
+            lines=_lines(session, currency),
             test=test,
             cancelled=failed,
         )

@@ -32,7 +32,11 @@ Any other status (plugins add their own) is quarantined with its name, to be map
 
 - entity created_at = `date_created_gmt`, updated_at = `date_modified_gmt`.
 - gross_sales = sum of `line_items[].subtotal` (line amounts before discounts, without tax);
-  discounts = `discount_total` (without tax); currency = `currency`.
+  discounts = `discount_total` (without tax); currency = `currency`. Checkouts carry the same
+  amounts as their value.
+- name = `#` + `number`. Lines: `product_id` and `variation_id` (0: none), `sku`, `name` (HTML
+  entities decoded), `quantity`, unit price = `subtotal` / `quantity` (rounded half-even to 4
+  places in the rare case it does not divide), discount = `subtotal` - `total`.
 - Refunds: every entry of the order's `refunds` array (whatever the status; partial refunds leave
   the status unchanged) becomes a refund event: entity = refund id, order_id = order id, amount =
   abs(`total`). WooCommerce gives only each refund's total (tax and shipping refunds included)
@@ -43,13 +47,14 @@ Any other status (plugins add their own) is quarantined with its name, to be map
 
 from __future__ import annotations
 
+import html
 import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, ClassVar
 
-from ingest.events import Action, CanonicalEvent
+from ingest.events import Action, CanonicalEvent, OrderLine
 from ingest.providers.base import (
     DeliveryInfo,
     Headers,
@@ -59,8 +64,10 @@ from ingest.providers.base import (
     b64_hmac_sha256,
     body_digest,
     build_event,
+    build_lines,
     get_id,
     is_deletion_body,
+    optional_text,
     parse_money,
     require_mapping,
     topic_mismatch,
@@ -118,6 +125,46 @@ def _required_id(obj: Mapping[str, Any], field: str, where: str = "") -> str:
     if value is None:  # pragma: no cover - get_id(required=True) never returns None
         raise UnusableDelivery(f"field '{path}' is missing")
     return value
+
+
+def _lines(order: Mapping[str, Any]) -> tuple[OrderLine, ...] | None:
+    """`line_items` as canonical lines (see the module docstring); None when unusable."""
+    items = order.get("line_items")
+    if not isinstance(items, list):
+        return None
+    lines = []
+    try:
+        for index, item in enumerate(items):
+            where = f"line_items[{index}]"
+            if not isinstance(item, Mapping) or item.get("total") is None:
+                return None
+            quantity = item.get("quantity")
+            if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity < 0:
+                return None
+            subtotal = parse_money(item.get("subtotal"), f"{where}.subtotal")
+            total = parse_money(item["total"], f"{where}.total")
+            lines.append(
+                {
+                    "product_id": _nonzero_id(item, "product_id"),
+                    "variant_id": _nonzero_id(item, "variation_id"),
+                    "sku": optional_text(item.get("sku")),
+                    "title": optional_text(html.unescape(str(item.get("name") or ""))),
+                    "quantity": quantity,
+                    "unit_price": (subtotal / quantity).quantize(Decimal("0.0001"))
+                    if quantity
+                    else subtotal,
+                    "discount": subtotal - total,
+                }
+            )
+    except UnusableDelivery:
+        return None
+    return build_lines(lines)
+
+
+def _nonzero_id(item: Mapping[str, Any], field: str) -> str | None:
+    """An id WooCommerce sends as 0 when there is none."""
+    value = get_id(item, field, required=False)
+    return None if value in (None, "0") else value
 
 
 class WooCommerce:
@@ -185,6 +232,10 @@ class WooCommerce:
         currency = order.get("currency")
         action = _ACTIONS[topic]
         if status in CHECKOUT_STATUSES:
+            try:
+                value: tuple[Decimal | None, Decimal | None] = self._money(order)
+            except UnusableDelivery:  # the value is informational: never a reason to quarantine
+                value = (None, None)
             return [
                 build_event(
                     kind="checkout",
@@ -194,6 +245,8 @@ class WooCommerce:
                     updated_at=modified,
                     checkout_token=order_id,
                     currency=currency,
+                    gross_sales=value[0],
+                    discounts=value[1],
                 )
             ]
         if status == TRASH_STATUS:
@@ -227,6 +280,8 @@ class WooCommerce:
                 currency=currency,
                 gross_sales=gross,
                 discounts=discounts,
+                name=f"#{number}" if (number := optional_text(order.get("number"))) else None,
+                lines=_lines(order),
                 cancelled=cancelled,
             )
         ]

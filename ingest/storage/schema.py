@@ -13,6 +13,7 @@ import duckdb
 DELIVERIES = "deliveries"
 EVENTS = "events"
 INGEST_COUNTS = "ingest_counts"
+EVENT_LINES = "event_lines"
 
 MONEY_TYPE = "DECIMAL(18,4)"
 
@@ -103,7 +104,25 @@ INGEST_MIGRATIONS: list[list[str]] = [
         f"DROP TABLE {DELIVERIES}",
         f"ALTER TABLE {DELIVERIES}_rebuilt RENAME TO {DELIVERIES}",
     ],
-    # 4: where an event came from: a webhook, a replay out of quarantine, or a fill fetched
+    # 4: orders' display names and line items (canonical `name` and `lines`). A line belongs to
+    # the event that carried it; `line` is its 1-based position in the order.
+    [
+        f"ALTER TABLE {EVENTS} ADD COLUMN name VARCHAR",
+        f"""
+        CREATE TABLE {EVENT_LINES} (
+            event_seq BIGINT NOT NULL,
+            line INTEGER NOT NULL,
+            product_id VARCHAR,
+            variant_id VARCHAR,
+            sku VARCHAR,
+            title VARCHAR,
+            quantity BIGINT NOT NULL,
+            unit_price {MONEY_TYPE} NOT NULL,
+            discount {MONEY_TYPE} NOT NULL
+        )
+        """,
+    ],
+    # 5: where an event came from: a webhook, a replay out of quarantine, or a fill fetched
     # from the store's API (BigCommerce enrichment). The metrics name it as a change's cause.
     [f"ALTER TABLE {EVENTS} ADD COLUMN origin VARCHAR DEFAULT '{WEBHOOK}'"],
 ]

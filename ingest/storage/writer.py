@@ -25,7 +25,7 @@ import polars as pl
 from ingest.events import CanonicalEvent
 from ingest.storage.bodies import pack
 from ingest.storage.database import StorageError
-from ingest.storage.schema import DELIVERIES, EVENTS, INGEST_COUNTS, WEBHOOK
+from ingest.storage.schema import DELIVERIES, EVENT_LINES, EVENTS, INGEST_COUNTS, WEBHOOK
 
 log = logging.getLogger("shoppulse.writer")
 
@@ -92,6 +92,7 @@ EVENT_COLUMNS = (
     "deleted",
     "abandoned",
     "completed",
+    "name",  # added by ingest migration 4 (migration 5 adds `origin` after it: see event_values)
 )
 
 _DELIVERY_SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
@@ -117,6 +118,28 @@ def event_values(
     return [
         (event_seq, delivery_seq, source, received_at, *[getattr(event, n) for n in names], origin)
         for event_seq, delivery_seq, source, received_at, event in rows
+    ]
+
+
+def line_values(
+    rows: list[tuple[int, int, str, datetime, CanonicalEvent]],
+) -> list[tuple[object, ...]]:
+    """The line items of canonical events as rows of the `event_lines` table."""
+    return [
+        (
+            event_seq,
+            position,
+            line.product_id,
+            line.variant_id,
+            line.sku,
+            line.title,
+            line.quantity,
+            line.unit_price,
+            line.discount,
+        )
+        for event_seq, _, _, _, event in rows
+        if event.lines
+        for position, line in enumerate(event.lines, start=1)
     ]
 
 
@@ -228,6 +251,11 @@ class Writer:
         appender = con.appender(EVENTS)
         appender.append_rows(event_values(rows, origin))
         appender.flush()
+        lines = line_values(rows)
+        if lines:
+            appender = con.appender(EVENT_LINES)
+            appender.append_rows(lines)
+            appender.flush()
         self._appended = True
 
     # ------------------------------------------------------------------ the thread
@@ -403,6 +431,11 @@ class Writer:
                     appender = self._appender(EVENTS)
                     appender.append_rows(event_values(event_rows))
                     appender.flush()
+                    lines = line_values(event_rows)
+                    if lines:
+                        appender = self._appender(EVENT_LINES)
+                        appender.append_rows(lines)
+                        appender.flush()
             if counts or duplicates:
                 self._add_counts(counts + duplicates)
             con.execute("COMMIT")

@@ -6,6 +6,7 @@
 from shoppulse.commands import dashboard  # noqa: F401
 from shoppulse.commands import quarantine  # noqa: F401
 from shoppulse.commands import recompute  # noqa: F401
+from shoppulse.commands import reconcile  # noqa: F401
 from shoppulse.commands import settings  # noqa: F401
 from shoppulse.commands import simulate  # noqa: F401
 from shoppulse.commands import sources  # noqa: F401

@@ -8,14 +8,10 @@ they ask it instead, at the address in its discovery record beside the database:
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import duckdb
-import httpx
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -36,7 +32,6 @@ from ingest.replay import (
 )
 from ingest.settings import Settings
 from ingest.sources import ConfigError
-from ingest.storage.database import StorageError, open_database
 from ingest.storage.writer import Writer
 from shoppulse.cli import (
     ConfigOption,
@@ -47,7 +42,7 @@ from shoppulse.cli import (
     load_configured_sources,
     make_settings,
 )
-from shoppulse.service import discovery_path, read_discovery
+from shoppulse.commands._target import ServiceClient, database_or_service
 from shoppulse.wording import counted
 
 out = Console()
@@ -59,64 +54,6 @@ SourceFilter = Annotated[str | None, typer.Option("--source", help="Only this so
 ReasonFilter = Annotated[
     str | None, typer.Option("--reason", help="Only reasons containing this text (any case).")
 ]
-
-HTTP_TIMEOUT = 120.0
-
-
-@dataclass
-class _Service:
-    """The running service, reached over HTTP."""
-
-    client: httpx.Client
-    url: str
-
-    def call(self, method: str, path: str, **kwargs: Any) -> Any:
-        try:
-            response = self.client.request(method, path, **kwargs)
-        except httpx.HTTPError as exc:
-            raise fail(
-                escape(
-                    f"the database is in use, and the service at {self.url} does not answer "
-                    f"({exc}). Is it still starting or stopping? Retry in a moment."
-                )
-            ) from None
-        if response.status_code >= 400:
-            try:
-                message = response.json()["error"]["message"]
-            except (ValueError, KeyError, TypeError):
-                message = response.text[:300]
-            raise fail(escape(f"the service answered {response.status_code}: {message}"))
-        return response.json()
-
-
-@contextmanager
-def _target(settings: Settings) -> Iterator[duckdb.DuckDBPyConnection | _Service]:
-    """The live database when the service is stopped, else the running service."""
-    path = settings.db_path
-    if not path.exists():
-        raise fail(f"no database at {path}")
-    try:
-        con = open_database(path, checkpoint_wal_mb=settings.checkpoint_wal_mb)
-    except StorageError as exc:
-        record = read_discovery(path)
-        url = record.get("api_url") if record else None
-        if not isinstance(url, str):
-            raise fail(
-                f"{exc} No running service was found to ask instead "
-                f"({discovery_path(path)} is missing)."
-            ) from None
-        headers = {}
-        if settings.api_token is not None:
-            headers["Authorization"] = f"Bearer {settings.api_token.get_secret_value()}"
-        with httpx.Client(base_url=url, headers=headers, timeout=HTTP_TIMEOUT) as client:
-            err.print(f"[dim]the service is running: asking it at {url}[/]")
-            yield _Service(client, url)
-        return
-    try:
-        yield con
-    finally:
-        con.close()
-
 
 # ----------------------------------------------------------------------------- quarantine list
 
@@ -131,8 +68,8 @@ def list_command(
 ) -> None:
     """Show quarantined deliveries, newest first, with the reason each was quarantined."""
     settings = make_settings(config, db)
-    with _target(settings) as target:
-        if isinstance(target, _Service):
+    with database_or_service(settings) as target:
+        if isinstance(target, ServiceClient):
             params: dict[str, Any] = {"limit": limit}
             params.update({k: v for k, v in (("source", source), ("reason", reason)) if v})
             rows = target.call("GET", "/api/v1/ingest/quarantine", params=params)["deliveries"]
@@ -231,7 +168,7 @@ def _replay_live(
             after = chunk.next_after
 
 
-def _replay_remote(service: _Service, request: ReplayRequest) -> ReplayReport:
+def _replay_remote(service: ServiceClient, request: ReplayRequest) -> ReplayReport:
     report = ReplayReport(dry_run=request.dry_run)
     with _progress() as progress:
         doing = "dry run" if request.dry_run else "replaying"
@@ -333,8 +270,8 @@ def replay(
     except ValueError as exc:
         raise fail(escape(str(exc))) from None
     request = ReplayRequest(source=source, since=since_time, reason=reason, dry_run=dry_run)
-    with _target(settings) as target:
-        if isinstance(target, _Service):
+    with database_or_service(settings) as target:
+        if isinstance(target, ServiceClient):
             report = _replay_remote(target, request.model_copy(update={"limit": CHUNK}))
             live = False
         else:

@@ -19,10 +19,12 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from metrics.history import changes_sql
 from metrics.schema import FOLDS, FUNNEL_DELTAS, SALES_DELTAS, bucket_sums
 from shoppulse.publish.bodies import BodyColumns
+from shoppulse.publish.event_columns import EventColumns
 from shoppulse.sql import (
     CARTS,
     CHECKOUTS,
@@ -38,9 +40,9 @@ from shoppulse.sql import (
     Dataset,
     Snapshot,
     catalog_path,
+    files_location,
     fsync_dir,
     fsync_file,
-    published_dir,
     quote,
     write_catalog,
 )
@@ -75,11 +77,13 @@ class _State:
 
 
 _STATES = (
-    _State(ORDERS, "metrics_orders", "has_version"),
+    _State(ORDERS, "metrics_orders", "has_version", "order"),
     _State(REFUNDS, "metrics_refunds", "true", "refund"),
     _State(CARTS, "metrics_carts", "seen", "cart"),
-    _State(CHECKOUTS, "metrics_checkouts", "seen"),
+    _State(CHECKOUTS, "metrics_checkouts", "seen", "checkout"),
 )
+#: Entity kinds whose extra columns come from the stored events, not from raw bodies.
+_FROM_EVENTS = frozenset({"order", "checkout"})
 _AGGREGATES = ((SALES_MINUTE, "metrics_sales_minute"), (FUNNEL_MINUTE, "metrics_funnel_minute"))
 
 
@@ -128,8 +132,10 @@ class Publisher:
     ) -> None:
         self.live = con.cursor()
         self.live.execute("SET TimeZone = 'UTC'")
-        self.root = published_dir(db_path)
         self.catalog = catalog_path(db_path)
+        # Absolute and free of symlinks: the catalog's views name files by this path, so any
+        # client opens them from any working directory, whatever form `db_path` has.
+        self.root = Path(files_location(self.catalog))
         self.grace_seconds = grace_seconds
         self.clock = clock
         self.fanout = COMPACT_FANOUT
@@ -142,7 +148,14 @@ class Publisher:
         self._init_state()
         self._lock = threading.Lock()
         self._body_columns = BodyColumns(self.live)
+        self._event_columns = EventColumns(self.live)
+        self._columns_checked: set[str] = set()
         self._cleanup_orphans()
+        # The data folder was moved or copied (or the catalog predates absolute paths): the
+        # next cycle writes the catalog, pointing its views at the files where they are now.
+        self._catalog_moved = int(self._meta("generation")) > 0 and self._meta(
+            "location", ""
+        ) != str(self.root)
 
     # ------------------------------------------------------------------ bookkeeping
 
@@ -232,8 +245,9 @@ class Publisher:
                 for path in cycle.written:
                     path.unlink(missing_ok=True)
                 raise
-            if changed:
+            if changed or self._catalog_moved:
                 self.write_catalog()
+                self._catalog_moved = False
             deleted = self._delete_expired()
             return PublishReport(
                 changed=changed,
@@ -258,8 +272,10 @@ class Publisher:
             fold_seq=int(self._meta("fold_seq")),
             metrics_as_of=_time_or_none(self._meta("evaluated_at", "")),
             watermark=_time_or_none(self._meta("watermark", "")),
+            location=str(self.root),
         )
         write_catalog(self.catalog, snapshot)
+        self._set_meta("location", self.root)
 
     def _scalar(self, sql: str, params: Sequence[Any] = ()) -> Any:
         rows = self.live.execute(sql, list(params)).fetchall()
@@ -341,10 +357,17 @@ class Publisher:
                     [last_delivery, heads.delivery_seq],
                 ).fetchall(),
             )
+        # A dataset whose published files have other columns than this version writes (an
+        # upgrade added some) is published again whole, once, from the live state.
+        rebuilt = [s for s in _STATES if s.table in self._present and not self._same_columns(s)]
+        for spec in rebuilt:
+            changed = True
+            log.info("publishing %s again whole: its columns changed", spec.dataset.name)
+            self._publish_state(cycle, spec, 0, heads.fold_seq, rebuild=True)
         if heads.fold_seq > last_fold:
             changed = True
             for spec in _STATES:
-                if spec.table in self._present:
+                if spec.table in self._present and spec not in rebuilt:
                     self._publish_state(cycle, spec, last_fold, heads.fold_seq)
             for dataset, table in _AGGREGATES:
                 if table in self._present:
@@ -498,8 +521,35 @@ class Publisher:
 
     # ------------------------------------------------------------------ datasets
 
-    def _publish_state(self, cycle: _Cycle, spec: _State, last_fold: int, fold: int) -> None:
+    def _same_columns(self, spec: _State) -> bool:
+        """Do the dataset's published files have the columns this version writes? (Checked
+        once per publisher: files written since have them.)"""
+        name = spec.dataset.name
+        if name in self._columns_checked:
+            return True
+        row = self.state.execute("SELECT path FROM files WHERE dataset = ? LIMIT 1", [name])
+        found = row.fetchone()
+        same = found is None or pq.read_schema(self.root / found[0]).names == [
+            c.name for c in spec.dataset.columns
+        ]
+        if same:
+            self._columns_checked.add(name)
+        return same
+
+    def _publish_state(
+        self, cycle: _Cycle, spec: _State, last_fold: int, fold: int, *, rebuild: bool = False
+    ) -> None:
+        """Merge the entities changed in folds (last_fold, fold] into their days' files; with
+        `rebuild`, write every entity anew and retire every published file of the dataset."""
         dataset = spec.dataset
+        if rebuild:
+            cycle.retired += [
+                r[0]
+                for r in self.state.execute(
+                    "SELECT path FROM files WHERE dataset = ?", [dataset.name]
+                )
+            ]
+            self.state.execute("DELETE FROM keys WHERE dataset = ?", [dataset.name])
         cols = ", ".join(f"CAST({c.expression} AS {c.type}) AS {c.name}" for c in dataset.columns)
         changed = _arrow(
             self.live,
@@ -526,7 +576,7 @@ class Publisher:
             )
         }
         affected = set(new_parts) | old_parts
-        old_files = self._old_files(dataset, affected)
+        old_files = [] if rebuild else self._old_files(dataset, affected)
         names = ", ".join(c.name for c in dataset.columns)
         live = self.live
         live.register("_pub_changed", changed)
@@ -583,10 +633,13 @@ class Publisher:
                 ).fetchall()
             ]
             fresh = "_pub_fresh"
-            live.register(
-                fresh,
-                self._body_columns.read(spec.enrich, extra, wanted, "deliveries" in self._present),
-            )
+            if spec.enrich in _FROM_EVENTS:
+                read = self._event_columns.read(spec.enrich, extra, wanted)
+            else:
+                read = self._body_columns.read(
+                    spec.enrich, extra, wanted, "deliveries" in self._present
+                )
+            live.register(fresh, read)
             picks = ", ".join(
                 f"CASE WHEN k.id IS NOT NULL THEN k.{n} ELSE f.{n} END AS {n}" for n in extra_names
             )

@@ -96,6 +96,21 @@ def dashboard_url(service: ServiceProcess, tmp_path: Path) -> Iterator[str]:
             process.wait(15)
 
 
+def open_dashboard(playwright: Any, url: str, width: int, height: int) -> tuple[Any, Any]:
+    """Headless Chromium on the dashboard at this window size, once its tiles are drawn."""
+    browser = playwright.chromium.launch(
+        executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+    )
+    try:
+        page = browser.new_page(viewport={"width": width, "height": height})
+        page.goto(url, wait_until="domcontentloaded")
+        page.wait_for_selector(_METRIC, state="attached", timeout=45_000)
+    except BaseException:
+        browser.close()
+        raise
+    return browser, page
+
+
 def page_tiles(page: Any) -> dict[str, str]:
     shown = []
     metrics = page.locator('[data-testid="stMetric"]')
@@ -130,15 +145,8 @@ def test_browser_shows_the_api_figures_and_follows_new_orders(
     )
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
-        )
+        browser, page = open_dashboard(playwright, dashboard_url, 1440, 1150)
         try:
-            page = browser.new_page(viewport={"width": 1440, "height": 1150})
-            page.goto(dashboard_url, wait_until="domcontentloaded")
-            page.wait_for_selector(
-                '[data-testid="stMetricValue"]', state="attached", timeout=45_000
-            )
             before = wait_for(
                 lambda: matches_api(page, http), lambda pair: pair[0] == pair[1], timeout=20
             )[1]
@@ -163,5 +171,65 @@ def test_browser_shows_the_api_figures_and_follows_new_orders(
 
             ARTIFACTS.mkdir(exist_ok=True)
             page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
+        finally:
+            browser.close()
+
+
+#: Text the page cuts short: an element (or one inside it) wider than its box and clipped
+#: (ellipsis or hidden overflow).
+_CUT_TEXT = """() => {
+  const selector = [
+    '[data-testid="stMetricLabel"]', '[data-testid="stMetricValue"]',
+    '[data-testid="stMetricDelta"]', '[data-testid="stCaptionContainer"]',
+    '[data-testid="stMarkdownContainer"]', '[data-testid="stTable"] th',
+    '[data-testid="stTable"] td', '[data-testid="stExpander"] summary',
+  ].join(', ');
+  const cut = [];
+  for (const el of document.querySelectorAll(selector)) {
+    for (const node of [el, ...el.querySelectorAll('*')]) {
+      const style = getComputedStyle(node);
+      const clips = style.textOverflow === 'ellipsis' || style.overflowX === 'hidden'
+        || style.overflow === 'hidden';
+      if (clips && node.scrollWidth > node.clientWidth + 1) {
+        cut.push(el.innerText.trim().slice(0, 80));
+        break;
+      }
+    }
+  }
+  return cut;
+}"""
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium: run `make browser`")
+def test_nothing_is_cut_at_1400_and_800_px(dashboard_url: str, http: httpx.Client) -> None:
+    """Every tile label, value and note, every caption and the quarantine reasons show whole on
+    a laptop screen and a narrow window. Screenshots: test-artifacts/dashboard-<width>.png."""
+    from playwright.sync_api import sync_playwright
+
+    shop = Store(http, "acme")
+    shop.cart("fit-cart")
+    shop.checkout("fit-checkout", "fit-cart")
+    shop.order("1234.56", "4.00", cart_token="fit-cart")
+    shop.unusable()
+    wait_for(lambda: api_figures(http, SPAN), lambda body: body["orders"] >= 1)
+
+    with sync_playwright() as playwright:
+        # tall enough that the whole page shows (it scrolls inside, not as a document)
+        browser, page = open_dashboard(playwright, dashboard_url, 1400, 2400)
+        try:
+            page.get_by_text("Quarantine and rejection reasons").click()
+            page.wait_for_selector('[data-testid="stTable"]', timeout=20_000)
+            ARTIFACTS.mkdir(exist_ok=True)
+            cut: dict[int, list[str]] = {}
+            for width in (1400, 800):
+                page.set_viewport_size({"width": width, "height": 2400})
+                time.sleep(2.5)  # a refresh at this width
+                page.screenshot(path=str(ARTIFACTS / f"dashboard-{width}.png"))
+                cut[width] = page.evaluate(_CUT_TEXT)
+                reasons = page.locator('[data-testid="stTable"]').first
+                assert "unknown topic 'products/update'" in reasons.inner_text()
+                box, table = reasons.bounding_box(), reasons.locator("table").bounding_box()
+                assert box and table and table["width"] <= box["width"] + 1, "the table scrolls"
+            assert cut == {1400: [], 800: []}
         finally:
             browser.close()

@@ -142,13 +142,13 @@ def test_kpis_compare_with_the_previous_period_in_the_main_currency() -> None:
     assert not abandonment.higher_is_better and conversion.higher_is_better
     assert checkout.previous is None and checkout.delta is None
     assert fmt.kpi_value(net) == "300.50" and fmt.kpi_label(net) == "Net sales (USD)"
-    assert fmt.kpi_delta(net) == "+200.51 USD"
+    assert fmt.kpi_delta(net) == "+200.51"  # the label names the currency
     # two carts of this period are still open: no change against the settled previous period
     assert conversion.delta is None and abandonment.delta is None
     assert fmt.kpi_delta(conversion) is None
     assert fmt.kpi_value(abandonment) == "25.0%"
     assert fmt.kpi_label(abandonment) == "Cart abandonment"
-    assert fmt.kpi_note(abandonment, "1 h") == "provisional · no change until settled"
+    assert fmt.kpi_note(abandonment, "1 h") == "provisional · not compared yet"
     assert fmt.kpi_note(checkout, "15 min") == "vs previous 15 min"
 
 
@@ -320,3 +320,11 @@ def test_freshness_tells_a_quiet_store_from_a_lag(
     health = build_health(stats, current, None, None)
     assert health.pipeline == state
     assert health.events_waiting == (None if stored is None else stored - folded)
+
+
+def test_table_text_is_shown_literally() -> None:
+    """Streamlit renders Markdown in a table's cells: a sender's topic never becomes a link."""
+    hostile = "[click](http://example.com) *x* :red[y] $z$ <b>"
+    escaped = fmt.plain(hostile)
+    assert all(escaped[i - 1] == "\\" for i, c in enumerate(escaped) if c in "[]()*:$<>")
+    assert escaped.replace("\\", "") == hostile

@@ -82,7 +82,11 @@ def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
 
 
 def app_for(tmp_path: Path, source: Source, clock: FrozenClock) -> TestClient:
-    settings = Settings(db_path=tmp_path / "data" / "shoppulse.duckdb", batch_linger_ms=0.5)
+    settings = Settings(
+        db_path=tmp_path / "data" / "shoppulse.duckdb",
+        batch_linger_ms=0.5,
+        reconcile_interval_seconds=0,  # enrichment alone (reconciliation has its own tests)
+    )
     return TestClient(create_app(settings, {source.id: source}, clock=clock))
 
 

@@ -119,6 +119,60 @@ def test_order_normalized_field_by_field(client: TestClient) -> None:
     assert event["updated_at"] == datetime(2022, 1, 1, tzinfo=UTC)
 
 
+def test_order_name_and_line_items_are_stored_with_the_event(client: TestClient) -> None:
+    payload = fixture_json("shopify", "orders_create.json")
+    body = fixture_bytes("shopify", "orders_create.json")
+    signed_post(client, "acme", "shopify", body, topic="orders/create", delivery_id="o1")
+    event = _event(client, "o1")
+    assert event["name"] == payload["name"] == "#9999"
+    cursor = client.app.state.service.con.cursor()  # type: ignore[attr-defined]
+    lines = cursor.execute(
+        "SELECT line, product_id, variant_id, sku, title, quantity, unit_price, discount "
+        "FROM event_lines WHERE event_seq = ? ORDER BY line",
+        [event["event_seq"]],
+    ).fetchall()
+    items = payload["line_items"]
+    assert [(r[0], r[3], r[4], r[5], r[6]) for r in lines] == [
+        (n, i["sku"], i["title"], i["quantity"], Decimal(i["price_set"]["shop_money"]["amount"]))
+        for n, i in enumerate(items, start=1)
+    ]
+    assert lines[0][1] == str(items[0]["product_id"]) and lines[1][1] is None  # no product
+    assert all(r[2] is None and r[7] == 0 for r in lines)  # no variants, no line discounts
+    assert sum(r[5] * r[6] for r in lines) == event["gross_sales"]
+
+
+def test_line_discount_allocations_and_a_malformed_line(client: TestClient) -> None:
+    from ingest.providers.shopify import Shopify
+
+    payload = fixture_json("shopify", "orders_create.json")
+    payload["line_items"][0]["discount_allocations"] = [
+        {
+            "amount": "9.00",
+            "amount_set": {"shop_money": {"amount": "8.00", "currency_code": "USD"}},
+        },
+        {"amount": "1.50"},
+    ]
+    [event] = Shopify().normalize("orders/create", payload, {})
+    assert event.lines is not None and event.lines[0].discount == Decimal("9.50")
+    # A line without a usable price leaves the lines unknown; the order itself is unaffected.
+    payload["line_items"][1]["price"] = "n/a"
+    del payload["line_items"][1]["price_set"]
+    [event] = Shopify().normalize("orders/create", payload, {})
+    assert event.lines is None and event.gross_sales == Decimal("414.95")
+
+
+def test_checkout_carries_its_value(client: TestClient) -> None:
+    from ingest.providers.shopify import Shopify
+
+    payload = fixture_json("shopify", "checkouts_create.json")
+    [event] = Shopify().normalize("checkouts/create", payload, {})
+    assert (event.gross_sales, event.discounts, event.currency) == (
+        Decimal(payload["total_line_items_price"]),
+        Decimal(0),
+        "USD",
+    )
+
+
 def test_checkout_links_to_its_cart(client: TestClient) -> None:
     body = fixture_bytes("shopify", "checkouts_create.json")
     signed_post(client, "acme", "shopify", body, topic="checkouts/create", delivery_id="c1")

@@ -252,6 +252,14 @@ def test_every_fixture_normalizes_field_by_field(name: str) -> None:
                 assert got == expected and got.utcoffset() == timedelta(0)
             elif field in ("gross_sales", "discounts", "refund_amount"):
                 assert got == Decimal(value)
+            elif field == "lines":
+                assert [line.model_dump(exclude_unset=True) for line in got] == [
+                    {
+                        k: Decimal(v) if k in ("unit_price", "discount") else v
+                        for k, v in sent.items()
+                    }
+                    for sent in value
+                ]
             else:
                 assert got == value, field
     order = events[2]

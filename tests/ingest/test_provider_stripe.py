@@ -252,7 +252,60 @@ def test_expired_session_field_by_field() -> None:
     assert event.created_at == at(payload["created"])
     assert event.currency == "USD"
     assert event.test is True
-    assert event.gross_sales is None and event.order_id is None
+    assert event.order_id is None
+    # The checkout's value: what the abandoned session was worth.
+    assert (event.gross_sales, event.discounts) == (Decimal("5.00"), Decimal(0))
+    assert session["amount_subtotal"] == 500
+
+
+def test_expanded_line_items_become_order_lines() -> None:
+    items = {
+        "object": "list",
+        "has_more": False,
+        "data": [
+            {
+                "id": "li_1",
+                "description": "Linen shirt",
+                "quantity": 2,
+                "amount_subtotal": 400,
+                "amount_discount": 50,
+                "price": {"id": "price_1", "product": "prod_1", "unit_amount": 200},
+            },
+            {
+                "id": "li_2",
+                "description": "Gift card",
+                "quantity": 1,
+                "amount_subtotal": 100,
+                "price": {"id": "price_2", "product": {"id": "prod_2"}},
+            },
+        ],
+    }
+    _, order = normalize(modern_completed(line_items=items))
+    assert order.lines is not None
+    assert [line.model_dump() for line in order.lines] == [
+        {
+            "product_id": "prod_1",
+            "variant_id": "price_1",
+            "sku": None,
+            "title": "Linen shirt",
+            "quantity": 2,
+            "unit_price": Decimal("2.00"),
+            "discount": Decimal("0.50"),
+        },
+        {
+            "product_id": "prod_2",
+            "variant_id": "price_2",
+            "sku": None,
+            "title": "Gift card",
+            "quantity": 1,
+            "unit_price": Decimal("1.00"),
+            "discount": Decimal(0),
+        },
+    ]
+    assert sum(line.unit_price * line.quantity for line in order.lines) == order.gross_sales
+    # Without the expansion (what a webhook sends) the lines are not known.
+    _, order = normalize(modern_completed())
+    assert order.lines is None
 
 
 def test_charge_refunded_field_by_field() -> None:
@@ -408,7 +461,8 @@ def test_odoo_delivery_through_the_app(client: TestClient, clock: FrozenClock) -
     )
     assert events == [
         {"kind": "checkout", "entity_id": SESSION, "checkout_token": SESSION, "order_id": None,
-         "currency": "USD", "gross_sales": None, "discounts": None, "test": True,
+         "currency": "USD", "gross_sales": Decimal("30.0000"), "discounts": Decimal("0.0000"),
+         "test": True,
          "completed": True, "created": 1591264651},
         {"kind": "order", "entity_id": PAYMENT_INTENT, "checkout_token": SESSION,
          "order_id": PAYMENT_INTENT, "currency": "USD", "gross_sales": Decimal("30.0000"),

@@ -232,7 +232,8 @@ def test_unfinished_statuses_are_a_checkout_started(status: str) -> None:
     assert event.created_at == utc("2017-03-22T19:28:02")
     assert event.updated_at == utc("2017-03-22T19:28:08")
     assert event.currency == "USD"
-    assert event.gross_sales is None and event.discounts is None
+    # The checkout's value: its items before discounts, as an order's gross sales.
+    assert (event.gross_sales, event.discounts) == (Decimal("18.00"), Decimal(0))
     assert not (event.completed or event.abandoned or event.cancelled or event.deleted)
 
 
@@ -465,3 +466,40 @@ def test_fixture_directory_holds_only_known_files() -> None:
     """A new fixture must be added to FIXTURES so every test above covers it."""
     names = {path.name for path in (WEBHOOKS / PLATFORM).iterdir()}
     assert names == set(FIXTURES) | {"order.updated.headers.json"}
+
+
+def test_order_name_and_line_items() -> None:
+    payload = order("order.updated.json")
+    [event] = normalize(payload)
+    assert event.name == "#727"
+    assert event.lines is not None
+    assert [line.model_dump() for line in event.lines] == [
+        {
+            "product_id": "93",
+            "variant_id": None,  # variation_id 0: a simple product
+            "sku": None,  # sent as ""
+            "title": "Woo Single #1",
+            "quantity": 2,
+            "unit_price": Decimal("3.00"),
+            "discount": Decimal(0),
+        },
+        {
+            "product_id": "22",
+            "variant_id": "23",
+            "sku": "Bar3",
+            "title": "Ship Your Idea \u2013 Color: Black, Size: M Test",  # &ndash; decoded
+            "quantity": 1,
+            "unit_price": Decimal("12.00"),
+            "discount": Decimal(0),
+        },
+    ]
+    assert sum(line.unit_price * line.quantity for line in event.lines) == event.gross_sales
+
+
+def test_a_line_discount_is_subtotal_minus_total() -> None:
+    payload = order("order.updated.json")
+    payload["line_items"][0].update(quantity=3, subtotal="10.00", total="8.50")
+    [event] = normalize(payload)
+    assert event.lines is not None
+    line = event.lines[0]
+    assert (line.unit_price, line.discount) == (Decimal("3.3333"), Decimal("1.50"))

@@ -193,3 +193,36 @@ def test_recompute_cli_refuses_while_the_service_holds_the_file(
     finally:
         holder.kill()
         holder.wait(10)
+
+
+@pytest.mark.parametrize(
+    ("path", "params"),
+    [("/api/v1/metrics", {}), ("/api/v1/metrics/timeseries", {"metric": "orders"})],
+)
+def test_an_unknown_source_is_404_with_the_one_error_body(
+    client: TestClient, path: str, params: dict[str, str]
+) -> None:
+    Shop(client).order("1", T0, gross="10.00")
+    response = client.get(path, params={**params, "source": "acmee"})
+    assert response.status_code == 404
+    error = response.json()["error"]
+    assert (error["status"], error["code"]) == (404, "unknown_source")
+    assert "'acmee'" in error["message"] and "known sources: acme" in error["message"]
+    assert client.get(path, params={**params, "source": "acme"}).status_code == 200
+
+
+def test_a_configured_source_without_data_and_a_removed_source_with_data_answer_200(
+    settings: Settings, sources: dict[str, Source], clock: FrozenClock
+) -> None:
+    with TestClient(create_app(settings, sources, clock=clock)) as client:
+        Shop(client).order("1", T0, gross="10.00")
+    # The store is removed from the configuration and another one added: the old history stays
+    # readable, and the new store answers with zeros until its first delivery.
+    newer = {
+        "fresh": Source.model_validate({"id": "fresh", "provider": "shopify", "secrets": ["s"]})
+    }
+    with TestClient(create_app(settings, newer, clock=clock)) as client:
+        client.app.state.service.worker.fold_now()  # type: ignore[attr-defined]
+        assert figures(client, source="acme", **WEEK)["orders"] == 1
+        assert figures(client, source="fresh", **WEEK)["orders"] == 0
+        assert client.get("/api/v1/metrics", params={"source": "nope"}).status_code == 404

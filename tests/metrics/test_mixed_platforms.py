@@ -123,7 +123,11 @@ def test_mixed_platforms_match_the_hand_computation(
     stand_in.replies["252"] = [
         (404, [{"status": 404, "message": "The resource was not found."}], {})
     ]
-    settings = Settings(db_path=tmp_path / "data" / "shoppulse.duckdb", batch_linger_ms=0.5)
+    settings = Settings(
+        db_path=tmp_path / "data" / "shoppulse.duckdb",
+        batch_linger_ms=0.5,
+        reconcile_interval_seconds=0,  # enrichment alone (reconciliation has its own tests)
+    )
     app = create_app(settings, sources(stand_in.url), clock=clock)
     with TestClient(app) as client:
         for number, (source, provider, topic, payload) in enumerate(deliveries()):

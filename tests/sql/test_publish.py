@@ -284,6 +284,36 @@ def test_a_connection_keeps_its_snapshot_and_a_new_one_sees_new_data(
         reader.close()
 
 
+def test_aov_by_day_is_rounded_half_even_to_each_currencys_minor_units(
+    app_client: TestClient, db_path: Path
+) -> None:
+    shop = Shop(app_client)
+    for n, gross in enumerate(("500.00", "300.00", "200.00")):  # 1,000.00 over 3 orders
+        shop.order(f"u{n}", T0, gross=gross, currency="USD")
+    shop.order("u3", T0 + timedelta(days=1), gross="10.03", currency="USD")
+    shop.order("u4", T0 + timedelta(days=1), gross="10.00", currency="USD")  # 10.015: even
+    for n, gross in enumerate(("5000", "5000", "1")):  # 10,001 over 3 orders
+        shop.order(f"j{n}", T0, gross=gross, currency="JPY")
+    shop.order("k1", T0, gross="1.2345", currency="KWD")
+    shop.order("k2", T0, gross="1.0000", currency="KWD")  # 1.11725
+    shop.order("t1", T0, gross="99.00", currency="USD", test=True)  # not counted
+    publish(app_client)
+    assert rows(
+        db_path,
+        "SELECT day::VARCHAR, currency, orders, aov, minor_units FROM aov_by_day ORDER BY ALL",
+    ) == [
+        ("2026-01-10", "JPY", 3, Decimal("3334.0000"), 0),
+        ("2026-01-10", "KWD", 2, Decimal("1.1170"), 3),
+        ("2026-01-10", "USD", 3, Decimal("333.3300"), 2),
+        ("2026-01-11", "USD", 2, Decimal("10.0200"), 2),
+    ]
+    # The 4-place figure of sales_by_day is unchanged.
+    assert rows(db_path, "SELECT aov FROM sales_by_day WHERE currency = 'USD' ORDER BY day") == [
+        (Decimal("333.3333"),),
+        (Decimal("10.0150"),),
+    ]
+
+
 def test_metric_history_answers_as_of_and_restatements_like_the_api(
     app_client: TestClient, db_path: Path, clock: FrozenClock
 ) -> None:
