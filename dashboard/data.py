@@ -130,7 +130,7 @@ class ReadClient:
         self, window: TimeRange, source: str | None = None, metric: str = "net_sales"
     ) -> list[RestatedDay]:
         """Each closed day of `window`: `metric` first reported, now, and why it changed."""
-        params = {"metric": metric, "grain": "day", **_params(window, source)}
+        params = {"metric": metric, "grain": "day", "tz": "UTC", **_params(window, source)}
         body = self._get("/api/v1/metrics/restatements", params)
         try:
             return [RestatedDay.from_json(item) for item in body["buckets"]]

@@ -153,7 +153,7 @@ class Series(BaseModel):
 
 
 class Restatement(BaseModel):
-    bucket: str = Field(description="Start of the hour or day.")
+    bucket: str = Field(description="Start of the hour or day (of `timezone`).")
     currency: str | None = Field(description="For money; null for counts.")
     closed_at: str = Field(description="When the bucket closed: its end plus `settle`.")
     first_reported: int | str | None = Field(
@@ -173,6 +173,7 @@ class Restatements(BaseModel):
     metric: str
     grain: Literal["hour", "day"]
     source: str | None
+    timezone: str = Field(description="The IANA zone whose hours and days the buckets are.")
     from_: str = Field(alias="from")
     to: str
     settle_seconds: float
@@ -344,15 +345,18 @@ def build_router(get_context: Callable[[], MetricsContext]) -> APIRouter:
                 description="Seconds after a bucket's end at which it counts as first reported.",
             ),
         ] = 0,
+        tz: TzQuery = None,
     ) -> Any:
         ctx = get_context()
         definition = _metric(metric)
         try:
             restatable(definition)
+            zone = checked_timezone(tz) if tz is not None else None
         except ValueError as exc:
             raise HTTPException(422, str(exc)) from None
         now = ctx.clock()
         window = _window(now, start, end, source, default=timedelta(days=7))
+        zone = zone or ctx.zones.of(source)
         buckets = await run_in_threadpool(
             restatements,
             ctx.con.cursor(),
@@ -361,8 +365,14 @@ def build_router(get_context: Callable[[], MetricsContext]) -> APIRouter:
             window,
             timedelta(seconds=settle),
             now,
+            zone,
         )
-        return {**_about(definition, grain, window), "settle_seconds": settle, "buckets": buckets}
+        return {
+            **_about(definition, grain, window),
+            "timezone": zone,
+            "settle_seconds": settle,
+            "buckets": buckets,
+        }
 
     @router.get("/timezones", response_model=Zones, summary="The time zone of each source's days")
     async def timezones() -> Any:

@@ -1,6 +1,7 @@
 """Restatements: what each bucket was first reported as once it closed, what it is now, and why.
 
-A bucket (an hour or a day) closes at its end plus an optional `settle` delay. Its first reported
+A bucket (an hour or a day, of the source's time zone or the one asked for) closes at its end
+plus an optional `settle` delay. Its first reported
 value is the sum of the changes of the folds evaluated by then — what `as_of` at the close
 answers — and its value now is the sum of every change. The difference is split by the cause each
 change row carries (`metrics.causes`), so the causes always add up to the difference exactly. A
@@ -18,19 +19,19 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
 import duckdb
 
 from metrics.catalog import Metric
 from metrics.causes import DELIVERY
 from metrics.history import history_start
-from metrics.query import Window, _money
+from metrics.query import Window, _bucket, _money
 from metrics.schema import FOLDS, FUNNEL_DELTAS, SALES_DELTAS
 
 #: How a cause is named in a restatement, where it differs from its name in the change log.
 RESTATED_AS = {DELIVERY: "late_delivery"}
-_GRAINS = {"hour": timedelta(hours=1), "day": timedelta(days=1)}
+RestatedGrain = Literal["hour", "day"]
 _SALES_VALUES = {
     "orders": "orders",
     "gross_sales": "gross_sales",
@@ -51,6 +52,7 @@ def restatable(metric: Metric) -> None:
 
 @dataclass
 class _Bucket:
+    closed_at: datetime
     first: Decimal = Decimal(0)
     now: Decimal = Decimal(0)
     causes: dict[str, Decimal] = field(default_factory=lambda: defaultdict(Decimal))
@@ -59,14 +61,17 @@ class _Bucket:
 def restatements(
     con: duckdb.DuckDBPyConnection,
     metric: Metric,
-    grain: str,
+    grain: RestatedGrain,
     window: Window,
     settle: timedelta,
     now: datetime,
+    zone: str = "UTC",
 ) -> list[dict[str, Any]]:
-    """One entry per closed bucket of `window` that has data (per currency for money)."""
+    """One entry per closed bucket of `window` that has data (per currency for money); hours
+    and days are those of the IANA time zone `zone`."""
     restatable(metric)
-    size = _GRAINS[grain]
+    start, start_params = _bucket(grain, zone)
+    end = f"timezone(?, date_trunc('{grain}', timezone(?, minute)) + INTERVAL 1 {grain})"
     if metric.name in _SALES_VALUES:
         table, value = SALES_DELTAS, _SALES_VALUES[metric.name]
         currency = "NULLIF(currency, '')" if metric.kind == "money" else "NULL"
@@ -76,26 +81,27 @@ def restatements(
     if metric.kind == "money":
         where += " AND currency <> ''"  # orders without amounts have no money
     rows = con.execute(
-        f"SELECT date_trunc('{grain}', minute) AS bucket, {currency} AS currency, cause, "
-        f"sum({value}) FILTER (WHERE f.evaluated_at IS NULL OR f.evaluated_at <= "
-        f"date_trunc('{grain}', minute) + ?::INTERVAL) AS before_close, sum({value}) AS total "
-        f"FROM {table} d LEFT JOIN {FOLDS} f ON f.fold_seq = d.changed_seq "
-        f"WHERE {where} GROUP BY ALL ORDER BY bucket, currency NULLS FIRST, cause",
-        [size + settle, *params],
+        "SELECT bucket, bucket_end, currency, cause, sum(value) FILTER (WHERE folded_at IS NULL "
+        "OR folded_at <= bucket_end + ?::INTERVAL) AS before_close, sum(value) AS total FROM ("
+        f"SELECT {start} AS bucket, {end} AS bucket_end, {currency} AS currency, cause, "
+        f"f.evaluated_at AS folded_at, {value} AS value "
+        f"FROM {table} d LEFT JOIN {FOLDS} f ON f.fold_seq = d.changed_seq WHERE {where}"
+        ") GROUP BY ALL ORDER BY bucket, currency NULLS FIRST, cause",
+        [settle, *start_params, zone, zone, *params],
     ).fetchall()
     started = history_start(con)
     buckets: dict[tuple[datetime, str | None], _Bucket] = {}
-    for bucket, curr, cause, before_close, total in rows:
-        if bucket + size + settle > now:
+    for bucket, bucket_end, curr, cause, before_close, total in rows:
+        if bucket_end + settle > now:
             continue  # not closed yet
-        entry = buckets.setdefault((bucket, curr), _Bucket())
+        entry = buckets.setdefault((bucket, curr), _Bucket(bucket_end + settle))
         before, after = Decimal(before_close or 0), Decimal(total or 0)
         entry.first += before
         entry.now += after
         if after != before:
             entry.causes[RESTATED_AS.get(cause, cause)] += after - before
     return [
-        _entry(metric, bucket, curr, bucket + size + settle, started, entry)
+        _entry(metric, bucket, curr, entry.closed_at, started, entry)
         for (bucket, curr), entry in buckets.items()
     ]
 

@@ -73,6 +73,7 @@ def test_a_day_restated_by_a_late_order_a_cancellation_and_a_refund(
 def test_abandonment_reversed_by_a_later_order(client: TestClient, clock: FrozenClock) -> None:
     shop = Shop(client)
     shop.cart("X", DAY + timedelta(hours=9))
+    figures(client)  # folded at 09:00: the 09:00 hour closes with the cart open
     clock.now = DAY + timedelta(hours=11)  # timed out: abandoned
     figures(client)
     shop.order("X1", DAY + timedelta(hours=11), gross="10.00", cart_token="X")
@@ -140,6 +141,7 @@ def test_a_delivery_replayed_out_of_quarantine_restates_as_replay(
     late = DAY + timedelta(days=2, hours=1)
     response = shop.order("F", late, gross="7.00")
     assert response.json()["status"] == "quarantined"
+    figures(client)  # the history begins before that day closes
     clock.now = DAY + timedelta(days=3, hours=1)  # the clock catches up; that day has closed
     figures(client)
     replayed = client.post("/api/v1/ingest/replay", json={})
@@ -190,3 +192,36 @@ def test_as_of_after_compaction_resolves_to_the_end_of_the_hour(
     assert orders_as_of(ten) == 0  # within the day: as of the end of the day before
     assert orders_as_of(twenty_past_ten) == 3  # the day's last fold: no fold came in between
     assert orders_as_of(DAY + timedelta(days=1)) == 3
+
+
+def test_days_of_a_time_zone(client: TestClient, clock: FrozenClock) -> None:
+    shop = Shop(client)
+    # 23:30 UTC is the next day in Berlin (UTC+2 in June): that day closes at 22:00 UTC the day
+    # after, and the cancellation at 23:00 UTC restates it.
+    shop.order("A", DAY + timedelta(hours=23, minutes=30), gross="40.00")
+    figures(client)  # folded (and the history begun) at 09:00 UTC
+    clock.now = DAY + timedelta(days=1, hours=23)
+    figures(client)
+    shop.order(
+        "A",
+        DAY + timedelta(hours=23, minutes=30),
+        gross="40.00",
+        cancelled=True,
+        updated=clock.now,
+        topic="orders/cancelled",
+    )
+    figures(client)
+    body = _restated(client, grain="day", tz="Europe/Berlin")
+    assert body["timezone"] == "Europe/Berlin"
+    [day] = body["buckets"]  # type: ignore[misc]
+    assert day["bucket"] == (DAY + timedelta(hours=22)).isoformat()
+    assert day["closed_at"] == (DAY + timedelta(days=1, hours=22)).isoformat()
+    assert (day["first_reported"], day["now"], day["causes"]) == (
+        "40.00",
+        "0.00",
+        {"cancellation": "-40.00"},
+    )
+    # In UTC that day has not closed yet at 23:00 UTC of the day after: not restated... yet
+    # the UTC day of the order (DAY) closed, as first reported with the order.
+    [utc_day] = _restated(client, grain="day", tz="UTC")["buckets"]  # type: ignore[misc]
+    assert utc_day["bucket"] == DAY.isoformat() and utc_day["first_reported"] == "40.00"
