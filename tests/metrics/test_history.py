@@ -23,7 +23,11 @@ from tests.metrics.shop import Shop
 from tests.metrics.test_incremental_equals_recompute import (
     SOURCES,
     T0,
+    Crash,
+    Restart,
     Send,
+    _crash_image,
+    _restore,
     _send,
     cart_op,
     checkout_op,
@@ -63,6 +67,7 @@ step = st.one_of(
     delete_op,
     st.just(Observe()),
     st.builds(Wait, st.integers(min_value=1, max_value=100 * 60)),
+    st.sampled_from([Restart(), Crash()]),  # rarer than the rest: each costs a start
 )
 
 
@@ -109,7 +114,9 @@ def test_as_of_answers_what_was_answered_then(steps: list[object]) -> None:
         sources = {s: make_source(s, "shopify", SECRET) for s in SOURCES}
         clock = FrozenClock(T0)
         answered: list[tuple[datetime, list[Any]]] = []
-        with TestClient(create_app(config, sources, clock=clock)) as client:
+        client = TestClient(create_app(config, sources, clock=clock))
+        client.__enter__()
+        try:
             for number, op in enumerate(steps):
                 if isinstance(op, Send):
                     op.delivery_id = f"d{number}"
@@ -119,6 +126,13 @@ def test_as_of_answers_what_was_answered_then(steps: list[object]) -> None:
                     clock.now += timedelta(seconds=1)  # what follows happens after it
                 elif isinstance(op, Wait):
                     clock.now += timedelta(seconds=op.seconds)
+                elif isinstance(op, Restart | Crash):  # the history survives both
+                    image = _crash_image(client, Path(tmp) / "crash")
+                    client.__exit__(None, None, None)
+                    if isinstance(op, Crash):
+                        _restore(image)
+                    client = TestClient(create_app(config, sources, clock=clock))
+                    client.__enter__()
             answered.append((clock.now, _observe(client)))
             clock.now += timedelta(hours=5)  # every cart times out, every bucket closes
             _observe(client)
@@ -129,3 +143,5 @@ def test_as_of_answers_what_was_answered_then(steps: list[object]) -> None:
             _check_restatements(client, "net_sales", "0.00")
             _check_restatements(client, "carts_abandoned", 0)
             _check_restatements(client, "orders", 0)
+        finally:
+            client.__exit__(None, None, None)
