@@ -14,6 +14,7 @@ import os
 import sys
 from collections.abc import Mapping
 from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 import streamlit as st
 
@@ -26,14 +27,8 @@ from dashboard.data import (
     ServiceUnavailable,
     load_snapshot,
 )
-from dashboard.model import (
-    CUSTOM_RANGE,
-    RANGES,
-    RateMeter,
-    Snapshot,
-    TimeRange,
-    list_sources,
-)
+from dashboard.model import RateMeter, Snapshot, list_sources
+from dashboard.time_range import CALENDAR_RANGES, CUSTOM_RANGE, RANGES, TimeRange, Zones
 
 log = logging.getLogger("shoppulse.dashboard")
 
@@ -68,34 +63,49 @@ def _known_sources(client: ReadClient) -> list[str]:
     return sources
 
 
-def _sidebar(client: ReadClient) -> tuple[str | None, TimeRange | str]:
-    """The filters; returns the source (None: all) and a range name or a custom TimeRange."""
+def _zones(client: ReadClient) -> Zones:
+    """Each source's time zone and the display zone: from the service, else as last seen."""
+    try:
+        zones = client.zones()
+    except ServiceUnavailable:
+        seen: Zones = st.session_state.get("zones", Zones())
+        return seen
+    st.session_state["zones"] = zones
+    return zones
+
+
+def _sidebar(client: ReadClient) -> tuple[str | None, TimeRange | str, str]:
+    """The filters; returns the source (None: all), a range name or a custom TimeRange, and the
+    time zone the range and the buckets follow (the source's, else the display zone)."""
     st.sidebar.header("Filters")
     options = [ALL_SOURCES, *_known_sources(client)]
     chosen = st.sidebar.selectbox("Source", options, key="source")
-    names = [*RANGES, CUSTOM_RANGE]
+    names = [*RANGES, *CALENDAR_RANGES, CUSTOM_RANGE]
     range_name = st.sidebar.radio(
         "Time range", names, index=names.index(DEFAULT_RANGE), key="range"
     )
     source = None if chosen in (None, ALL_SOURCES) else str(chosen)
+    zone = _zones(client).of(source)
     if range_name != CUSTOM_RANGE:
-        return source, str(range_name)
-    now = datetime.now(UTC)
-    start_day = st.sidebar.date_input("From (UTC)", value=(now - timedelta(days=1)).date())
+        return source, str(range_name), zone
+    local = ZoneInfo(zone)
+    today = datetime.now(local).date()
+    start_day = st.sidebar.date_input(f"From ({zone})", value=today - timedelta(days=1))
     start_time = st.sidebar.time_input("From time", value=time(0, 0))
-    end_day = st.sidebar.date_input("To (UTC)", value=now.date())
+    end_day = st.sidebar.date_input(f"To ({zone})", value=today)
     end_time = st.sidebar.time_input("To time", value=time(23, 59))
     try:
         if not isinstance(start_day, date) or not isinstance(end_day, date):
             raise ValueError("choose both days")
         window = TimeRange.between(
-            datetime.combine(start_day, start_time or time(0, 0), UTC),
-            datetime.combine(end_day, end_time or time(0, 0), UTC),
+            datetime.combine(start_day, start_time or time(0, 0), local),
+            datetime.combine(end_day, end_time or time(0, 0), local),
+            zone,
         )
     except ValueError:
         st.sidebar.error("Choose a start before the end.")
-        return source, DEFAULT_RANGE
-    return source, window
+        return source, DEFAULT_RANGE, zone
+    return source, window, zone
 
 
 def _meter(source: str | None) -> RateMeter:
@@ -108,16 +118,19 @@ def _meter(source: str | None) -> RateMeter:
     return meter
 
 
-def _window(choice: TimeRange | str) -> TimeRange:
+def _window(choice: TimeRange | str, zone: str) -> TimeRange:
     if isinstance(choice, TimeRange):
         return choice
-    return TimeRange.last(RANGES[choice], datetime.now(UTC))
+    now = datetime.now(UTC)
+    if choice in CALENDAR_RANGES:
+        return TimeRange.since(CALENDAR_RANGES[choice], now, zone)
+    return TimeRange.last(RANGES[choice], now, zone)
 
 
 @st.fragment(run_every=REFRESH_SECONDS)
-def live(client: ReadClient, source: str | None, choice: TimeRange | str) -> None:
+def live(client: ReadClient, source: str | None, choice: TimeRange | str, zone: str) -> None:
     """The part of the page that refreshes itself (a fragment: the rest of the page stays)."""
-    window = _window(choice)
+    window = _window(choice, zone)
     try:
         snapshot = load_snapshot(client, window, source, _meter(source))
     except ServiceUnavailable as exc:
@@ -145,11 +158,14 @@ def live(client: ReadClient, source: str | None, choice: TimeRange | str) -> Non
 
 def _draw(client: ReadClient, snapshot: Snapshot) -> None:
     window, previous = snapshot.window, snapshot.window.previous()
-    span = fmt.span(window.span)
+    span, zone = fmt.span(window.span), window.zone
+    before = "the same time the day before" if window.calendar == "day" else f"the {span} before"
+    if window.calendar == "week":
+        before = "the same time the week before"
     st.caption(
-        f":green[●] Live · updated {fmt.clock(snapshot.read_at)} · {span} from "
-        f"{fmt.clock(window.start)} · compared with the {span} before "
-        f"({fmt.clock(previous.start)} to {fmt.clock(previous.end)})"
+        f":green[●] Live · updated {fmt.clock(snapshot.read_at, zone)} · {span} from "
+        f"{fmt.clock(window.start, zone)} · compared with {before} "
+        f"({fmt.clock(previous.start, zone)} to {fmt.clock(previous.end, zone)})"
     )
     left, right = st.columns([1.9, 1.3], gap="large")
     with left:
@@ -192,9 +208,12 @@ def main() -> None:
     url = api_url(sys.argv[1:], os.environ)
     client = _client(url, os.environ.get("SHOPPULSE_API_TOKEN") or None)
     st.title("ShopPulse", anchor=False)
-    source, choice = _sidebar(client)
-    st.sidebar.caption(f"Service: {url}\n\nRefreshes every {REFRESH_SECONDS:g} s.")
-    live(client, source, choice)
+    source, choice, zone = _sidebar(client)
+    st.sidebar.caption(
+        f"Days, hours and times in {zone} ({'the source' if source else 'the display'} time "
+        f"zone).\n\nService: {url}\n\nRefreshes every {REFRESH_SECONDS:g} s."
+    )
+    live(client, source, choice, zone)
 
 
 main()

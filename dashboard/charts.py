@@ -17,7 +17,6 @@ from dashboard.model import Figures, SourceRow, Trend
 
 CHART_HEIGHT = 170
 _BUCKET_FORMAT = {"minute": "%H:%M", "hour": "%b %d %H:%M", "day": "%b %d"}
-_AXIS_TITLE = {"minute": "minute (UTC)", "hour": "hour (UTC)", "day": "day (UTC)"}
 _FUNNEL_COLOURS = ["#9ecae9", "#4c9bd6", "#1f5f99"]
 
 
@@ -42,8 +41,9 @@ def _trend_frame(trend: Trend, now: datetime) -> pd.DataFrame:
         is_open = trend.is_open(point.bucket, now)
         rows.append(
             {
-                # naive UTC: the browser would otherwise shift the axis to its own time zone
-                "bucket": pd.Timestamp(point.bucket).tz_convert("UTC").tz_localize(None),
+                # naive, on the zone's clock: the browser would otherwise shift the axis to its
+                # own time zone
+                "bucket": pd.Timestamp(point.bucket).tz_convert(trend.zone).tz_localize(None),
                 "value": plotted,
                 "shown": f"{shown}, {OPEN_NOTE}" if is_open else shown,
                 "currency": point.currency or "",
@@ -56,7 +56,7 @@ def _trend_frame(trend: Trend, now: datetime) -> pd.DataFrame:
 def _x(trend: Trend) -> alt.X:
     return alt.X(
         "bucket:T",
-        title=_AXIS_TITLE[trend.grain],
+        title=f"{trend.grain} ({trend.zone})",
         axis=alt.Axis(format=_BUCKET_FORMAT[trend.grain], labelOverlap=True, labelFlush=True),
     )
 

@@ -6,8 +6,8 @@ timeouts and turns the JSON into the frozen values of `dashboard.model`. Streaml
 here, so the data layer is testable on its own.
 
 Endpoints read: `GET /api/v1/metrics` (window figures), `GET /api/v1/metrics/timeseries`,
-`GET /api/v1/metrics/restatements`, `GET /api/v1/ingest/stats` and
-`GET /api/v1/ingest/quarantine`.
+`GET /api/v1/metrics/restatements`, `GET /api/v1/ingest/stats`, `GET /api/v1/ingest/quarantine`
+and `GET /api/v1/metrics/timezones`.
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ from dashboard.model import (
     RateMeter,
     Snapshot,
     SourceRow,
-    TimeRange,
     Trend,
     build_health,
     build_kpis,
@@ -34,6 +33,7 @@ from dashboard.model import (
     list_sources,
 )
 from dashboard.restated import RestatedDay
+from dashboard.time_range import TimeRange, Zones
 
 DEFAULT_API_URL = "http://127.0.0.1:8000"
 REFRESH_SECONDS = 2.0
@@ -122,15 +122,21 @@ class ReadClient:
         return Figures.from_json(self._get("/api/v1/metrics", _params(window, source)))
 
     def trend(self, metric: str, window: TimeRange, source: str | None = None) -> Trend:
-        """`metric` per bucket of the window's grain, every bucket present."""
-        params = {"metric": metric, "grain": window.grain, **_params(window, source)}
+        """`metric` per bucket of the window's grain (hours and days on the window's zone's
+        clock), every bucket present."""
+        params = {
+            "metric": metric,
+            "grain": window.grain,
+            "tz": window.zone,
+            **_params(window, source),
+        }
         return Trend.from_json(self._get("/api/v1/metrics/timeseries", params), window)
 
     def restated_days(
         self, window: TimeRange, source: str | None = None, metric: str = "net_sales"
     ) -> list[RestatedDay]:
         """Each closed day of `window`: `metric` first reported, now, and why it changed."""
-        params = {"metric": metric, "grain": "day", "tz": "UTC", **_params(window, source)}
+        params = {"metric": metric, "grain": "day", "tz": window.zone, **_params(window, source)}
         body = self._get("/api/v1/metrics/restatements", params)
         try:
             return [RestatedDay.from_json(item) for item in body["buckets"]]
@@ -138,6 +144,10 @@ class ReadClient:
             raise ServiceUnavailable(
                 f"unexpected restatements from the service: {exc}", reachable=True
             ) from None
+
+    def zones(self) -> Zones:
+        """Each source's time zone and the display zone (`GET /api/v1/metrics/timezones`)."""
+        return Zones.from_json(self._get("/api/v1/metrics/timezones"))
 
     def stats(self) -> dict[str, Any]:
         body: dict[str, Any] = self._get("/api/v1/ingest/stats")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
+from zoneinfo import ZoneInfo
 
 from dashboard.model import Kpi
 
@@ -92,11 +93,11 @@ def span(duration: timedelta) -> str:
     return " ".join(f"{amount} {unit}" for amount, unit in parts if amount)
 
 
-def clock(moment: datetime | None) -> str:
-    """`2026-01-01 12:34:56 UTC`."""
+def clock(moment: datetime | None, zone: str = "UTC") -> str:
+    """`2026-01-01 12:34:56 UTC`, or on another zone's clock: `2026-01-01 13:34:56 CET`."""
     if moment is None:
         return DASH
-    return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
+    return moment.astimezone(ZoneInfo(zone)).strftime("%Y-%m-%d %H:%M:%S %Z")
 
 
 def kpi_value(kpi: Kpi) -> str:
@@ -131,6 +132,15 @@ def kpi_note(kpi: Kpi, compared: str) -> str:
     if kpi.unsettled:
         return "provisional · not compared yet" if kpi.provisional else "not compared yet"
     return f"vs previous {compared}"
+
+
+def not_counted(orders: int, reasons: tuple[tuple[str, int], ...]) -> str | None:
+    """ "Stored but not counted: 1 order (1 test · 1 cancelled)", or None when there are none."""
+    if not orders:
+        return None
+    noun = "order" if orders == 1 else "orders"
+    why = " · ".join(f"{count(n)} {reason}" for reason, n in reasons)
+    return f"Stored but not counted: {count(orders)} {noun}" + (f" ({why})" if why else "")
 
 
 def plain(text: str) -> str:

@@ -9,101 +9,21 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Literal
 
+from dashboard.time_range import Grain, TimeRange, next_bucket
 from metrics.catalog import METRICS
 
 UNKNOWN_SOURCE = "_unknown"
 OUTCOMES = ("accepted", "duplicate", "quarantined", "rejected")
 
-Grain = Literal["minute", "hour", "day"]
 KpiKind = Literal["count", "money", "rate"]
 PipelineState = Literal["caught_up", "busy", "lagging", "unknown"]
 
 #: Age of the newest counted event beyond which events still waiting to be counted are a lag.
 LAG_WARNING_SECONDS = 10.0
-
-RANGES: dict[str, timedelta] = {
-    "Last 15 minutes": timedelta(minutes=15),
-    "Last hour": timedelta(hours=1),
-    "Last 24 hours": timedelta(hours=24),
-    "Last 7 days": timedelta(days=7),
-}
-CUSTOM_RANGE = "Custom"
-
-
-def floor_minute(moment: datetime) -> datetime:
-    return moment.astimezone(UTC).replace(second=0, microsecond=0)
-
-
-def grain_for(span: timedelta) -> Grain:
-    """Minute buckets up to three hours, hour buckets up to eight days, then days."""
-    if span <= timedelta(hours=3):
-        return "minute"
-    if span <= timedelta(days=8):
-        return "hour"
-    return "day"
-
-
-_GRAIN_STEP: dict[Grain, timedelta] = {
-    "minute": timedelta(minutes=1),
-    "hour": timedelta(hours=1),
-    "day": timedelta(days=1),
-}
-
-
-def _truncate(moment: datetime, grain: Grain) -> datetime:
-    moment = floor_minute(moment)
-    if grain == "minute":
-        return moment
-    if grain == "hour":
-        return moment.replace(minute=0)
-    return moment.replace(hour=0, minute=0)
-
-
-@dataclass(frozen=True)
-class TimeRange:
-    """A half-open window [start, end), minute-aligned like the service's aggregates."""
-
-    start: datetime
-    end: datetime
-
-    @classmethod
-    def last(cls, span: timedelta, now: datetime) -> TimeRange:
-        """The `span` that ends with the current minute (included)."""
-        end = floor_minute(now) + timedelta(minutes=1)
-        return cls(end - span, end)
-
-    @classmethod
-    def between(cls, start: datetime, end: datetime) -> TimeRange:
-        start, end = floor_minute(start), floor_minute(end)
-        if start >= end:
-            raise ValueError("the start must be before the end")
-        return cls(start, end)
-
-    @property
-    def span(self) -> timedelta:
-        return self.end - self.start
-
-    @property
-    def grain(self) -> Grain:
-        return grain_for(self.span)
-
-    def previous(self) -> TimeRange:
-        """The period of equal length just before this one."""
-        return TimeRange(self.start - self.span, self.start)
-
-    def buckets(self) -> list[datetime]:
-        step = _GRAIN_STEP[self.grain]
-        moment = _truncate(self.start, self.grain)
-        out = []
-        while moment < self.end:
-            out.append(moment)
-            moment += step
-        return out
-
 
 # ----------------------------------------------------------------------------- values
 
@@ -325,9 +245,11 @@ class Trend:
     grain: Grain
     points: tuple[Point, ...]
 
+    zone: str = "UTC"
+
     def is_open(self, bucket: datetime, now: datetime) -> bool:
         """Whether `bucket` has not ended at `now`: its figure is only what came so far."""
-        return bucket + _GRAIN_STEP[self.grain] > now
+        return next_bucket(bucket, self.grain, self.zone) > now
 
     @classmethod
     def from_json(cls, body: Mapping[str, Any], window: TimeRange) -> Trend:
@@ -345,7 +267,7 @@ class Trend:
         if kind in ("count", "money"):
             zero: int | Decimal = Decimal(0) if kind == "money" else 0
             points = fill_buckets(points, window.buckets(), zero)
-        return cls(metric, window.grain, tuple(points))
+        return cls(metric, window.grain, tuple(points), window.zone)
 
 
 @dataclass(frozen=True)
@@ -376,6 +298,10 @@ class Health:
     as_of: datetime | None
     #: Stored events the figures do not include yet (None: the service does not say).
     events_waiting: int | None = None
+    #: Stored orders left out of every figure, and how many are test, cancelled or deleted
+    #: (an order can be several; reasons with none are left out).
+    not_counted: int = 0
+    not_counted_reasons: tuple[tuple[str, int], ...] = ()
 
     @property
     def pipeline(self) -> PipelineState:
@@ -471,6 +397,10 @@ def list_sources(stats: Mapping[str, Any]) -> list[str]:
     return ranked
 
 
+#: Why a stored order is left out of the figures, as /api/v1/ingest/stats names it.
+NOT_COUNTED_REASONS = ("test", "cancelled", "deleted")
+
+
 def build_health(
     stats: Mapping[str, Any], current: Figures, source: str | None, rate: float | None
 ) -> Health:
@@ -487,7 +417,16 @@ def build_health(
                 merged[reason] = merged.get(reason, 0) + int(count)
         reasons = merged
         last = stats.get("last_delivery_at")
+    uncounted: Mapping[str, Any] = (
+        counts.get("not_counted") if source else stats.get("not_counted")
+    ) or {}
     return Health(
+        not_counted=int(uncounted.get("orders", 0)),
+        not_counted_reasons=tuple(
+            (reason, int(uncounted.get(reason, 0)))
+            for reason in NOT_COUNTED_REASONS
+            if uncounted.get(reason)
+        ),
         accepted=int(counts.get("accepted", 0)),
         duplicate=int(counts.get("duplicate", 0)),
         quarantined=int(counts.get("quarantined", 0)),

@@ -9,8 +9,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from dashboard.model import TimeRange, decimal_or_none
+from dashboard.model import decimal_or_none
+from dashboard.time_range import TimeRange
 
 #: Closed days the panel shows.
 DAYS = 7
@@ -30,10 +32,14 @@ CAUSE_LABELS = {
 }
 
 
-def closed_days(now: datetime, days: int = DAYS) -> TimeRange:
-    """The last `days` whole UTC days before today."""
-    today = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    return TimeRange(today - timedelta(days=days), today)
+def closed_days(now: datetime, zone: str = "UTC", days: int = DAYS) -> TimeRange:
+    """The last `days` whole days of `zone` before today."""
+    local = now.astimezone(ZoneInfo(zone)).date()
+    start, end = (
+        datetime.combine(local - timedelta(days=n), datetime.min.time(), ZoneInfo(zone))
+        for n in (days, 0)
+    )
+    return TimeRange(start.astimezone(UTC), end.astimezone(UTC), zone)
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from datetime import datetime, timedelta
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 import pandas as pd
 import streamlit as st
@@ -105,8 +106,8 @@ def trends(snapshot: Snapshot) -> None:
     grain = snapshot.orders_trend.grain
     st.subheader("Trends", anchor=False)
     st.caption(
-        f"Per {grain}, UTC · the current {grain} is still open: a lighter bar, a hollow point "
-        "(what came so far)"
+        f"Per {grain}, {snapshot.window.zone} · the current {grain} is still open: a lighter "
+        "bar, a hollow point (what came so far)"
     )
     left, right = st.columns(2)
     with left:
@@ -179,6 +180,13 @@ def health(client: ReadClient, snapshot: Snapshot) -> None:
         f"{_pipeline_line(figures, snapshot.read_at)} · {fmt.count(figures.accepted)} accepted · "
         f"{writer} · queue {figures.queue_depth}"
     )
+    uncounted = fmt.not_counted(figures.not_counted, figures.not_counted_reasons)
+    if uncounted:
+        st.caption(
+            f"{uncounted}: test, cancelled and deleted orders are stored and left out of every "
+            "figure (an order can be several; Shopify's sample order is test and cancelled).",
+            help=_NOT_COUNTED_HELP,
+        )
     try:  # what the webhooks missed, found and filled from the store APIs
         missed = reconciliation_line(client.reconciliation(), snapshot.source)
     except ServiceUnavailable:
@@ -195,6 +203,12 @@ def reasons(client: ReadClient, snapshot: Snapshot) -> None:
         with panel, st.container(key="reason-tables"):
             _reasons(client, snapshot.source, snapshot.health)
 
+
+_NOT_COUNTED_HELP = (
+    "ShopPulse counts an order when it is not a test order, not cancelled and not deleted "
+    "(Shopify's current sales reports do the same). Such orders are stored with their "
+    "deliveries; the SQL views show them in `orders` with `counted = false`."
+)
 
 _FRESHNESS_HELP = (
     "How current the figures are. Caught up: every stored delivery is counted, however long ago "
@@ -277,18 +291,20 @@ def restated(client: ReadClient, snapshot: Snapshot) -> None:
     of the difference; a day that moved by more than THRESHOLD is marked."""
     st.subheader("Restated", anchor=False)
     try:
-        days = client.restated_days(closed_days(snapshot.read_at), snapshot.source)
+        zone = snapshot.window.zone
+        days = client.restated_days(closed_days(snapshot.read_at, zone), snapshot.source)
     except ServiceUnavailable as exc:
         st.info(f"Restatements are not available: {exc}")
         return
     st.caption(
-        f"Net sales of the last {DAYS} days (UTC) as first reported when the day closed and as "
+        f"Net sales of the last {DAYS} days ({zone}) as first reported when the day closed and as "
         f"they are now; :orange[▲] marks a day that moved by more than {THRESHOLD:.0%}."
     )
     if not days:
         st.caption("No sales in those days.")
         return
-    frame = pd.DataFrame([_restated_row(day) for day in sorted(days, key=_newest_first)])
+    rows = [_restated_row(day, zone) for day in sorted(days, key=_newest_first)]
+    frame = pd.DataFrame(rows)
     st.dataframe(frame, hide_index=True, width="stretch", key="restated_table")
 
 
@@ -296,7 +312,7 @@ def _newest_first(day: RestatedDay) -> tuple[float, str]:
     return (-day.day.timestamp(), day.currency or "")
 
 
-def _restated_row(day: RestatedDay) -> dict[str, str]:
+def _restated_row(day: RestatedDay, zone: str) -> dict[str, str]:
     def amount(value: Decimal | None, *, signed: bool = False) -> str:
         return fmt.money(value, day.currency, signed=signed)
 
@@ -305,7 +321,7 @@ def _restated_row(day: RestatedDay) -> dict[str, str]:
         for cause, value in day.causes
     )
     return {
-        "day": day.day.strftime("%a %Y-%m-%d"),
+        "day": day.day.astimezone(ZoneInfo(zone)).strftime("%a %Y-%m-%d"),
         "first reported": amount(day.first_reported)
         if day.first_reported is not None
         else "not recorded",

@@ -64,14 +64,34 @@ def recent_quarantine(
     ]
 
 
+#: Per source: stored orders the figures leave out (`orders`) and how many are test,
+#: cancelled or deleted. Given by the service, which knows the metrics.
+NotCounted = Callable[[], Mapping[str, Mapping[str, int]]]
+NOT_COUNTED_KEYS = ("orders", "test", "cancelled", "deleted")
+
+
+def _add_not_counted(snapshot: dict[str, Any], counts: Mapping[str, Mapping[str, int]]) -> None:
+    """Each source's `not_counted` orders, and their sum as the top-level `not_counted`."""
+    total = dict.fromkeys(NOT_COUNTED_KEYS, 0)
+    sources: dict[str, dict[str, Any]] = snapshot["sources"]
+    for source, per_source in sources.items():
+        found = counts.get(source, {})
+        per_source["not_counted"] = {k: int(found.get(k, 0)) for k in NOT_COUNTED_KEYS}
+        for key in NOT_COUNTED_KEYS:
+            total[key] += per_source["not_counted"][key]
+    snapshot["not_counted"] = total
+
+
 def build_router(
     get_intake: Callable[[], Intake],
     get_connection: Callable[[], duckdb.DuckDBPyConnection] | None = None,
+    not_counted: NotCounted | None = None,
 ) -> APIRouter:
     """The routes; `get_intake` returns the running service's Intake (made in the lifespan).
 
     `get_connection` returns the service's root database connection; the read-only routes that
-    query the database (the quarantine list) exist only when it is given.
+    query the database (the quarantine list) exist only when it is given. `not_counted` adds
+    the stored-but-not-counted orders to the delivery counts.
     """
     router = APIRouter()
 
@@ -130,6 +150,8 @@ def build_router(
         snapshot["writer_healthy"] = intake.writer.healthy
         # with the metrics' events_folded_through: how many stored events are not counted yet
         snapshot["events_stored_through"] = intake.writer.events_stored_through
+        if not_counted is not None:
+            _add_not_counted(snapshot, await run_in_threadpool(not_counted))
         return json_response(200, snapshot)
 
     if get_connection is not None:

@@ -19,13 +19,20 @@ Fields used from the documented V2 order response (nothing else of it is read or
   one). With multi-currency the amounts stay in the currency the shopper paid in.
 - `cart_id` (string): `cart_token` (the order converts its cart).
 
+The order's products (the line items): `GET .../v2/orders/{id}/products?limit=250&page=N`
+("List Order Products"), page by page until a short page (204: none). Fields used per product:
+`product_id`, `variant_id`, `sku`, `name` (the title), `quantity`, `price_ex_tax` (the unit
+price before discounts, without tax; their sum times quantity is `subtotal_ex_tax`) and
+`applied_discounts[].amount` (the line's discounts). A products answer that cannot be read
+leaves the order's lines unknown; its amounts are stored all the same.
+
 Amounts are read as exact decimals, JSON numbers included.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from email.utils import parsedate_to_datetime
@@ -33,10 +40,21 @@ from typing import Any
 
 import httpx
 
-from ingest.events import CanonicalEvent
-from ingest.providers.base import UnusableDelivery, build_event, parse_money
+from ingest.events import CanonicalEvent, OrderLine
+from ingest.providers.base import (
+    UnusableDelivery,
+    build_event,
+    build_lines,
+    get_id,
+    optional_text,
+    parse_money,
+)
 from ingest.providers.bigcommerce import NOT_COUNTED_STATUSES
 from ingest.sources import Source
+
+#: Products asked for per page (the API's maximum), and the most pages read for one order.
+PRODUCTS_PER_PAGE = 250
+MAX_PRODUCT_PAGES = 40
 
 
 class FetchFailed(Exception):
@@ -81,26 +99,50 @@ class OrdersApi:
 
     def order(self, order_id: str) -> Mapping[str, Any]:
         """The order as the API returns it; FetchFailed says whether to retry."""
+        body = self._get(order_id, f"/orders/{order_id}")
+        if not isinstance(body, Mapping):
+            raise FetchFailed("the store API answered with no order object", transient=False)
+        return body
+
+    def products(self, order_id: str) -> list[Mapping[str, Any]]:
+        """The order's products, every page; FetchFailed says whether to retry."""
+        products: list[Mapping[str, Any]] = []
+        for page in range(1, MAX_PRODUCT_PAGES + 1):
+            body = self._get(
+                order_id,
+                f"/orders/{order_id}/products",
+                {"limit": PRODUCTS_PER_PAGE, "page": page},
+            )
+            if body is None:  # 204: no (more) products
+                return products
+            if not isinstance(body, list) or not all(isinstance(p, Mapping) for p in body):
+                raise FetchFailed("the store API answered with no product list", transient=False)
+            products += body
+            if len(body) < PRODUCTS_PER_PAGE:
+                return products
+        raise FetchFailed(f"order {order_id} has too many products", transient=False)
+
+    def _get(self, order_id: str, path: str, params: Mapping[str, int] | None = None) -> Any:
+        """The JSON answer to GET `path` (None for 204 No Content)."""
         if not order_id.isdigit():
             raise FetchFailed(f"'{order_id[:64]}' is not a BigCommerce order id", transient=False)
         try:
-            response = self._client.get(f"/orders/{order_id}")
+            response = self._client.get(path, params=params)
         except httpx.TimeoutException:
             raise FetchFailed("the store API did not answer in time", transient=True) from None
         except httpx.TransportError as exc:
             raise FetchFailed(f"cannot reach the store API: {exc}", transient=True) from None
         status = response.status_code
+        if status == 204:
+            return None
         if status == 200:
             try:
                 # Exact decimals, also for amounts sent as JSON numbers.
-                body = json.loads(response.content, parse_float=Decimal)
+                return json.loads(response.content, parse_float=Decimal)
             except ValueError:
                 raise FetchFailed(
                     "the store API answered with invalid JSON", transient=False
                 ) from None
-            if not isinstance(body, Mapping):
-                raise FetchFailed("the store API answered with no order object", transient=False)
-            return body
         if status == 429 or status >= 500:
             raise FetchFailed(
                 f"the store API answered {status}",
@@ -144,8 +186,45 @@ def _amount(order: Mapping[str, Any], name: str, *, required: bool) -> Decimal:
         raise FetchFailed(str(exc), transient=False) from None
 
 
+def order_lines(products: Sequence[Mapping[str, Any]] | None) -> tuple[OrderLine, ...] | None:
+    """The order's products as canonical lines (None: not known, or unusable)."""
+    if products is None:
+        return None
+    lines = []
+    try:
+        for product in products:
+            discounts = product.get("applied_discounts") or []
+            if not isinstance(discounts, list):
+                return None
+            lines.append(
+                {
+                    "product_id": get_id(product, "product_id", required=False),
+                    "variant_id": get_id(product, "variant_id", required=False),
+                    "sku": optional_text(product.get("sku")),
+                    "title": optional_text(product.get("name")),
+                    "quantity": product.get("quantity"),
+                    "unit_price": _amount(product, "price_ex_tax", required=True),
+                    "discount": sum(
+                        (
+                            _amount(d, "amount", required=False)
+                            for d in discounts
+                            if isinstance(d, Mapping)
+                        ),
+                        Decimal(0),
+                    ),
+                }
+            )
+    except (FetchFailed, UnusableDelivery):
+        return None
+    return build_lines(lines)
+
+
 def order_event(
-    order: Mapping[str, Any], order_id: str, *, not_before: datetime | None
+    order: Mapping[str, Any],
+    order_id: str,
+    *,
+    not_before: datetime | None,
+    products: Sequence[Mapping[str, Any]] | None = None,
 ) -> CanonicalEvent:
     """The canonical order event for a V2 order response (see the module docstring)."""
     if str(order.get("id")) != order_id:
@@ -172,6 +251,8 @@ def order_event(
             gross_sales=_amount(order, "subtotal_ex_tax", required=True),
             discounts=_amount(order, "discount_amount", required=False)
             + _amount(order, "coupon_discount", required=False),
+            name=f"#{order_id}",
+            lines=order_lines(products),
             cancelled=cancelled,
             deleted=order.get("is_deleted") is True,
         )

@@ -31,6 +31,10 @@ refused), another 4xx, a malformed answer, or running out of attempts gives up: 
 the order keeps counting without amounts until a newer event of it arrives (or the service
 restarts, which tries once more). Refund amounts are not fetched: BigCommerce refunds stay at
 no amount.
+
+Line items. With the order, the enricher fetches its products (ingest/bigcommerce_api.py) and
+stores them as the event's lines. A transient failure of that request retries the whole order;
+any other failure stores the amounts without lines (logged).
 """
 
 from __future__ import annotations
@@ -248,9 +252,15 @@ class OrderEnricher:
         if state is None or not state.needs_amounts:
             return
         self.requests += 1
+        api = self._apis[task.source]
         try:
-            order = self._apis[task.source].order(task.order_id)
-            event = order_event(order, task.order_id, not_before=state.latest_updated_at)
+            order = api.order(task.order_id)
+            event = order_event(
+                order,
+                task.order_id,
+                not_before=state.latest_updated_at,
+                products=self._products(api, task.order_id),
+            )
         except FetchFailed as exc:
             self._failed(task, state, exc)
             return
@@ -267,6 +277,18 @@ class OrderEnricher:
                 task.source,
                 extra={"source": task.source, "outcome": "enriched"},
             )
+
+    def _products(self, api: OrdersApi, order_id: str) -> list[Mapping[str, Any]] | None:
+        """The order's products; None when they cannot be read (the amounts matter more: the
+        order is stored without lines). A transient failure retries the whole order."""
+        self.requests += 1
+        try:
+            return api.products(order_id)
+        except FetchFailed as exc:
+            if exc.transient:
+                raise
+            log.warning("order %s: its products stay unknown: %s", order_id, exc)
+            return None
 
     def _failed(self, task: _Task, state: OrderState, exc: FetchFailed) -> None:
         self.last_error = str(exc)

@@ -31,6 +31,7 @@ from tomlkit.items import AoT, Array, Table
 from ingest.providers import PROVIDERS
 from ingest.providers import _standard_webhooks as swh
 from ingest.sources import ConfigError, load_sources, secret_problem
+from ingest.timezones import checked_timezone
 
 SOURCE_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
@@ -50,6 +51,7 @@ class SourceSummary:
     provider: str
     secrets: int
     api_credentials: bool
+    timezone: str | None = None
 
 
 def ingest_path(source_id: str) -> str:
@@ -156,17 +158,31 @@ def _write(path: Path, doc: tomlkit.TOMLDocument) -> None:
 
 def list_sources(path: Path) -> list[SourceSummary]:
     return [
-        SourceSummary(s.id, s.provider, len(s.secrets), s.has_api_credentials)
+        SourceSummary(s.id, s.provider, len(s.secrets), s.has_api_credentials, s.timezone)
         for s in load_sources(path).values()
     ]
 
 
 def add_source(
-    path: Path, source_id: str, provider: str, secret: str | None, *, generate: bool = False
+    path: Path,
+    source_id: str,
+    provider: str,
+    secret: str | None,
+    *,
+    generate: bool = False,
+    timezone: str | None = None,
 ) -> str | None:
-    """Add a source (creating the file if needed); return the secret when it was generated."""
+    """Add a source (creating the file if needed); return the secret when it was generated.
+
+    `timezone`: the store's IANA time zone, which its days follow (unset: the display zone).
+    """
     _check_id(source_id)
     _check_provider(provider)
+    if timezone is not None:
+        try:
+            checked_timezone(timezone)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
     if (secret is None) == (not generate):
         raise ConfigError("give exactly one of a secret or --generate-secret")
     doc = _read(path, create=True)
@@ -184,6 +200,8 @@ def add_source(
     table.add("id", source_id)
     table.add("provider", provider)
     table.add("secrets", [value])
+    if timezone is not None:
+        table.add("timezone", timezone)
     if "sources" not in doc:
         doc.add("sources", tomlkit.aot())
     sources = doc["sources"]

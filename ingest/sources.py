@@ -80,6 +80,12 @@ class Source(BaseModel):
     api_key: SecretStr | None = Field(
         default=None, description="Stripe: a restricted key with read access (rk_...)."
     )
+    reconcile_interval_seconds: float | None = Field(
+        default=None,
+        ge=0,
+        description="How often this source is reconciled with its store API (0: never on a "
+        "schedule); default: the reconcile_interval_seconds setting.",
+    )
     api_base_url: str | None = Field(
         default=None,
         pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$",
@@ -121,6 +127,8 @@ class Source(BaseModel):
             value = getattr(self, name)
             if isinstance(value, SecretStr) and not value.get_secret_value().strip():
                 raise ValueError(f"{name} is empty")
+        if self.reconcile_interval_seconds is not None and not self.has_api_credentials:
+            raise ValueError("reconcile_interval_seconds needs the source's store API credentials")
         if given and self.provider == "woocommerce" and self.api_base_url is None:
             raise ValueError("woocommerce API keys need api_base_url: the shop's site URL")
         url = urlsplit(self.api_base_url or "")

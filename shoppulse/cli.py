@@ -6,7 +6,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 
 from ingest.settings import Settings
 from ingest.sources import ConfigError, Source, check_secrets, load_sources
@@ -62,7 +64,15 @@ def make_settings(config: Path | None = None, db: Path | None = None, **override
         values["config"] = config
     if db is not None:
         values["db_path"] = db
-    return Settings(**values)
+    try:
+        return Settings(**values)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in error['loc'])} (SHOPPULSE_"
+            f"{'_'.join(str(p) for p in error['loc']).upper()}): {error['msg']}"
+            for error in exc.errors()
+        )
+        raise fail(escape(f"invalid setting: {problems}")) from None
 
 
 def load_configured_sources(settings: Settings) -> dict[str, Source]:

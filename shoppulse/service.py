@@ -36,6 +36,7 @@ from metrics.api import MetricsContext, TimeZones
 from metrics.api import build_router as build_metrics_router
 from metrics.engine import MetricsEngine
 from metrics.history import History
+from metrics.uncounted import UncountedOrders
 from metrics.worker import MetricsWorker
 from shoppulse import __version__
 from shoppulse.auth import BearerTokenMiddleware
@@ -191,6 +192,7 @@ def create_app(settings: Settings, sources: dict[str, Source], clock: Clock = ut
             interval=settings.purge_interval_seconds,
         )
         app.state.retention.start()
+        app.state.uncounted = UncountedOrders(con)
         app.state.enricher = OrderEnricher(con, writer, sources, clock)  # bigcommerce API sources
         app.state.enricher.start()
         reconciler.start()  # sources with store API credentials, every reconcile_interval_seconds
@@ -222,7 +224,11 @@ def create_app(settings: Settings, sources: dict[str, Source], clock: Clock = ut
         app.add_middleware(BearerTokenMiddleware, token=settings.api_token.get_secret_value())
 
     app.include_router(
-        build_router(lambda: holder["service"].intake, lambda: holder["service"].con)
+        build_router(
+            lambda: holder["service"].intake,
+            lambda: holder["service"].con,
+            not_counted=lambda: app.state.uncounted(),
+        )
     )
     app.include_router(build_replay_router(lambda: holder["service"].intake, sources))
     app.include_router(build_metrics_router(lambda: holder["service"].metrics_context()))

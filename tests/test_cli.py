@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -75,3 +76,15 @@ def test_counted_nouns(count: int, text: str) -> None:
     assert counted(count, "row") == text.replace("quarantined delivery", "row").replace(
         "quarantined deliveries", "rows"
     )
+
+
+def test_a_bad_setting_is_one_clear_error(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        app,
+        ["serve", "--config", str(tmp_path / "sources.toml")],
+        env={"SHOPPULSE_DISPLAY_TIMEZONE": "Europe/Berln", "COLUMNS": "200"},
+    )
+    assert result.exit_code == 2, result.output
+    assert "invalid setting: display_timezone (SHOPPULSE_DISPLAY_TIMEZONE)" in result.output
+    assert "unknown time zone 'Europe/Berln'" in result.output
+    assert "Traceback" not in result.output

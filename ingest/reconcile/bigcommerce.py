@@ -23,7 +23,7 @@ import orjson
 
 from ingest.bigcommerce_api import FetchFailed, order_event, rfc2822_field
 from ingest.reconcile.http import ApiClient, ApiFailure
-from ingest.reconcile.records import FetchedRecord, Page
+from ingest.reconcile.records import FetchedRecord, Page, Pager
 from ingest.sources import Source
 
 PER_PAGE = 250
@@ -50,6 +50,7 @@ class BigCommerceOrders:
 
     def pages(self, since: datetime) -> Iterator[Page]:
         page = 1
+        pager = Pager("BigCommerce orders")
         while True:
             response = self.client.request(
                 "GET",
@@ -73,6 +74,7 @@ class BigCommerceOrders:
             if len(orders) < PER_PAGE:
                 return
             page += 1
+            pager.next(page)
 
     @staticmethod
     def _record(order: Any) -> FetchedRecord:

@@ -78,8 +78,10 @@ def classify(
     record: FetchedRecord, stored: dict[Key, Stored]
 ) -> tuple[Verdict, list[CanonicalEvent]]:
     """The record's verdict and the events of it worth storing."""
-    if record.reason is not None or not record.events:
+    if record.reason is not None:
         return Verdict.ERROR, []
+    if not record.events:
+        return Verdict.CURRENT, []  # the adapter makes nothing of it, as of its webhook
     verdicts = [_event_verdict(e, stored.get((e.kind, e.entity_id)), record) for e in record.events]
     fill = [
         event

@@ -18,6 +18,7 @@ import orjson
 
 from ingest.events import CanonicalEvent
 from ingest.providers.base import Provider, UnusableDelivery
+from ingest.reconcile.http import ApiFailure
 
 #: The kept header that marks a delivery as fetched by reconciliation, not sent by the store.
 PROVENANCE_HEADER = "x-shoppulse-provenance"
@@ -60,6 +61,29 @@ class Page:
 
     records: list[FetchedRecord]
     total: int | None = None
+
+
+#: Most pages one listing may take: a bound on any API that never says "last page".
+MAX_PAGES = 10_000
+
+
+class Pager:
+    """Counts a listing's pages and refuses a cursor seen before, so no run loops forever."""
+
+    def __init__(self, what: str, max_pages: int = MAX_PAGES) -> None:
+        self.what = what
+        self.max_pages = max_pages
+        self.pages = 0
+        self._cursors: set[str] = set()
+
+    def next(self, cursor: str | int) -> None:
+        """Note that the page at `cursor` comes next; ApiFailure if that would loop."""
+        self.pages += 1
+        if self.pages >= self.max_pages:
+            raise ApiFailure(f"{self.what}: more than {self.max_pages} pages; stopped")
+        if str(cursor) in self._cursors:
+            raise ApiFailure(f"{self.what}: the API gave the cursor {str(cursor)[:40]!r} twice")
+        self._cursors.add(str(cursor))
 
 
 class Fetcher(Protocol):

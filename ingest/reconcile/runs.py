@@ -93,6 +93,15 @@ def recent_runs(
     return [_report(row) for row in rows]
 
 
+def last_runs(con: duckdb.DuckDBPyConnection) -> dict[str, RunReport]:
+    """Each source's newest run that was not a dry run."""
+    rows = con.execute(
+        f"SELECT * FROM {RUNS} WHERE run_id IN "
+        f"(SELECT max(run_id) FROM {RUNS} WHERE NOT dry_run GROUP BY source)"
+    ).fetchall()
+    return {report.source: report for report in map(_report, rows)}
+
+
 def last_good_start(con: duckdb.DuckDBPyConnection, source: str) -> datetime | None:
     """When the source's last successful (not dry) run started: the next window starts there."""
     row = con.execute(

@@ -122,8 +122,13 @@ class Reconciler:
     def interval(self) -> float:
         return self.settings.reconcile_interval_seconds
 
+    def interval_of(self, state: _SourceState) -> float:
+        """The source's own interval, else the setting's (0: not on a schedule)."""
+        own = state.source.reconcile_interval_seconds
+        return own if own is not None else self.interval
+
     def start(self) -> None:
-        if self.states and self.interval > 0:
+        if any(self.interval_of(state) > 0 for state in self.states.values()):
             self._scheduler.start()
 
     def stop(self, timeout: float = 15.0) -> None:
@@ -132,20 +137,34 @@ class Reconciler:
             if thread.is_alive():
                 thread.join(timeout)
 
+    def _first_due(self) -> None:
+        """A source reconciled less than an interval ago (before a restart) waits the rest."""
+        reader = self.con.cursor()
+        try:
+            lasts = runs.last_runs(reader)
+        finally:
+            reader.close()
+        now, wall = time.monotonic(), self.clock()
+        for source_id, state in self.states.items():
+            last = lasts.get(source_id)
+            since = (wall - last.started_at).total_seconds() if last is not None else None
+            wait = max(self.interval_of(state) - since, 0.0) if since is not None else 0.0
+            state.next_due = now + wait
+
     def _schedule(self) -> None:
-        for state in self.states.values():
-            state.next_due = time.monotonic()
+        self._first_due()
         while not self._stop.is_set():
-            for source_id, state in self.states.items():
+            scheduled = {k: v for k, v in self.states.items() if self.interval_of(v) > 0}
+            for source_id, state in scheduled.items():
                 if self._stop.is_set():
                     return
                 if state.running is None and time.monotonic() >= state.next_due:
-                    state.next_due = time.monotonic() + self.interval
+                    state.next_due = time.monotonic() + self.interval_of(state)
                     try:
                         self.start_run(source_id, trigger="schedule")
                     except AlreadyRunning:
                         pass
-            self._stop.wait(min(self.interval, 5.0))
+            self._stop.wait(min([5.0, *(self.interval_of(v) for v in scheduled.values())]))
 
     # ------------------------------------------------------------------ runs
 
@@ -279,16 +298,18 @@ class Reconciler:
         """What `GET /api/v1/reconciliation` answers."""
         reader = self.con.cursor()
         try:
-            recent = runs.recent_runs(reader, limit=KEPT_RUNS)
+            recent = runs.recent_runs(reader, limit=20)
+            lasts = runs.last_runs(reader)
         finally:
             reader.close()
         missed = self.missed()
         sources: dict[str, Any] = {}
         for source_id, state in sorted(self.states.items()):
-            last = next((r for r in recent if r.source == source_id and not r.dry_run), None)
+            last = lasts.get(source_id)
             entry = missed.get(source_id, runs.Missed())
             sources[source_id] = {
                 "provider": state.source.provider,
+                "interval_seconds": self.interval_of(state),
                 "running": state.running.as_dict() if state.running is not None else None,
                 "last_run": last.as_dict() if last is not None else None,
                 "credentials_rejected": last is not None and last.status == CREDENTIALS_REJECTED,
@@ -302,5 +323,5 @@ class Reconciler:
             "interval_seconds": self.interval,
             "flag_missed": self.settings.reconcile_flag_missed,
             "sources": sources,
-            "runs": [r.as_dict() for r in recent[:20]],
+            "runs": [r.as_dict() for r in recent],
         }

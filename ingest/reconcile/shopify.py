@@ -31,7 +31,7 @@ from typing import Any
 
 from ingest.providers.base import Provider, UnusableDelivery, parse_time
 from ingest.reconcile.http import ApiClient, ApiFailure, CredentialsRejected
-from ingest.reconcile.records import FetchedRecord, Page, mapped
+from ingest.reconcile.records import FetchedRecord, Page, Pager, mapped
 from ingest.sources import Source
 
 #: The pinned GraphQL Admin API version (cartToken and checkoutToken on Order need 2026-07+).
@@ -154,6 +154,7 @@ class ShopifyOrders:
 
     def pages(self, since: datetime) -> Iterator[Page]:
         after: str | None = None
+        pager = Pager("Shopify orders")
         query = f"updated_at:>='{since.astimezone(UTC).strftime('%Y-%m-%dT%H:%M:%SZ')}'"
         while True:
             data = self.query(
@@ -176,11 +177,14 @@ class ShopifyOrders:
             after = info.get("endCursor")
             if not info.get("hasNextPage") or not after:
                 return
+            pager.next(after)
 
     def _line_items(self, order_id: str, first: Mapping[str, Any]) -> list[Any]:
         items = list(first.get("nodes") or [])
         info = first.get("pageInfo") or {}
+        pager = Pager(f"Shopify order {order_id}'s line items")
         while info.get("hasNextPage") and info.get("endCursor"):
+            pager.next(info["endCursor"])
             data = self.query(
                 LINE_ITEMS_QUERY,
                 {"id": f"gid://shopify/Order/{order_id}", "lines": 100, "after": info["endCursor"]},

@@ -25,7 +25,7 @@ from typing import Any
 
 from ingest.providers.base import Provider
 from ingest.reconcile.http import ApiClient, ApiFailure
-from ingest.reconcile.records import FetchedRecord, Page, mapped
+from ingest.reconcile.records import FetchedRecord, Page, Pager, mapped
 from ingest.sources import Source
 
 PER_PAGE = 100
@@ -67,6 +67,7 @@ class StripeCheckout:
 
     def _list(self, path: str, created_from: datetime) -> Iterator[list[Mapping[str, Any]]]:
         after: str | None = None
+        pager = Pager(f"Stripe {path}")
         while True:
             params: dict[str, Any] = {
                 "created[gte]": int(created_from.timestamp()),
@@ -87,6 +88,7 @@ class StripeCheckout:
             if not body.get("has_more") or not objects:
                 return
             after = str(objects[-1].get("id", ""))
+            pager.next(after)
 
     def pages(self, since: datetime) -> Iterator[Page]:
         for sessions in self._list("/v1/checkout/sessions", since - SESSION_LIFETIME):

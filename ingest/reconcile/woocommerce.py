@@ -19,7 +19,7 @@ from typing import Any
 from ingest.providers.base import Provider, UnusableDelivery
 from ingest.providers.woocommerce import TOPIC_HEADER, parse_gmt
 from ingest.reconcile.http import ApiClient, ApiFailure
-from ingest.reconcile.records import FetchedRecord, Page, mapped
+from ingest.reconcile.records import FetchedRecord, Page, Pager, mapped
 from ingest.sources import Source
 
 PER_PAGE = 100
@@ -42,6 +42,7 @@ class WooCommerceOrders:
 
     def pages(self, since: datetime) -> Iterator[Page]:
         page = 1
+        pager = Pager("WooCommerce orders")
         while True:
             response = self.client.request(
                 "GET",
@@ -69,6 +70,7 @@ class WooCommerceOrders:
             if not orders or (pages is not None and page >= pages):
                 return
             page += 1
+            pager.next(page)
 
     def _record(self, order: Any) -> FetchedRecord:
         if not isinstance(order, Mapping):

@@ -16,7 +16,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from ingest.reconcile.report import RUNNING
@@ -60,6 +60,7 @@ def _progress() -> Progress:
     return Progress(
         SpinnerColumn(),
         TextColumn("{task.description}"),
+        BarColumn(),  # a pulse until the API tells the listing's size (WooCommerce does)
         TextColumn("{task.fields[counts]}"),
         TimeElapsedColumn(),
         console=err,
@@ -78,13 +79,20 @@ def _follow(reports: list[dict[str, Any]], read: Any) -> list[dict[str, Any]]:
     """Show each run's progress until every run has finished; `read(run)` is its report now."""
     with _progress() as progress:
         tasks = {
-            r["run_id"]: progress.add_task(f"reconciling {r['source']}", counts=_counts(r))
+            r["run_id"]: progress.add_task(
+                f"reconciling {r['source']}", total=None, counts=_counts(r)
+            )
             for r in reports
         }
         while True:
             reports = [read(r) for r in reports]
             for report in reports:
-                progress.update(tasks[report["run_id"]], counts=_counts(report))
+                progress.update(
+                    tasks[report["run_id"]],
+                    total=report.get("total"),
+                    completed=report["fetched"],
+                    counts=_counts(report),
+                )
             if all(r["status"] != RUNNING for r in reports):
                 return reports
             time.sleep(POLL_SECONDS)

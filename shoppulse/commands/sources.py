@@ -82,14 +82,15 @@ def list_command(config: ConfigOption = None) -> None:
         out.print(f"no sources in {escape(str(path))}; add one with `shoppulse sources add`")
         return
     table = Table(title=f"sources in {escape(str(path))}")
-    for column in ("id", "provider", "secrets", "store API", "ingest URL path"):
-        table.add_column(column)
+    for column in ("id", "provider", "secrets", "store API", "time zone", "ingest URL path"):
+        table.add_column(column, overflow="fold")  # wrapped at 80 columns, never cut
     for s in summaries:
         table.add_row(
             s.id,
             s.provider,
             str(s.secrets),
             "yes" if s.api_credentials else "",
+            s.timezone or "display",
             ingest_path(s.id),
         )
     out.print(table)
@@ -104,13 +105,26 @@ def add_command(
     ],
     secret: SecretOption = None,
     generate_secret: GenerateOption = False,
+    timezone: Annotated[
+        str | None,
+        typer.Option(
+            "--timezone",
+            help="The store's IANA time zone (e.g. Europe/Berlin); its days follow it. "
+            "Default: the display_timezone setting.",
+        ),
+    ] = None,
     config: ConfigOption = None,
 ) -> None:
     """Add a source to the sources file (created if missing) and print its ingest URL path."""
     path = _config(config)
     try:
         generated = add_source(
-            path, source_id, provider, _secret(secret, generate_secret), generate=generate_secret
+            path,
+            source_id,
+            provider,
+            _secret(secret, generate_secret),
+            generate=generate_secret,
+            timezone=timezone,
         )
     except ConfigError as exc:
         raise fail(escape(str(exc))) from None

@@ -15,14 +15,18 @@ from tests.conftest import SECRET
 from tests.dashboard.store import Store
 from tests.e2e.server import ServiceProcess
 
-SOURCES = ("acme", "shop-a", "shop-b", "shop-c", "shop-d")
+SOURCES = ("acme", "shop-a", "shop-b", "shop-c", "shop-d", "sample-shop")
+DISPLAY_TIMEZONE = "Europe/Berlin"
 
 
 @pytest.fixture(scope="session")
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess]:
     workdir = tmp_path_factory.mktemp("dashboard-service")
+    # the all-sources view follows a display zone other than UTC, as a store owner's would
     process = ServiceProcess.for_sources(
-        workdir, {source: ("shopify", SECRET) for source in SOURCES}
+        workdir,
+        {source: ("shopify", SECRET) for source in SOURCES},
+        env={"SHOPPULSE_DISPLAY_TIMEZONE": DISPLAY_TIMEZONE},
     )
     with process:
         yield process

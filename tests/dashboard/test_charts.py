@@ -7,7 +7,8 @@ from decimal import Decimal
 from typing import Any
 
 from dashboard.charts import OPEN_NOTE, orders_chart, sales_chart
-from dashboard.model import Point, TimeRange, Trend
+from dashboard.model import Point, Trend
+from dashboard.time_range import TimeRange
 
 NOW = datetime(2026, 3, 14, 15, 9, 30, tzinfo=UTC)
 WINDOW = TimeRange.last(timedelta(minutes=3), NOW)  # 15:07, 15:08 and 15:09 (open)

@@ -16,13 +16,12 @@ from dashboard.model import (
     Point,
     RateMeter,
     SourceRow,
-    TimeRange,
     build_health,
     build_kpis,
     fill_buckets,
-    grain_for,
     list_sources,
 )
+from dashboard.time_range import TimeRange, grain_for
 
 NOW = datetime(2026, 3, 14, 15, 9, 26, 535000, tzinfo=UTC)
 
@@ -243,6 +242,30 @@ def test_health_sums_rejection_reasons_over_sources() -> None:
         1,
         (("invalid_signature", 1),),
     )
+
+
+def test_health_carries_the_stored_but_not_counted_orders() -> None:
+    stats = {
+        "totals": {"accepted": 3},
+        "sources": {
+            "a": {"accepted": 2, "not_counted": {"orders": 1, "test": 1, "cancelled": 1}},
+            "b": {"accepted": 1, "not_counted": {"orders": 1, "deleted": 1}},
+        },
+        "not_counted": {"orders": 2, "test": 1, "cancelled": 1, "deleted": 1},
+    }
+    every = build_health(stats, figures(), None, None)
+    assert every.not_counted == 2
+    assert every.not_counted_reasons == (("test", 1), ("cancelled", 1), ("deleted", 1))
+    one = build_health(stats, figures(), "a", None)
+    assert (one.not_counted, one.not_counted_reasons) == (1, (("test", 1), ("cancelled", 1)))
+    assert fmt.not_counted(one.not_counted, one.not_counted_reasons) == (
+        "Stored but not counted: 1 order (1 test · 1 cancelled)"
+    )
+    assert fmt.not_counted(every.not_counted, every.not_counted_reasons) == (
+        "Stored but not counted: 2 orders (1 test · 1 cancelled · 1 deleted)"
+    )
+    older = build_health({"totals": {}, "sources": {}}, figures(), None, None)  # an older service
+    assert (older.not_counted, fmt.not_counted(0, ())) == (0, None)
 
 
 @pytest.mark.parametrize(

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, time, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -18,6 +19,7 @@ from streamlit.testing.v1 import AppTest
 import dashboard
 from dashboard import formatting as fmt
 from ingest.quarantine_advice import UNSUBSCRIBE
+from tests.conftest import fixture_json
 from tests.dashboard.reading import api_figures, expected_tiles, kpi_tiles
 from tests.dashboard.store import Store, wait_for
 from tests.e2e.server import ServiceProcess, free_port
@@ -163,3 +165,38 @@ def test_the_funnel_says_how_its_shares_differ_from_conversion(page: AppTest) ->
         "conversion follows the range's own carts and checkouts" in caption.value
         for caption in page.caption
     )
+
+
+def test_today_on_the_display_zones_clock(page: AppTest) -> None:
+    """The service's display zone is Europe/Berlin: 'Today' begins at Berlin's midnight and is
+    compared with yesterday up to the same time; times and buckets are on Berlin's clock."""
+    assert any(
+        "Days, hours and times in Europe/Berlin (the display time zone)" in caption.value
+        for caption in page.sidebar.caption
+    )
+    page.radio(key="range").set_value("Today").run()
+    assert not page.exception, page.exception
+    berlin = ZoneInfo("Europe/Berlin")
+    midnight = datetime.combine(datetime.now(berlin).date(), time(0, 0), berlin)
+    header = next(c.value for c in page.caption if c.value.startswith(":green[●] Live"))
+    assert f"from {fmt.clock(midnight, 'Europe/Berlin')}" in header, header
+    assert "compared with the same time the day before" in header
+    assert re.search(r" (CET|CEST) ", header), header
+    assert any("Europe/Berlin · the current" in caption.value for caption in page.caption)
+
+
+def test_stored_but_not_counted_orders_are_explained(page: AppTest, http: httpx.Client) -> None:
+    """Shopify's sample orders/create is a test order and cancelled: 0 orders, and the health
+    section says why."""
+    shop = Store(http, "sample-shop")
+    shop.send("orders/create", fixture_json("shopify", "orders_create.json"))
+    wait_for(
+        lambda: http.get("/api/v1/ingest/stats").json()["sources"]["sample-shop"],
+        lambda body: body.get("not_counted", {}).get("orders") == 1,
+    )
+    page.run()
+    page.selectbox(key="source").set_value("sample-shop").run()
+    assert not page.exception, page.exception
+    assert tiles(page)["Orders"] == "0"
+    notes = [c.value for c in page.caption if c.value.startswith("Stored but not counted")]
+    assert notes and notes[0].startswith("Stored but not counted: 1 order (1 test · 1 cancelled)")

@@ -1,7 +1,8 @@
 """A stand-in for BigCommerce's store API (V2 Orders) on 127.0.0.1, for enrichment tests.
 
 It answers `GET /stores/<hash>/v2/orders/<id>` with the documented V2 order shape, or with
-scripted failures, and records every request.
+scripted failures, `GET .../orders/<id>/products` with the scripted products (404 when none are
+scripted), and records every request.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
+from decimal import Decimal
 from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -66,17 +68,57 @@ def v2_order(
     }
 
 
+def v2_product(
+    product_id: int,
+    *,
+    quantity: int = 1,
+    price: str = "75.0000",
+    discounts: tuple[str, ...] = (),
+    sku: str = "",
+    name: str = "Orbit Terrarium",
+) -> dict[str, Any]:
+    """An order product as "List Order Products" documents it (extra fields included)."""
+    return {
+        "id": 100 + product_id,
+        "order_id": 250,
+        "product_id": product_id,
+        "variant_id": 1000 + product_id,
+        "name": name,
+        "sku": sku,
+        "type": "physical",
+        "base_price": price,
+        "price_ex_tax": price,
+        "price_inc_tax": str(Decimal(price) * Decimal("1.1")),
+        "base_total": str(Decimal(price) * quantity),
+        "total_ex_tax": str(Decimal(price) * quantity),
+        "quantity": quantity,
+        "applied_discounts": [
+            {"id": "coupon", "amount": amount, "name": "SPRING", "code": "SPRING"}
+            for amount in discounts
+        ],
+    }
+
+
 class StandIn:
     """The store API: scripted replies per order id (the last one repeats); records requests."""
 
     def __init__(self) -> None:
         self.replies: dict[str, list[Reply]] = {}
+        #: Per order id: the products, answered in pages of the requested `limit`.
+        self.products: dict[str, list[dict[str, Any]]] = {}
         self.requests: list[tuple[float, str, dict[str, str]]] = []
         stand_in = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 stand_in.requests.append((time.monotonic(), self.path, dict(self.headers)))
+                products = re.fullmatch(
+                    rf"/stores/{STORE_HASH}/v2/orders/(\d+)/products\?limit=(\d+)&page=(\d+)",
+                    self.path,
+                )
+                if products:
+                    self._products(*products.groups())
+                    return
                 match = re.fullmatch(rf"/stores/{STORE_HASH}/v2/orders/(\d+)", self.path)
                 scripted = stand_in.replies.get(match.group(1), []) if match else []
                 status, body, headers = (
@@ -86,6 +128,18 @@ class StandIn:
                 self.send_response(status)
                 for name, value in {"Content-Type": "application/json", **headers}.items():
                     self.send_header(name, value)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def _products(self, order_id: str, limit: str, page: str) -> None:
+                listed = stand_in.products.get(order_id)
+                start = (int(page) - 1) * int(limit)
+                chunk = None if listed is None else listed[start : start + int(limit)]
+                status = 404 if chunk is None else 200 if chunk else 204
+                payload = json.dumps(chunk).encode() if chunk else b""
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
                 self.wfile.write(payload)

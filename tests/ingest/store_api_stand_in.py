@@ -14,7 +14,8 @@ One server answers all four platforms' listings from what it is given (the store
   `starting_after`, `has_more`; newest first, as Stripe lists).
 
 `faults` are answered first, one per request (status, headers, body), whatever was asked: 429
-with Retry-After, 5xx, 401. Wrong credentials get 401. Every request is recorded.
+with Retry-After, 5xx, 401; `delays` hold requests back (for timeouts). Wrong credentials get
+401. Every request is recorded.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from __future__ import annotations
 import base64
 import json
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -50,6 +52,7 @@ class StoreApi:
         self.stripe_sessions: list[dict[str, Any]] = []
         self.stripe_refunds: list[dict[str, Any]] = []
         self.faults: list[Reply] = []
+        self.delays: list[float] = []  # seconds to wait before answering, one per request
         self.throttled = 0  # THROTTLED answers to give before answering
         self.requests: list[tuple[str, str]] = []
         self.lock = threading.Lock()
@@ -67,12 +70,15 @@ class StoreApi:
             def _answer(self, reply: Reply) -> None:
                 status, headers, body = reply
                 payload = b"" if body is None else json.dumps(body).encode()
-                self.send_response(status)
-                for name, value in {"Content-Type": "application/json", **headers}.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
+                try:
+                    self.send_response(status)
+                    for name, value in {"Content-Type": "application/json", **headers}.items():
+                        self.send_header(name, value)
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up waiting (a timeout test)
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass
@@ -88,6 +94,9 @@ class StoreApi:
         query = {k: v[-1] for k, v in parse_qs(url.query).items()}
         with self.lock:
             self.requests.append((method, target))
+            delay = self.delays.pop(0) if self.delays else 0.0
+        time.sleep(delay)
+        with self.lock:
             if self.faults:
                 return self.faults.pop(0)
         lower = {k.lower(): v for k, v in headers.items()}

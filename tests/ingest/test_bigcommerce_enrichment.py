@@ -33,6 +33,7 @@ from tests.ingest.bigcommerce_stand_in import (
     StandIn,
     running_stand_in,
     v2_order,
+    v2_product,
 )
 
 ORDER_CREATED = datetime.fromtimestamp(1561479335, UTC)  # store/order/created's created_at
@@ -246,3 +247,49 @@ def test_malformed_answers_are_given_up(change: dict[str, Any], message: str) ->
     with pytest.raises(FetchFailed, match=message) as raised:
         order_event(answer, "7", not_before=None)
     assert not raised.value.transient
+
+
+def test_the_orders_products_become_its_lines_page_by_page(
+    tmp_path: Path, stand_in: StandIn, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("ingest.bigcommerce_api.PRODUCTS_PER_PAGE", 2)  # 3 products: 2 pages
+    created = datetime(2019, 6, 25, 16, 15, 30, tzinfo=UTC)
+    stand_in.replies["250"] = [(200, v2_order(250, created=created, modified=created), {})]
+    stand_in.products["250"] = [  # 2 x 75.00 + 50.00 + 25.00 = 225.00, the order's subtotal
+        v2_product(1, quantity=2, discounts=("10.0000",), sku="TER-01"),
+        v2_product(2, price="50.0000", discounts=("5.0000",), name="Moss kit"),
+        v2_product(3, price="25.0000", name="Glass cleaner"),
+    ]
+    with app_for(tmp_path, bc_source("bc", stand_in.url), clock) as client:
+        deliver(client, clock, "store_order_created.json")
+        wait_for(lambda: figures(client)["orders_without_amounts"] == 0)
+        cursor = client.app.state.service.con.cursor()  # type: ignore[attr-defined]
+        name, gross, seq = cursor.execute(
+            "SELECT name, gross_sales, event_seq FROM events WHERE currency IS NOT NULL"
+        ).fetchone()
+        lines = cursor.execute(
+            "SELECT line, product_id, variant_id, sku, title, quantity, unit_price, discount "
+            "FROM event_lines WHERE event_seq = ? ORDER BY line",
+            [seq],
+        ).fetchall()
+    assert name == "#250"
+    assert lines == [
+        (1, "1", "1001", "TER-01", "Orbit Terrarium", 2, Decimal("75"), Decimal("10")),
+        (2, "2", "1002", None, "Moss kit", 1, Decimal("50"), Decimal("5")),
+        (3, "3", "1003", None, "Glass cleaner", 1, Decimal("25"), Decimal("0")),
+    ]
+    assert sum(line[5] * line[6] for line in lines) == gross == Decimal("225")
+    pages = [path for _, path, _ in stand_in.requests if "/products" in path]
+    assert pages == [
+        f"/stores/{STORE_HASH}/v2/orders/250/products?limit=2&page=1",
+        f"/stores/{STORE_HASH}/v2/orders/250/products?limit=2&page=2",
+    ]
+
+
+def test_products_that_cannot_be_read_leave_the_lines_unknown_not_the_amounts() -> None:
+    created = datetime(2019, 6, 25, 16, 15, 30, tzinfo=UTC)
+    order = v2_order(250, created=created, modified=created)
+    event = order_event(order, "250", not_before=None, products=[{"quantity": 1}])  # no price
+    assert event.lines is None and event.gross_sales == Decimal("225")
+    event = order_event(order, "250", not_before=None, products=[])
+    assert event.lines == ()

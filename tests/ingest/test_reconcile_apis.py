@@ -254,3 +254,36 @@ def test_the_clients_never_send_credentials_over_plain_http_to_another_host() ->
     with pytest.raises(ValueError, match="https"):
         source("stripe", "http://api.example.com", api_key=STRIPE_KEY)
     assert format_datetime(SINCE, usegmt=True) == "Mon, 01 Dec 2025 00:00:00 GMT"
+
+
+def test_a_listing_that_never_ends_stops_the_run(api: StoreApi) -> None:
+    looping = {
+        "data": {
+            "orders": {
+                "pageInfo": {"hasNextPage": True, "endCursor": "same"},
+                "nodes": [shopify_node(1)],
+            }
+        }
+    }
+    api.faults = [(200, {}, looping)] * 3
+    with pytest.raises(ApiFailure, match="cursor 'same' twice"):
+        fetch_all(shopify(api.url))
+    assert len(api.requests) == 2
+
+    full_page = {"object": "list", "data": [session(1, "complete")], "has_more": True}
+    api.faults = [(200, {}, full_page)] * 3
+    with pytest.raises(ApiFailure, match="twice"):
+        fetch_all(stripe(api.url))
+
+
+def test_a_request_that_times_out_is_retried(api: StoreApi) -> None:
+    api.woo_orders = [woo_order(1)]
+    api.delays = [1.0]  # the first request outlasts the client's timeout
+    src = source("woocommerce", api.url, consumer_key=WOO_KEY, consumer_secret=WOO_SECRET)
+    fetcher = make_fetcher(src, Settings(), backoff_base=0.01, timeout=0.3)
+    assert [r.entity_id for r in fetch_all(fetcher)] == ["1"]
+    assert len(api.requests) == 2
+
+    api.delays = [1.0] * 5
+    with pytest.raises(ApiFailure, match="did not answer in time"):
+        fetch_all(make_fetcher(src, Settings(), backoff_base=0.01, timeout=0.3))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -108,11 +109,11 @@ def test_reconcile_asks_the_running_service(tmp_path: Path, api: StoreApi) -> No
         with service.client() as http:
             status = http.get("/api/v1/reconciliation").json()["sources"]["bc"]
             assert status["missed_7d"] == 2 and status["missed_7d_by_kind"] == {"order": 2}
-            metrics = http.get(
-                "/api/v1/metrics",
-                params={
-                    "from": (RECENT - timedelta(days=1)).isoformat(),
-                    "to": (RECENT + timedelta(days=1)).isoformat(),
-                },
-            ).json()
-            assert metrics["orders"] == 2
+            window = {
+                "from": (RECENT - timedelta(days=1)).isoformat(),
+                "to": (RECENT + timedelta(days=1)).isoformat(),
+            }
+            deadline = time.monotonic() + 20  # the service folds the filled orders in a moment
+            while http.get("/api/v1/metrics", params=window).json()["orders"] != 2:
+                assert time.monotonic() < deadline, "the filled orders were not folded"
+                time.sleep(0.1)

@@ -214,3 +214,35 @@ def test_unmappable_records_are_quarantined_once_and_no_secret_is_ever_shown(
     assert "reconciliation of st credentials_rejected" in shown  # the logs were captured
     for secret in (STRIPE_KEY, BC_TOKEN, SECRET):
         assert secret not in shown
+
+
+def test_a_restart_waits_out_the_interval_since_the_last_run(tmp_path: Path, api: StoreApi) -> None:
+    with service(tmp_path, api.url) as client:
+        reconcile(client)
+    asked = len(api.requests)
+    with service(tmp_path, api.url, reconcile_interval_seconds=3600) as client:
+        time.sleep(0.5)  # the schedule starts, and finds every source reconciled just now
+        assert client.get("/api/v1/reconciliation").json()["sources"]["bc"]["running"] is None
+    assert len(api.requests) == asked
+
+
+def test_a_source_may_have_its_own_interval(tmp_path: Path, api: StoreApi) -> None:
+    stores = store_sources(api.url)
+    hourly = stores["bc"].model_copy(update={"reconcile_interval_seconds": 0.2})
+    config = Settings(db_path=tmp_path / "shoppulse.duckdb", reconcile_interval_seconds=0)
+    app = create_app(config, {"bc": hourly, "st": stores["st"]}, clock=FrozenClock())
+    with TestClient(app) as client:
+        wait_for(lambda: len(client.get("/api/v1/reconciliation").json()["runs"]) >= 2)
+        status = client.get("/api/v1/reconciliation").json()
+        assert {r["source"] for r in status["runs"]} == {"bc"}  # st has no schedule
+        assert status["sources"]["bc"]["interval_seconds"] == 0.2
+
+    with pytest.raises(ValueError, match="needs the source's store API credentials"):
+        Source.model_validate(
+            {
+                "id": "p",
+                "provider": "shopify",
+                "secrets": [SECRET],
+                "reconcile_interval_seconds": 60,
+            }
+        )

@@ -278,3 +278,23 @@ def test_a_hand_edited_secret_that_can_never_verify_stops_serve(
     assert not db.exists()  # refused before anything was opened
     with pytest.raises(ConfigError, match="hand-made"):
         create_app(Settings(config=config, db_path=db), load_sources(config))
+
+
+def test_add_with_a_time_zone_and_list_it(config: Path) -> None:
+    def add(timezone: str) -> Any:
+        return run(
+            *("sources", "add", "--config", str(config), "--id", "acme-eu"),
+            *("--provider", "woocommerce", "--generate-secret", "--timezone", timezone),
+        )
+
+    before = config.read_text()
+    bad = add("Europe/Berln")
+    assert bad.exit_code == 2 and "unknown time zone 'Europe/Berln'" in bad.output
+    assert config.read_text() == before
+    added = add("Europe/Berlin")
+    assert added.exit_code == 0, added.output
+    assert load_sources(config)["acme-eu"].timezone == "Europe/Berlin"
+    listed = CliRunner().invoke(
+        cli, ["sources", "list", "--config", str(config)], env={"COLUMNS": "200"}
+    )
+    assert "Europe/Berlin" in listed.output and "display" in listed.output
