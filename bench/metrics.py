@@ -80,7 +80,7 @@ INSERT INTO events
 SELECT $seq0 + row_number() OVER (ORDER BY i, part), $seq0 + row_number() OVER (ORDER BY i, part),
        'shop' || (i % 3), received_at, kind, action, entity_id, created_at, updated_at, cart_token,
        checkout_token, order_id, currency, gross, disc, refund, false, false, false, false, false,
-       NULL
+       NULL, 'webhook'
 FROM rows
 """
 
@@ -107,7 +107,7 @@ INSERT INTO events
 SELECT $seq0 + row_number() OVER (ORDER BY i, part), $seq0 + row_number() OVER (ORDER BY i, part),
        'shop' || (i % 3), received_at, kind, action, entity_id, created_at, updated_at, cart_token,
        checkout_token, order_id, currency, gross, disc, refund, false, false, false, false, false,
-       NULL
+       NULL, 'webhook'
 FROM rows
 """
 
@@ -170,9 +170,9 @@ def service_rss(path: Path, deliveries: int = 500) -> tuple[float, float]:
         server.stop()
 
 
-def run(size: int, workdir: Path, repeats: int, rss: bool = False) -> dict[str, float]:
-    path = workdir / f"history-{size}.duckdb"
-    con = open_database(path)
+def write_history(con: duckdb.DuckDBPyConnection, size: int) -> tuple[int, int, int]:
+    """About `size` events over a month into the empty live database of `con`; return the
+    events written, the groups and their spacing in milliseconds."""
     groups = int(size / 2.87)
     spacing = max(1, int(30 * 86400 * 1000 / groups))  # a month of history
     print(f"\n== {size:,} events: building history ({groups:,} groups) ...", flush=True)
@@ -182,6 +182,13 @@ def run(size: int, workdir: Path, repeats: int, rss: bool = False) -> dict[str, 
     for first in range(0, groups, step):
         total = _add_groups(con, first, min(groups, first + step), spacing)
     print(f"   {total:,} events written in {time.perf_counter() - started:.1f} s", flush=True)
+    return total, groups, spacing
+
+
+def run(size: int, workdir: Path, repeats: int, rss: bool = False) -> dict[str, float]:
+    path = workdir / f"history-{size}.duckdb"
+    con = open_database(path)
+    total, groups, spacing = write_history(con, size)
     engine = MetricsEngine(con, batch_max=250_000)
     now = T0 + timedelta(days=32)
     started = time.perf_counter()

@@ -72,7 +72,8 @@ def build(db_path: Path, events: int) -> tuple[duckdb.DuckDBPyConnection, dict[s
     con.execute(
         f"""INSERT INTO events SELECT i + 1, i + 1, 'acme', {ts}, 'order', 'create',
         'o-' || (i // 2), {ts}, {ts}, NULL, NULL, 'o-' || (i // 2), 'USD', 100.00, 5.00, NULL,
-        false, false, false, false, false, NULL FROM range({events}) t(i)"""
+        false, false, false, false, false, NULL, 'webhook'
+        FROM range({events}) t(i)"""
     )
     tables = {
         "orders": _table(con, "metrics_orders", "metrics_orders_hot"),
@@ -89,8 +90,8 @@ def build(db_path: Path, events: int) -> tuple[duckdb.DuckDBPyConnection, dict[s
     )
     con.execute(
         f"""INSERT INTO {tables["sales"]} SELECT 'acme', 'USD', m, count(*), sum(100.00),
-        sum(5.00), 0, 1 FROM (SELECT date_trunc('minute', {created}) AS m FROM range({orders})
-        t(i)) GROUP BY m"""
+        sum(5.00), 0, 1, 'delivery' FROM (SELECT date_trunc('minute', {created}) AS m
+        FROM range({orders}) t(i)) GROUP BY m"""
     )
     con.execute(f"UPDATE metrics_cursor SET event_seq = {events}, fold_seq = 1")
     con.execute("CHECKPOINT")
@@ -111,7 +112,8 @@ def add_batch(
     con.execute(
         f"""INSERT INTO events SELECT {top} + i + 1, {top} + i + 1, 'acme', {now}, 'order',
         'create', 'n-' || ({top} + i), {now}, {now}, NULL, NULL, 'n-' || ({top} + i), 'USD',
-        100.00, 5.00, NULL, false, false, false, false, false, NULL FROM range({batch}) t(i)"""
+        100.00, 5.00, NULL, false, false, false, false, false, NULL, 'webhook'
+        FROM range({batch}) t(i)"""
     )
     con.execute(
         f"""INSERT INTO {tables["orders"]} SELECT 'acme', 'n-' || ({top} + i), true, {now},
@@ -125,7 +127,7 @@ def add_batch(
     )
     con.execute(
         f"""INSERT INTO {tables["sales"]} SELECT 'acme', 'USD', {now} + INTERVAL (i) MINUTE,
-        1, 100.00, 5.00, 0, {fold} FROM range(60) t(i)"""
+        1, 100.00, 5.00, 0, {fold}, 'delivery' FROM range(60) t(i)"""
     )
     con.execute(f"UPDATE metrics_cursor SET event_seq = {top + batch}, fold_seq = {fold}")
     con.execute("COMMIT")

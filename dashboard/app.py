@@ -179,6 +179,7 @@ def _draw(client: ReadClient, snapshot: Snapshot) -> None:
     with right:
         sections.funnel(snapshot)
     sections.sources(snapshot)
+    sections.restated(client, snapshot)
 
 
 #: Calm refreshes: the numbers never fade while a refresh runs (the "updated" time says how

@@ -6,7 +6,8 @@ timeouts and turns the JSON into the frozen values of `dashboard.model`. Streaml
 here, so the data layer is testable on its own.
 
 Endpoints read: `GET /api/v1/metrics` (window figures), `GET /api/v1/metrics/timeseries`,
-`GET /api/v1/ingest/stats`, `GET /api/v1/ingest/quarantine` and `GET /api/v1/metrics/timezones`.
+`GET /api/v1/metrics/restatements`, `GET /api/v1/ingest/stats`, `GET /api/v1/ingest/quarantine`
+and `GET /api/v1/metrics/timezones`.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from dashboard.model import (
     delivery_total,
     list_sources,
 )
+from dashboard.restated import RestatedDay
 from dashboard.time_range import TimeRange, Zones
 
 DEFAULT_API_URL = "http://127.0.0.1:8000"
@@ -129,6 +131,19 @@ class ReadClient:
             **_params(window, source),
         }
         return Trend.from_json(self._get("/api/v1/metrics/timeseries", params), window)
+
+    def restated_days(
+        self, window: TimeRange, source: str | None = None, metric: str = "net_sales"
+    ) -> list[RestatedDay]:
+        """Each closed day of `window`: `metric` first reported, now, and why it changed."""
+        params = {"metric": metric, "grain": "day", "tz": window.zone, **_params(window, source)}
+        body = self._get("/api/v1/metrics/restatements", params)
+        try:
+            return [RestatedDay.from_json(item) for item in body["buckets"]]
+        except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
+            raise ServiceUnavailable(
+                f"unexpected restatements from the service: {exc}", reachable=True
+            ) from None
 
     def zones(self) -> Zones:
         """Each source's time zone and the display zone (`GET /api/v1/metrics/timezones`)."""

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import datetime, timedelta
+from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 import pandas as pd
 import streamlit as st
@@ -14,6 +16,7 @@ from dashboard import formatting as fmt
 from dashboard.data import ReadClient, ServiceUnavailable
 from dashboard.model import LAG_WARNING_SECONDS, Figures, Health, Kpi, LogLag, Snapshot
 from dashboard.reconciliation import reconciliation_line
+from dashboard.restated import CAUSE_LABELS, DAYS, THRESHOLD, RestatedDay, closed_days
 
 QUARANTINE_LIMIT = 20
 KPI_COLUMNS = 2
@@ -307,3 +310,49 @@ def _reasons(client: ReadClient, source: str | None, figures: Health, zone: str)
         _table(frame)
     else:
         st.caption("Nothing rejected.")
+
+
+def restated(client: ReadClient, snapshot: Snapshot) -> None:
+    """Net sales of the last closed days as first reported and as they are now, with the causes
+    of the difference; a day that moved by more than THRESHOLD is marked."""
+    st.subheader("Restated", anchor=False)
+    try:
+        zone = snapshot.window.zone
+        days = client.restated_days(closed_days(snapshot.read_at, zone), snapshot.source)
+    except ServiceUnavailable as exc:
+        st.info(f"Restatements are not available: {exc}")
+        return
+    st.caption(
+        f"Net sales of the last {DAYS} days ({zone}) as first reported when the day closed and as "
+        f"they are now; :orange[▲] marks a day that moved by more than {THRESHOLD:.0%}."
+    )
+    if not days:
+        st.caption("No sales in those days.")
+        return
+    rows = [_restated_row(day, zone) for day in sorted(days, key=_newest_first)]
+    frame = pd.DataFrame(rows)
+    st.dataframe(frame, hide_index=True, width="stretch", key="restated_table")
+
+
+def _newest_first(day: RestatedDay) -> tuple[float, str]:
+    return (-day.day.timestamp(), day.currency or "")
+
+
+def _restated_row(day: RestatedDay, zone: str) -> dict[str, str]:
+    def amount(value: Decimal | None, *, signed: bool = False) -> str:
+        return fmt.money(value, day.currency, signed=signed)
+
+    causes = " · ".join(
+        f"{CAUSE_LABELS.get(cause, cause)} {amount(value, signed=True)}"
+        for cause, value in day.causes
+    )
+    return {
+        "day": day.day.astimezone(ZoneInfo(zone)).strftime("%a %Y-%m-%d"),
+        "first reported": amount(day.first_reported)
+        if day.first_reported is not None
+        else "not recorded",
+        "now": amount(day.now),
+        "difference": amount(day.difference, signed=True) if day.difference is not None else "",
+        "moved": "▲" if day.moved() else "",
+        "why": causes,
+    }

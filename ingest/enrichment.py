@@ -56,7 +56,7 @@ from ingest.events import CanonicalEvent
 from ingest.intake import Clock
 from ingest.replay import submit_job
 from ingest.sources import Source
-from ingest.storage.schema import EVENTS
+from ingest.storage.schema import EVENTS, FILL
 from ingest.storage.writer import Writer
 
 log = logging.getLogger("shoppulse.enrichment")
@@ -337,7 +337,7 @@ class OrderEnricher:
                 if now.latest_seq != seen.latest_seq:
                     con.execute("ROLLBACK")
                     return "stale"  # a newer version arrived: the next scan fetches again
-                writer.append_events(con, now.latest_delivery, source, received_at, [event])
+                writer.append_events(con, now.latest_delivery, source, received_at, [event], FILL)
                 con.execute("COMMIT")
             except BaseException:
                 con.execute("ROLLBACK")

@@ -44,7 +44,7 @@ from ingest.redaction import redacted_body
 from ingest.settings import Settings
 from ingest.sources import Source
 from ingest.storage.bodies import pack, unpack
-from ingest.storage.schema import DELIVERIES
+from ingest.storage.schema import DELIVERIES, REPLAY
 from ingest.storage.writer import Writer
 
 log = logging.getLogger("shoppulse.replay")
@@ -71,6 +71,7 @@ class AppendEvents(Protocol):
         source: str,
         received_at: datetime,
         events: Sequence[CanonicalEvent],
+        origin: str = ...,
     ) -> None: ...
 
 
@@ -336,6 +337,7 @@ def _apply(
                         verdict.source,
                         verdict.received_at,
                         verdict.events,
+                        REPLAY,
                     )
                     moved.append(verdict)
             elif verdict.reason != verdict.previous_reason:

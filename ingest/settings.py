@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ingest.timezones import checked_timezone
@@ -155,6 +155,17 @@ class Settings(BaseSettings):
         "whatever this says; after a crash the engine folds the events since the last write "
         "again into state, so nothing is lost or counted twice.",
     )
+    metrics_history_per_fold: timedelta = Field(
+        default=timedelta(days=7),
+        description="How long the metrics history keeps every fold: `as_of` answers exactly what "
+        "/api/v1/metrics answered at that moment for this recent period (docs/metrics.md).",
+    )
+    metrics_history_hourly: timedelta = Field(
+        default=timedelta(days=90),
+        description="Up to this age the metrics history keeps one state per hour (`as_of` "
+        "resolves to the end of the last whole hour before it), beyond it one per day. Not "
+        "less than metrics_history_per_fold.",
+    )
     fold_batch_max: int = Field(
         default=20_000, ge=1, description="Most events the metrics engine folds in one transaction."
     )
@@ -214,3 +225,13 @@ class Settings(BaseSettings):
     @classmethod
     def _known_timezone(cls, value: str) -> str:
         return checked_timezone(value)
+
+    @model_validator(mode="after")
+    def _history_periods_in_order(self) -> Settings:
+        if self.metrics_history_per_fold < timedelta(0):
+            raise ValueError("metrics_history_per_fold must not be negative")
+        if self.metrics_history_hourly < self.metrics_history_per_fold:
+            raise ValueError(
+                "metrics_history_hourly must not be less than metrics_history_per_fold"
+            )
+        return self

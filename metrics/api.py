@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Annotated, Any
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, Literal
 
 import duckdb
 from fastapi import APIRouter, HTTPException, Query
@@ -14,9 +14,10 @@ from starlette.concurrency import run_in_threadpool
 
 from ingest.errors import UnknownSource
 from ingest.timezones import UTC_NAME, checked_timezone
-from metrics.catalog import METRICS
-from metrics.query import Grain, Window, known_metric, timeseries, window_figures
+from metrics.catalog import METRICS, Metric
+from metrics.query import AsOf, Grain, Window, known_metric, timeseries, window_figures
 from metrics.recompute import check
+from metrics.restatements import restatable, restatements
 from metrics.worker import MetricsWorker
 
 
@@ -122,6 +123,10 @@ class WindowFigures(BaseModel):
     watermark: str | None = Field(description="received_at of the newest event folded in.")
     freshness_seconds: float | None = Field(description="Now minus the watermark.")
     events_folded_through: int
+    definition_versions: dict[str, int] = Field(
+        description="The version of each metric's definition these figures were computed with "
+        "(GET /api/v1/metrics/definitions)."
+    )
     cart_abandon_after_seconds: float = Field(
         description="Inactivity after which an unconverted cart counts as abandoned."
     )
@@ -143,7 +148,46 @@ class Series(BaseModel):
     timezone: str = Field(description="The IANA zone whose hours and days the buckets are.")
     from_: str = Field(alias="from")
     to: str
+    definition_version: int = Field(description="Version of the metric's definition.")
     points: list[Point]
+
+
+class Restatement(BaseModel):
+    bucket: str = Field(description="Start of the hour or day (of `timezone`).")
+    currency: str | None = Field(description="For money; null for counts.")
+    closed_at: str = Field(description="When the bucket closed: its end plus `settle`.")
+    first_reported: int | str | None = Field(
+        description="The value reported once the bucket closed (as_of closed_at); null when "
+        "it closed before the history began."
+    )
+    now: int | str
+    difference: int | str | None = Field(description="now - first_reported.")
+    causes: dict[str, int | str] = Field(
+        description="The difference split by cause; the causes add up to it exactly. Causes: "
+        "late_delivery, cancellation, refund, order_edit, abandonment, abandonment_reversed, "
+        "reconciliation_fill, replay."
+    )
+
+
+class Restatements(BaseModel):
+    metric: str
+    grain: Literal["hour", "day"]
+    source: str | None
+    timezone: str = Field(description="The IANA zone whose hours and days the buckets are.")
+    from_: str = Field(alias="from")
+    to: str
+    settle_seconds: float
+    definition_version: int
+    buckets: list[Restatement]
+
+
+class Definition(BaseModel):
+    name: str
+    kind: str
+    label: str
+    description: str = Field(description="What the metric means (docs/metrics.md).")
+    formula: str
+    version: int = Field(description="Raised whenever the definition changes.")
 
 
 class Zones(BaseModel):
@@ -164,6 +208,27 @@ ToQuery = Annotated[
     Query(alias="to", description="Window end, exclusive (UTC); default: the end of this minute."),
 ]
 SourceQuery = Annotated[str | None, Query(description="Source id; omitted = all sources.")]
+AsOfQuery = Annotated[
+    datetime | None,
+    Query(
+        description="Answer the figures exactly as the service reported them at this moment "
+        "(UTC; the recent history per fold, older per hour or per day: docs/metrics.md)."
+    ),
+]
+
+
+def _about(metric: Metric, grain: str, window: Window) -> dict[str, Any]:
+    """What a series or a list of restatements is of."""
+    return {
+        "metric": metric.name,
+        "grain": grain,
+        "source": window.source,
+        "from": window.start.isoformat(),
+        "to": window.end.isoformat(),
+        "definition_version": metric.version,
+    }
+
+
 TzQuery = Annotated[
     str | None,
     Query(
@@ -177,12 +242,36 @@ TzQuery = Annotated[
 def build_router(get_context: Callable[[], MetricsContext]) -> APIRouter:
     router = APIRouter(prefix="/api/v1/metrics", tags=["metrics"])
 
-    def _window(start: datetime | None, end: datetime | None, source: str | None) -> Window:
+    def _window(
+        now: datetime,
+        start: datetime | None,
+        end: datetime | None,
+        source: str | None,
+        default: timedelta = timedelta(hours=24),
+    ) -> Window:
         context = get_context()
         context.require_source(source)
         try:
-            return Window.around(context.clock(), start, end, source)
+            return Window.around(now, start, end, source, default)
         except (ValueError, OverflowError) as exc:  # overflow: a bound at the edge of datetime
+            raise HTTPException(422, str(exc)) from None
+
+    def _as_of(moment: datetime | None) -> tuple[datetime, AsOf | None]:
+        """The moment to answer for (the clock's now, or `as_of`) and what to read."""
+        ctx = get_context()
+        now = ctx.clock()
+        if moment is None:
+            return now, None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        if moment > now:
+            raise HTTPException(422, f"'as_of' ({moment.isoformat()}) is in the future")
+        return moment, AsOf.at(ctx.con.cursor(), moment)
+
+    def _metric(name: str) -> Metric:
+        try:
+            return known_metric(name)
+        except ValueError as exc:
             raise HTTPException(422, str(exc)) from None
 
     unknown_source: dict[int | str, dict[str, Any]] = {
@@ -196,11 +285,15 @@ def build_router(get_context: Callable[[], MetricsContext]) -> APIRouter:
         responses=unknown_source,
     )
     async def metrics(
-        source: SourceQuery = None, start: FromQuery = None, end: ToQuery = None
+        source: SourceQuery = None,
+        start: FromQuery = None,
+        end: ToQuery = None,
+        as_of: AsOfQuery = None,
     ) -> Any:
         ctx = get_context()
-        window = _window(start, end, source)
-        figures = await run_in_threadpool(window_figures, ctx.con.cursor(), window, ctx.clock())
+        now, reading = _as_of(as_of)
+        window = _window(now, start, end, source)
+        figures = await run_in_threadpool(window_figures, ctx.con.cursor(), window, now, reading)
         return {**figures, **ctx.abandonment_rules()}
 
     @router.get(
@@ -216,26 +309,69 @@ def build_router(get_context: Callable[[], MetricsContext]) -> APIRouter:
         start: FromQuery = None,
         end: ToQuery = None,
         tz: TzQuery = None,
+        as_of: AsOfQuery = None,
     ) -> Any:
         ctx = get_context()
+        definition = _metric(metric)
         try:
-            definition = known_metric(metric)
             zone = checked_timezone(tz) if tz is not None else None
         except ValueError as exc:
             raise HTTPException(422, str(exc)) from None
-        window = _window(start, end, source)
+        now, reading = _as_of(as_of)
+        window = _window(now, start, end, source)
         zone = zone or ctx.zones.of(source)
         points = await run_in_threadpool(
-            timeseries, ctx.con.cursor(), definition, grain, window, zone
+            timeseries, ctx.con.cursor(), definition, grain, window, zone, reading
+        )
+        return {**_about(definition, grain, window), "timezone": zone, "points": points}
+
+    @router.get(
+        "/restatements",
+        response_model=Restatements,
+        summary="What each closed hour or day was first reported as, what it is now, and why",
+        responses=unknown_source,
+    )
+    async def restated(
+        metric: Annotated[str, Query(description="A count or money metric.")] = "net_sales",
+        grain: Annotated[Literal["hour", "day"], Query(description="Bucket size.")] = "day",
+        source: SourceQuery = None,
+        start: FromQuery = None,
+        end: ToQuery = None,
+        settle: Annotated[
+            float,
+            Query(
+                ge=0,
+                le=31 * 86400,
+                description="Seconds after a bucket's end at which it counts as first reported.",
+            ),
+        ] = 0,
+        tz: TzQuery = None,
+    ) -> Any:
+        ctx = get_context()
+        definition = _metric(metric)
+        try:
+            restatable(definition)
+            zone = checked_timezone(tz) if tz is not None else None
+        except ValueError as exc:
+            raise HTTPException(422, str(exc)) from None
+        now = ctx.clock()
+        window = _window(now, start, end, source, default=timedelta(days=7))
+        zone = zone or ctx.zones.of(source)
+        buckets = await run_in_threadpool(
+            restatements,
+            ctx.con.cursor(),
+            definition,
+            grain,
+            window,
+            timedelta(seconds=settle),
+            now,
+            zone,
         )
         return {
-            "metric": metric,
-            "grain": grain,
-            "source": source,
+            **_about(definition, grain, window),
             "timezone": zone,
-            "from": window.start.isoformat(),
-            "to": window.end.isoformat(),
-            "points": points,
+            "settle_seconds": settle,
+            "buckets": buckets,
         }
 
     @router.get("/timezones", response_model=Zones, summary="The time zone of each source's days")
@@ -247,10 +383,21 @@ def build_router(get_context: Callable[[], MetricsContext]) -> APIRouter:
     async def recompute_check() -> dict[str, Any]:
         return await run_in_threadpool(get_context().check)
 
-    @router.get("/definitions", summary="What each metric means")
-    async def definitions() -> list[dict[str, str]]:
+    @router.get(
+        "/definitions",
+        response_model=list[Definition],
+        summary="What each metric means, its formula and the version of its definition",
+    )
+    async def definitions() -> list[dict[str, Any]]:
         return [
-            {"name": m.name, "kind": m.kind, "label": m.label, "description": m.description}
+            {
+                "name": m.name,
+                "kind": m.kind,
+                "label": m.label,
+                "description": m.description,
+                "formula": m.formula,
+                "version": m.version,
+            }
             for m in METRICS.values()
         ]
 

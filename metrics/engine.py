@@ -29,7 +29,10 @@ import duckdb
 import polars as pl
 
 from ingest.storage.schema import EVENTS, INGEST_MIGRATIONS, migrate
+from metrics import causes as C
 from metrics import fold as F
+from metrics import history
+from metrics.history import History
 from metrics.schema import METRICS_MIGRATIONS
 from metrics.store import Cursor, StateStore
 
@@ -38,7 +41,7 @@ log = logging.getLogger("shoppulse.metrics")
 _EVENT_COLUMNS = (
     "event_seq, source, received_at, kind, entity_id, created_at, updated_at, cart_token, "
     "checkout_token, order_id, currency, gross_sales, discounts, refund_amount, test, "
-    "cancelled, deleted, abandoned, completed, action = 'restore' AS restored"
+    "cancelled, deleted, abandoned, completed, action = 'restore' AS restored, origin"
 )
 
 _EVENT_TYPES = {
@@ -76,6 +79,43 @@ def _all_empty(*frames: pl.DataFrame) -> bool:
     return all(f.is_empty() for f in frames)
 
 
+Change = tuple[pl.DataFrame, pl.DataFrame]
+"""The rows of one entity kind a fold replaced (as loaded) and their new versions."""
+
+
+def _aggregate_changes(
+    fold_seq: int, batch: F.Batch, orders: Change, refunds: Change, carts: Change, checkouts: Change
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The change of every sales and funnel bucket, per cause: (sales, funnel)."""
+    changed = pl.lit(fold_seq, pl.Int64).alias("changed_seq")
+    order_causes = C.order_causes(*orders, C.origins(batch.orders))
+    refund_causes = C.refund_causes(
+        refunds[1], batch.refunds, order_causes, C.origins(batch.refunds)
+    )
+    cart_causes = C.fate_causes(*carts, C.origins(batch.carts))
+    checkout_causes = C.fate_causes(*checkouts, C.origins(batch.checkouts))
+    sales, funnel = pl.collect_all(
+        [
+            F.net_change(
+                F.sales_contributions(orders[1], refunds[1], 1, order_causes, refund_causes),
+                F.sales_contributions(orders[0], refunds[0], -1, order_causes, refund_causes),
+                F.SALES_KEY,
+                F.SALES_VALUES,
+                changed,
+            ),
+            F.net_change(
+                F.funnel_contributions(carts[1], checkouts[1], 1, cart_causes, checkout_causes),
+                F.funnel_contributions(carts[0], checkouts[0], -1, cart_causes, checkout_causes),
+                F.FUNNEL_KEY,
+                F.FUNNEL_VALUES,
+                changed,
+            ),
+        ],
+        engine=F.ENGINE,
+    )
+    return sales, funnel
+
+
 class MetricsEngine:
     def __init__(
         self,
@@ -86,6 +126,7 @@ class MetricsEngine:
         batch_max: int = 20_000,
         state_write_seconds: float = 0.0,
         state_write_rows: int = 200_000,
+        history: History = History(),
     ) -> None:
         self.con = con.cursor()
         # A cursor is a new connection with the default settings: in UTC, DuckDB's timestamps
@@ -99,6 +140,7 @@ class MetricsEngine:
         self.batch_max = batch_max
         self.state_write_seconds = state_write_seconds
         self.state_write_rows = state_write_rows
+        self.history = history
         self._demoted_upto: int | None = None
 
     # ------------------------------------------------------------------ public
@@ -129,7 +171,7 @@ class MetricsEngine:
             )
             if self.store.pending_rows == 0:  # the tables hold every change folded so far
                 folded = folded.state_written()
-            self.store.set_cursor(folded, *changes)
+            self.store.set_cursor(folded, *changes, record_fold=True)
         return FoldReport(len(events), event_seq, now, written)
 
     def write_state(self) -> int:
@@ -208,11 +250,13 @@ class MetricsEngine:
             if report.events < self.batch_max:
                 return total
 
-    def compact(self) -> int:
-        """Merge the aggregate change log, one transaction; return the rows it saved."""
+    def compact(self, now: datetime) -> int:
+        """Merge the aggregate change log of folds older than the history keeps one by one
+        (see `metrics.history`), one transaction; return the rows it saved."""
         with self._transaction():
             # Only folds whose state is written: the publisher reads the change log up to there.
-            saved = self.store.compact(self.store.cursor().state_fold_seq)
+            upto = self.store.cursor().state_fold_seq
+            saved = history.compact(self.con, upto, now, self.history)
         return saved
 
     def demote(self) -> int:
@@ -286,19 +330,16 @@ class MetricsEngine:
             batch, cart_order_refs, cart_checkout_refs, due_carts, now
         )
 
-        # aggregates: new contributions minus old ones
+        # aggregates: new contributions minus old ones, by cause
         changes: AggregateChanges = ()
         if aggregates:
-            changes = self._aggregate_changes(
+            changes = _aggregate_changes(
                 fold_seq,
-                orders_old,
-                orders_new,
-                refunds_old,
-                refunds_new,
-                carts_old,
-                carts_new,
-                checkouts_old,
-                checkouts_new,
+                batch,
+                (orders_old, orders_new),
+                (refunds_old, refunds_new),
+                (carts_old, carts_new),
+                (checkouts_old, checkouts_new),
             )
         for spec, old, new in (
             (F.ORDER, orders_old, orders_new),
@@ -308,39 +349,6 @@ class MetricsEngine:
         ):
             store.save(spec, new, old, fold_seq)
         return changes
-
-    def _aggregate_changes(
-        self,
-        fold_seq: int,
-        orders_old: pl.DataFrame,
-        orders_new: pl.DataFrame,
-        refunds_old: pl.DataFrame,
-        refunds_new: pl.DataFrame,
-        carts_old: pl.DataFrame,
-        carts_new: pl.DataFrame,
-        checkouts_old: pl.DataFrame,
-        checkouts_new: pl.DataFrame,
-    ) -> tuple[pl.DataFrame, pl.DataFrame]:
-        """The change of every sales and funnel bucket: (sales, funnel)."""
-        changed = pl.lit(fold_seq, pl.Int64).alias("changed_seq")
-        sales, funnel = pl.collect_all(
-            [
-                F.net_change(
-                    F.sales_contributions(orders_new, refunds_new, 1),
-                    F.sales_contributions(orders_old, refunds_old, -1),
-                    F.SALES_KEY,
-                    F.SALES_VALUES,
-                ).with_columns(changed),
-                F.net_change(
-                    F.funnel_contributions(carts_new, checkouts_new, 1),
-                    F.funnel_contributions(carts_old, checkouts_old, -1),
-                    F.FUNNEL_KEY,
-                    F.FUNNEL_VALUES,
-                ).with_columns(changed),
-            ],
-            engine=F.ENGINE,
-        )
-        return sales, funnel
 
     def _fold_orders(self, batch: F.Batch) -> tuple[pl.DataFrame, pl.DataFrame]:
         empty = self.store.empty(F.ORDER)

@@ -17,6 +17,7 @@ from typing import Final
 
 import polars as pl
 
+from metrics.causes import DELIVERY
 from metrics.schema import FUNNEL_DELTAS, SALES_DELTAS, bucket_key, bucket_values
 
 KEY = ["source", "id"]
@@ -286,7 +287,10 @@ _SAYS_DELETED = pl.col("deleted") | pl.col("restored")
 #: When such an event happened: its updated_at, else (a deletion notice) when it arrived.
 _TOGGLE_AT = pl.coalesce("updated_at", "received_at").filter(_SAYS_DELETED)
 _TOGGLE_ORDER = [_TOGGLE_AT, pl.col("event_seq").filter(_SAYS_DELETED)]
+#: The origin of an entity's newest event in the batch (a change's cause: see metrics.causes).
+_ORIGIN = pl.col("origin").last()
 _ORDER_AGGS = (
+    _ORIGIN,
     *[
         pl.col(name).filter(_SAYS_DELETED).sort_by(_TOGGLE_ORDER).last().alias(alias)
         for name, alias in (("deleted", "deleted"), ("event_seq", "d_seq"))
@@ -300,6 +304,7 @@ _ORDER_AGGS = (
 )
 _IS_REFUND = pl.col("kind") == "refund"
 _REFUND_AGGS = (
+    _ORIGIN,
     _latest("updated_at").alias("v_updated_at"),
     _latest("event_seq").alias("v_seq"),
     _latest("order_id"),
@@ -316,6 +321,7 @@ _REFUND_COLUMNS: tuple[str | pl.Expr, ...] = (
     "created_at",
     "currency",
     pl.col("refund_amount").fill_null(0).cast(MONEY).alias("amount"),
+    "origin",
     _KEY_HASH,
 )
 
@@ -329,6 +335,7 @@ def _funnel_reduction(
         pl.coalesce("updated_at", "created_at").alias("last_activity"),
     )
     aggs = (
+        _ORIGIN,
         _latest("updated_at").alias("v_updated_at"),
         _latest("event_seq").alias("v_seq"),
         *[_latest(name) for name in spec.version_fields],
@@ -589,23 +596,56 @@ _CHECKOUT_FUNNEL = {
 _SEEN_AND_CREATED = pl.col("seen") & pl.col("created_at").is_not_null()
 
 
-def sales_contributions(orders: pl.DataFrame, refunds: pl.DataFrame, sign: int) -> pl.LazyFrame:
-    """Additive sales figures of these rows, multiplied by `sign` (+1 new, -1 old)."""
+def sales_contributions(
+    orders: pl.DataFrame,
+    refunds: pl.DataFrame,
+    sign: int,
+    order_causes: pl.LazyFrame,
+    refund_causes: pl.LazyFrame,
+) -> pl.LazyFrame:
+    """Additive sales figures of these rows, multiplied by `sign` (+1 new, -1 old), each with
+    the cause of its entity's change (columns source, id, cause)."""
     parts: list[pl.LazyFrame] = []
     if not orders.is_empty():
-        parts.append(orders.lazy().filter(_ORDER_COUNTS).select(_ORDER_SALES[sign]))
+        parts.append(
+            orders.lazy()
+            .filter(_ORDER_COUNTS)
+            .join(order_causes, on=KEY, how="left")
+            .select(*_ORDER_SALES[sign], _CAUSE)
+        )
     if not refunds.is_empty():
-        parts.append(refunds.lazy().filter(pl.col("counted")).select(_REFUND_SALES[sign]))
+        parts.append(
+            refunds.lazy()
+            .filter(pl.col("counted"))
+            .join(refund_causes, on=KEY, how="left")
+            .select(*_REFUND_SALES[sign], _CAUSE)
+        )
     return pl.concat(parts) if parts else _EMPTY_SALES.lazy()
 
 
-def funnel_contributions(carts: pl.DataFrame, checkouts: pl.DataFrame, sign: int) -> pl.LazyFrame:
+def funnel_contributions(
+    carts: pl.DataFrame,
+    checkouts: pl.DataFrame,
+    sign: int,
+    cart_causes: pl.LazyFrame,
+    checkout_causes: pl.LazyFrame,
+) -> pl.LazyFrame:
     parts = [
-        frame.lazy().filter(_SEEN_AND_CREATED).select(counts[sign])
-        for frame, counts in ((carts, _CART_FUNNEL), (checkouts, _CHECKOUT_FUNNEL))
+        frame.lazy()
+        .filter(_SEEN_AND_CREATED)
+        .join(causes, on=KEY, how="left")
+        .select(*counts[sign], _CAUSE)
+        for frame, counts, causes in (
+            (carts, _CART_FUNNEL, cart_causes),
+            (checkouts, _CHECKOUT_FUNNEL, checkout_causes),
+        )
         if not frame.is_empty()
     ]
     return pl.concat(parts) if parts else _EMPTY_FUNNEL.lazy()
+
+
+#: A contribution whose entity has no decided cause (none is left out: see metrics.causes).
+_CAUSE = pl.col("cause").fill_null(pl.lit(DELIVERY))
 
 
 _EMPTY_SALES = pl.DataFrame(
@@ -617,19 +657,32 @@ _EMPTY_SALES = pl.DataFrame(
         "gross_sales": SUM,
         "discounts": SUM,
         "returns": SUM,
+        "cause": pl.String,
     }
 )
 _EMPTY_FUNNEL = pl.DataFrame(
-    schema={"source": pl.String, "minute": TS, **{name: pl.Int64 for name in FUNNEL_VALUES}}
+    schema={
+        "source": pl.String,
+        "minute": TS,
+        **{name: pl.Int64 for name in FUNNEL_VALUES},
+        "cause": pl.String,
+    }
 )
 
 
 def net_change(
-    new: pl.LazyFrame, old: pl.LazyFrame, key: list[str], values: list[str]
+    new: pl.LazyFrame, old: pl.LazyFrame, key: list[str], values: list[str], changed: pl.Expr
 ) -> pl.LazyFrame:
-    """Sum new (+) and old (-) contributions per bucket, keeping buckets that changed."""
-    sums, changed = _net_exprs(tuple(values))
-    return pl.concat([new, old]).group_by(key).agg(sums).filter(changed)
+    """Sum new (+) and old (-) contributions per bucket and cause, keeping those that changed;
+    the columns of the change log: key, values, `changed` (the fold), cause."""
+    sums, nonzero = _net_exprs(tuple(values))
+    return (
+        pl.concat([new, old])
+        .group_by([*key, "cause"])
+        .agg(sums)
+        .filter(nonzero)
+        .select(*key, *values, changed, "cause")
+    )
 
 
 @cache

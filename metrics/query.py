@@ -13,8 +13,9 @@ from typing import Any, Literal
 
 import duckdb
 
-from metrics.catalog import FUNNEL_COUNTS, METRICS, Metric
-from metrics.schema import CURSOR, FUNNEL, SALES
+from metrics.catalog import FUNNEL_COUNTS, METRICS, Metric, definition_versions
+from metrics.history import FoldAt, fold_at
+from metrics.schema import CURSOR, FUNNEL, FUNNEL_DELTAS, SALES, SALES_DELTAS, bucket_sums
 
 Grain = Literal["minute", "hour", "day"]
 CENT = Decimal("0.01")
@@ -56,6 +57,28 @@ class Window:
         return clause, params
 
 
+@dataclass(frozen=True)
+class AsOf:
+    """Read the figures as reported at `moment`: as of `fold` (None: no fold yet by then)."""
+
+    moment: datetime
+    fold: FoldAt | None
+
+    @classmethod
+    def at(cls, con: duckdb.DuckDBPyConnection, moment: datetime) -> AsOf:
+        moment = moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+        return cls(moment, fold_at(con, moment))
+
+    def tables(self) -> tuple[str, str]:
+        """The sales and funnel minutes as of the fold (subqueries standing for the views)."""
+        upto = self.fold.fold_seq if self.fold is not None else 0
+        return f"({bucket_sums(SALES_DELTAS, upto)})", f"({bucket_sums(FUNNEL_DELTAS, upto)})"
+
+
+def _tables(as_of: AsOf | None) -> tuple[str, str]:
+    return (SALES, FUNNEL) if as_of is None else as_of.tables()
+
+
 def _money(value: Decimal | None) -> str | None:
     """Exact decimal string; trailing zeros beyond cents are dropped (12.5000 -> 12.50)."""
     if value is None:
@@ -82,11 +105,19 @@ def _money_figures(
     }
 
 
-def freshness(con: duckdb.DuckDBPyConnection, now: datetime) -> dict[str, Any]:
-    row = con.execute(
-        f"SELECT evaluated_at, watermark_received_at, event_seq FROM {CURSOR}"
-    ).fetchall()[0]
-    evaluated_at, watermark, event_seq = row
+def freshness(
+    con: duckdb.DuckDBPyConnection, now: datetime, as_of: AsOf | None = None
+) -> dict[str, Any]:
+    if as_of is None:
+        row = con.execute(
+            f"SELECT evaluated_at, watermark_received_at, event_seq FROM {CURSOR}"
+        ).fetchall()[0]
+        evaluated_at, watermark, event_seq = row
+    elif as_of.fold is None:
+        evaluated_at, watermark, event_seq = None, None, 0
+    else:
+        fold = as_of.fold
+        evaluated_at, watermark, event_seq = fold.evaluated_at, fold.watermark, fold.event_seq
     return {
         "as_of": evaluated_at.isoformat() if evaluated_at else None,
         "watermark": watermark.isoformat() if watermark else None,
@@ -95,16 +126,21 @@ def freshness(con: duckdb.DuckDBPyConnection, now: datetime) -> dict[str, Any]:
     }
 
 
-def window_figures(con: duckdb.DuckDBPyConnection, window: Window, now: datetime) -> dict[str, Any]:
+def window_figures(
+    con: duckdb.DuckDBPyConnection, window: Window, now: datetime, as_of: AsOf | None = None
+) -> dict[str, Any]:
+    """Every figure of `window`, as they are now or as reported at `as_of` (then `now` is its
+    moment)."""
     where, params = window.where()
+    sales_table, funnel_table = _tables(as_of)
     sales = con.execute(
         f"SELECT currency, sum(orders), sum(gross_sales), sum(discounts), sum(returns) "
-        f"FROM {SALES} WHERE {where} GROUP BY currency ORDER BY currency",
+        f"FROM {sales_table} WHERE {where} GROUP BY currency ORDER BY currency",
         params,
     ).fetchall()
     funnel_row = con.execute(
         f"SELECT {', '.join(f'coalesce(sum({c}), 0)' for c in FUNNEL_COUNTS)} "
-        f"FROM {FUNNEL} WHERE {where}",
+        f"FROM {funnel_table} WHERE {where}",
         params,
     ).fetchall()[0]
     funnel = {name: int(value) for name, value in zip(FUNNEL_COUNTS, funnel_row, strict=True)}
@@ -138,7 +174,8 @@ def window_figures(con: duckdb.DuckDBPyConnection, window: Window, now: datetime
         ),
         "provisional": funnel["carts_open"] > 0 or funnel["checkouts_open"] > 0,
     }
-    result.update(freshness(con, now))
+    result.update(freshness(con, now, as_of))
+    result["definition_versions"] = definition_versions()
     return result
 
 
@@ -156,16 +193,19 @@ def timeseries(
     grain: Grain,
     window: Window,
     zone: str = "UTC",
+    as_of: AsOf | None = None,
 ) -> list[dict[str, Any]]:
-    """One point per bucket that has data (per currency for money and AOV); hour and day
-    buckets follow the IANA time zone `zone`."""
+    """One point per bucket that has data (per currency for money and AOV), now or as reported
+    at `as_of`; hour and day buckets follow the IANA time zone `zone`."""
     where, where_params = window.where()
     bucket, bucket_params = _bucket(grain, zone)
     params = [*bucket_params, *where_params]
+    sales_table, funnel_table = _tables(as_of)
     if metric.name in FUNNEL_COUNTS or metric.kind == "rate":
         parts = [metric.name] if metric.kind == "count" else [metric.numerator, metric.denominator]
         rows = con.execute(
-            f"SELECT {bucket} AS bucket, {', '.join(f'sum({p})' for p in parts)} FROM {FUNNEL} "
+            f"SELECT {bucket} AS bucket, {', '.join(f'sum({p})' for p in parts)} "
+            f"FROM {funnel_table} "
             f"WHERE {where} GROUP BY bucket ORDER BY bucket",
             params,
         ).fetchall()
@@ -179,7 +219,7 @@ def timeseries(
         return points
     rows = con.execute(
         f"SELECT {bucket} AS bucket, currency, sum(orders), sum(gross_sales), sum(discounts), "
-        f"sum(returns) FROM {SALES} WHERE {where} "
+        f"sum(returns) FROM {sales_table} WHERE {where} "
         "GROUP BY bucket, currency ORDER BY bucket, currency",
         params,
     ).fetchall()

@@ -13,9 +13,15 @@ The cursor says how far each is: `event_seq`/`fold_seq` for the aggregates, `sta
 again, into state only, before anything else: the aggregates already count them.
 
 The aggregates are additive figures per UTC minute, kept as an append-only log of changes (one
-row per touched bucket and fold: appending is far cheaper than updating in place) that is
+row per touched bucket, cause and fold: appending is far cheaper than updating in place) that is
 compacted now and then; the `*_minute` views sum it. Ratios are computed at read time. Hour and
 day figures are sums of minutes.
+
+The change log is also the history of the figures: `metrics_folds` dates every fold (its
+evaluation time), so the sums of the changes of the folds evaluated by a moment are the figures
+as they were reported then, and each change row names its cause (see `metrics.causes`).
+Compaction keeps every fold of a recent period and merges older ones per hour, then per day
+(see `metrics.history`).
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ FUNNEL = "metrics_funnel_minute"  # a view, likewise
 SALES_DELTAS = "metrics_sales_deltas"
 FUNNEL_DELTAS = "metrics_funnel_deltas"
 CURSOR = "metrics_cursor"
+FOLDS = "metrics_folds"  # one row per fold kept in the history: when it was evaluated
 
 SUM_TYPE = "DECIMAL(38,4)"
 
@@ -207,5 +214,29 @@ METRICS_MIGRATIONS: list[list[str]] = [
         ],
         f"CREATE OR REPLACE VIEW {ORDERS} AS SELECT * FROM {ORDERS}_hot "
         f"UNION ALL SELECT * FROM {ORDERS}_cold",
+    ],
+    # 4: the history of the figures. Every change row names its cause; `metrics_folds` dates
+    # every fold. Changes folded before this version are dated at the last fold before it.
+    [
+        f"ALTER TABLE {SALES_DELTAS} ADD COLUMN cause VARCHAR DEFAULT 'delivery'",
+        f"ALTER TABLE {FUNNEL_DELTAS} ADD COLUMN cause VARCHAR DEFAULT 'delivery'",
+        f"""
+        CREATE TABLE {FOLDS} (
+            fold_seq BIGINT NOT NULL,
+            evaluated_at TIMESTAMPTZ NOT NULL,
+            watermark_received_at TIMESTAMPTZ,
+            event_seq BIGINT NOT NULL
+        )
+        """,
+        f"""
+        INSERT INTO {FOLDS}
+        SELECT f.fold_seq, c.evaluated_at, c.watermark_received_at, c.event_seq
+        FROM (
+            SELECT changed_seq AS fold_seq FROM {SALES_DELTAS}
+            UNION SELECT changed_seq FROM {FUNNEL_DELTAS}
+            UNION SELECT fold_seq FROM {CURSOR}
+        ) f CROSS JOIN {CURSOR} c
+        WHERE c.evaluated_at IS NOT NULL
+        """,
     ],
 ]

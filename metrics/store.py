@@ -19,7 +19,8 @@ from metrics.fold import (
     Kind,
     key_hash,
 )
-from metrics.schema import CURSOR, FUNNEL_DELTAS, SALES_DELTAS, bucket_key, bucket_sums
+from metrics.history import record_fold_sql
+from metrics.schema import CURSOR, FUNNEL_DELTAS, SALES_DELTAS
 
 log = logging.getLogger("shoppulse.metrics")
 
@@ -459,33 +460,6 @@ class StateStore:
             return
         self._set_hot(spec, kept, None)
 
-    def compact(self, upto_fold: int) -> int:
-        """Merge the change rows of folds up to `upto_fold` of every bucket that has several
-        into one; return the rows saved. A merged row carries the last of its folds, so the sums
-        over the folds up to any later fold stay exact (the publisher reads them that way)."""
-        saved = 0
-        for table in (SALES_DELTAS, FUNNEL_DELTAS):
-            key = bucket_key(table)
-            columns = ", ".join(key)
-            matches = " AND ".join(f"t.{c} = m.{c}" for c in key)
-            upto = int(upto_fold)
-            self.con.execute(
-                f"CREATE OR REPLACE TEMP TABLE merged_buckets AS "
-                f"SELECT v.* FROM ({bucket_sums(table, upto)}) v "
-                f"SEMI JOIN (SELECT {columns} FROM {table} WHERE changed_seq <= {upto} "
-                f"GROUP BY ALL HAVING count(*) > 1) d USING ({columns})"
-            )
-            deleted = self.con.execute(
-                f"DELETE FROM {table} t USING merged_buckets m WHERE {matches} "
-                f"AND t.changed_seq <= {upto}"
-            ).fetchall()[0][0]
-            inserted = self.con.execute(
-                f"INSERT INTO {table} SELECT * FROM merged_buckets"
-            ).fetchall()[0][0]
-            self.con.execute("DROP TABLE merged_buckets")
-            saved += int(deleted) - int(inserted)
-        return saved
-
     def cursor(self) -> Cursor:
         if self._cursor is not None:
             return self._cursor
@@ -504,10 +478,13 @@ class StateStore:
         cursor: Cursor,
         sales: pl.DataFrame | None = None,
         funnel: pl.DataFrame | None = None,
+        *,
+        record_fold: bool = False,
     ) -> None:
         """Write `cursor` in the transaction in progress (see `committed`), after appending the
-        aggregate changes `sales` and `funnel` (rows with the change logs' columns): one call
-        for all of it, which saves a round trip per statement."""
+        aggregate changes `sales` and `funnel` (rows with the change logs' columns) and, with
+        `record_fold`, dating the cursor's fold in the history: one call for all of it, which
+        saves a round trip per statement."""
         self._new_cursor = cursor
         statements = []
         # DuckDB reads these Arrow tables by their local names in the script (replacement scans).
@@ -517,6 +494,15 @@ class StateStore:
             statements.append(f"INSERT INTO {SALES_DELTAS} SELECT * FROM sales_rows")
         if funnel_rows is not None:
             statements.append(f"INSERT INTO {FUNNEL_DELTAS} SELECT * FROM funnel_rows")
+        if record_fold:
+            statements.append(
+                record_fold_sql(
+                    cursor.fold_seq,
+                    _time(cursor.evaluated_at),
+                    _time(cursor.watermark),
+                    cursor.event_seq,
+                )
+            )
         statements.append(
             f"UPDATE {CURSOR} SET event_seq = {int(cursor.event_seq)}, "
             f"fold_seq = {int(cursor.fold_seq)}, evaluated_at = {_time(cursor.evaluated_at)}, "

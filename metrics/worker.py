@@ -88,7 +88,7 @@ class MetricsWorker:
                 log.debug("moved %d unchanged state rows to the cold tables", moved)
             if time.monotonic() - self._last_compaction >= self.compact_every:
                 self._last_compaction = time.monotonic()
-                saved = self.engine.compact()
+                saved = self.engine.compact(self.clock())
                 log.info("compacted the aggregate change log: %d rows merged away", saved)
             return total
 
@@ -100,7 +100,7 @@ class MetricsWorker:
     def compact_now(self) -> int:
         """Merge the aggregate change log now (normally done on a timer)."""
         with self._lock:
-            return self.engine.compact()
+            return self.engine.compact(self.clock())
 
     def demote_now(self) -> int:
         """Move unchanged state rows to the cold tables now (normally done on a timer)."""

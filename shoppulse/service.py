@@ -35,6 +35,7 @@ from ingest.storage.writer import Writer
 from metrics.api import MetricsContext, TimeZones
 from metrics.api import build_router as build_metrics_router
 from metrics.engine import MetricsEngine
+from metrics.history import History
 from metrics.uncounted import UncountedOrders
 from metrics.worker import MetricsWorker
 from shoppulse import __version__
@@ -179,6 +180,7 @@ def create_app(
             checkout_abandon_after=settings.checkout_abandon_after,
             batch_max=settings.fold_batch_max,
             state_write_seconds=settings.metrics_state_write_seconds,
+            history=History(settings.metrics_history_per_fold, settings.metrics_history_hourly),
         )
         worker = MetricsWorker(
             engine,

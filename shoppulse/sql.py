@@ -253,6 +253,20 @@ FUNNEL_MINUTE = Dataset(
         *(Column(name, "BIGINT", name) for name in FUNNEL_COUNTS),
     ),
 )
+#: Every aggregate change with its fold and cause (`metrics.history.changes_sql`), appended by fold.
+METRIC_CHANGES = Dataset(
+    "metric_changes",
+    _cols(
+        ("fold_seq", "BIGINT"),
+        ("folded_at", TS),
+        ("cause", "VARCHAR"),
+        ("source", "VARCHAR"),
+        ("currency", "VARCHAR"),
+        ("minute", TS),
+        ("metric", "VARCHAR"),
+        ("value", SUM),
+    ),
+)
 INGEST_COUNTS = Dataset(
     "ingest_counts",
     _cols(
@@ -276,6 +290,7 @@ DATASETS: dict[str, Dataset] = {
         CHECKOUTS,
         SALES_MINUTE,
         FUNNEL_MINUTE,
+        METRIC_CHANGES,
         INGEST_COUNTS,
     )
 }
@@ -380,6 +395,7 @@ VIEWS: dict[str, str] = {
         "WHERE orders > 0 AND currency IS NOT NULL)"
     ),
     "ingest_counts": "SELECT * FROM {ingest_counts}",
+    "metric_history": "SELECT * FROM {metric_changes}",
 }
 
 

@@ -17,6 +17,12 @@ EVENT_LINES = "event_lines"
 
 MONEY_TYPE = "DECIMAL(18,4)"
 
+#: The `origin` of an event: a webhook delivery, a delivery replayed out of quarantine, or an
+#: event fetched from the store's API to fill in what a webhook left out.
+WEBHOOK = "webhook"
+REPLAY = "replay"
+FILL = "fill"
+
 INGEST_MIGRATIONS: list[list[str]] = [
     [
         f"""
@@ -116,6 +122,9 @@ INGEST_MIGRATIONS: list[list[str]] = [
         )
         """,
     ],
+    # 5: where an event came from: a webhook, a replay out of quarantine, or a fill fetched
+    # from the store's API (BigCommerce enrichment). The metrics name it as a change's cause.
+    [f"ALTER TABLE {EVENTS} ADD COLUMN origin VARCHAR DEFAULT '{WEBHOOK}'"],
 ]
 
 

@@ -25,7 +25,7 @@ import polars as pl
 from ingest.events import CanonicalEvent
 from ingest.storage.bodies import pack
 from ingest.storage.database import StorageError
-from ingest.storage.schema import DELIVERIES, EVENT_LINES, EVENTS, INGEST_COUNTS
+from ingest.storage.schema import DELIVERIES, EVENT_LINES, EVENTS, INGEST_COUNTS, WEBHOOK
 
 log = logging.getLogger("shoppulse.writer")
 
@@ -92,7 +92,7 @@ EVENT_COLUMNS = (
     "deleted",
     "abandoned",
     "completed",
-    "name",  # added by ingest migration 4: the table's last column
+    "name",  # added by ingest migration 4 (migration 5 adds `origin` after it: see event_values)
 )
 
 _DELIVERY_SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
@@ -111,12 +111,12 @@ _DELIVERY_SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
 
 
 def event_values(
-    rows: list[tuple[int, int, str, datetime, CanonicalEvent]],
+    rows: list[tuple[int, int, str, datetime, CanonicalEvent]], origin: str = WEBHOOK
 ) -> list[tuple[object, ...]]:
-    """Canonical events as rows in the `events` table's column order."""
+    """Canonical events as rows in the `events` table's column order (`origin` last)."""
     names = EVENT_COLUMNS[4:]
     return [
-        (event_seq, delivery_seq, source, received_at, *[getattr(event, n) for n in names])
+        (event_seq, delivery_seq, source, received_at, *[getattr(event, n) for n in names], origin)
         for event_seq, delivery_seq, source, received_at, event in rows
     ]
 
@@ -238,8 +238,10 @@ class Writer:
         source: str,
         received_at: datetime,
         events: Sequence[CanonicalEvent],
+        origin: str = WEBHOOK,
     ) -> None:
-        """Insert `events` for the stored delivery `delivery_seq`, with the next event seqs.
+        """Insert `events` for the stored delivery `delivery_seq`, with the next event seqs and
+        their `origin` (REPLAY, FILL).
 
         For events added after the fact (a delivery replayed out of quarantine, an enriched
         order): call it from a `run_job` job, inside the job's own transaction on `con`, or on a
@@ -255,7 +257,7 @@ class Writer:
             for offset, event in enumerate(events)
         ]
         appender = con.appender(EVENTS)
-        appender.append_rows(event_values(rows))
+        appender.append_rows(event_values(rows, origin))
         appender.flush()
         lines = line_values(rows)
         if lines:

@@ -18,6 +18,7 @@ from metrics.schema import (
     CARTS,
     CHECKOUTS,
     CURSOR,
+    FOLDS,
     FUNNEL_DELTAS,
     ORDERS,
     REFUNDS,
@@ -99,7 +100,8 @@ def _rebuild(con: duckdb.DuckDBPyConnection) -> None:
         for table in (ORDERS, REFUNDS, CARTS, CHECKOUTS)
         for part in ("hot", "cold")
     ]
-    for table in (*state, SALES_DELTAS, FUNNEL_DELTAS):
+    # The history goes too: fold numbers start again, and every change is refolded now.
+    for table in (*state, SALES_DELTAS, FUNNEL_DELTAS, FOLDS):
         con.execute(f"DELETE FROM {table}")
     con.execute(
         f"UPDATE {CURSOR} SET event_seq = 0, fold_seq = 0, evaluated_at = NULL, "

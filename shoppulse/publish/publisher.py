@@ -21,7 +21,8 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from metrics.schema import bucket_sums
+from metrics.history import changes_sql
+from metrics.schema import FOLDS, FUNNEL_DELTAS, SALES_DELTAS, bucket_sums
 from shoppulse.publish.bodies import BodyColumns
 from shoppulse.publish.event_columns import EventColumns
 from shoppulse.sql import (
@@ -32,6 +33,7 @@ from shoppulse.sql import (
     EVENTS,
     FUNNEL_MINUTE,
     INGEST_COUNTS,
+    METRIC_CHANGES,
     ORDERS,
     REFUNDS,
     SALES_MINUTE,
@@ -225,7 +227,11 @@ class Publisher:
                 compacted = 0.0
                 if cycle.added:
                     mark = time.perf_counter()
-                    for dataset, seq in ((EVENTS, "event_seq"), (DELIVERIES, "delivery_seq")):
+                    for dataset, seq in (
+                        (EVENTS, "event_seq"),
+                        (DELIVERIES, "delivery_seq"),
+                        (METRIC_CHANGES, "fold_seq"),
+                    ):
                         self._compact(cycle, dataset, seq)
                     compacted = time.perf_counter() - mark
                 # A cycle that wrote nothing (the engine only advanced its timers) moves the
@@ -366,10 +372,26 @@ class Publisher:
             for dataset, table in _AGGREGATES:
                 if table in self._present:
                     self._publish_aggregate(cycle, dataset, table, last_fold, heads.fold_seq)
+            if FOLDS in self._present and self._changed(last_fold, heads.fold_seq):
+                # the history of the figures, appended by fold (metric_history)
+                changes = f"({changes_sql()}) AS changes"
+                self._append(cycle, METRIC_CHANGES, changes, "fold_seq", last_fold, heads.fold_seq)
         if heads.counts != self._meta("counts", "") and "ingest_counts" in self._present:
             changed = True
             self._replace_whole(cycle, INGEST_COUNTS, "SELECT {cols} FROM ingest_counts")
         return changed
+
+    def _changed(self, last_fold: int, fold: int) -> bool:
+        """Whether the folds after `last_fold` up to `fold` changed any aggregate."""
+        logs = [t for t in (SALES_DELTAS, FUNNEL_DELTAS) if t in self._present]
+        found = [
+            self._scalar(
+                f"SELECT 1 FROM {log} WHERE changed_seq > ? AND changed_seq <= ? LIMIT 1",
+                [last_fold, fold],
+            )
+            for log in logs
+        ]
+        return any(found)
 
     @staticmethod
     def _head_tuple(heads: Heads) -> tuple[int, int, int, str]:

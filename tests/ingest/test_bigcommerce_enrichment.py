@@ -135,6 +135,19 @@ def test_service_fills_in_amounts_and_refetches_after_a_status_change(
             .fetchone()
         )
         assert events == (4, 4, 2)  # two webhook events, two enriched ones
+        # The enriched versions are fills: the gross sales they added say so (the status webhook,
+        # a newer version without amounts, took the first fill's 225.00 away again).
+        con = client.app.state.service.con.cursor()  # type: ignore[attr-defined]
+        origins = con.execute("SELECT origin, count(*) FROM events GROUP BY 1 ORDER BY 1")
+        assert origins.fetchall() == [("fill", 2), ("webhook", 2)]
+        causes = con.execute(
+            "SELECT cause, sum(gross_sales) FROM metrics_sales_deltas GROUP BY 1 ORDER BY 1"
+        ).fetchall()
+        assert [(cause, str(gross)) for cause, gross in causes] == [
+            ("delivery", "0.0000"),
+            ("order_edit", "-225.0000"),
+            ("reconciliation_fill", "525.0000"),
+        ]
 
 
 def test_without_credentials_orders_count_without_amounts(

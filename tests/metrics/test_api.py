@@ -54,6 +54,7 @@ WINDOW_FIELDS = {
     "watermark",
     "freshness_seconds",
     "events_folded_through",
+    "definition_versions",
     "cart_abandon_after_seconds",
     "checkout_abandon_after_seconds",
 }

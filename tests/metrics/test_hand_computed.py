@@ -256,10 +256,10 @@ def test_figures_survive_a_restart(
     assert before["orders"] == 1 and after["orders"] == 2 and after["gross_sales"] == "15.00"
 
 
-def test_compaction_merges_the_change_log_and_keeps_every_figure(
-    client: TestClient, shop: Shop
+def test_compaction_merges_old_folds_per_hour_and_keeps_every_figure(
+    client: TestClient, shop: Shop, clock: FrozenClock
 ) -> None:
-    for version in range(5):  # five folds that touch the same minute bucket
+    for version in range(5):  # five folds, a minute apart, that touch the same minute bucket
         shop.order(
             "c1",
             T0,
@@ -268,6 +268,7 @@ def test_compaction_merges_the_change_log_and_keeps_every_figure(
             topic="orders/updated",
         )
         figures(client, **WEEK)
+        clock.now += timedelta(minutes=1)
     service = client.app.state.service  # type: ignore[attr-defined]
     con = service.con.cursor()
 
@@ -275,19 +276,25 @@ def test_compaction_merges_the_change_log_and_keeps_every_figure(
         return int(con.execute("SELECT count(*) FROM metrics_sales_deltas").fetchall()[0][0])
 
     service.worker.write_state_now()
-    rows_before = change_rows()
-    assert rows_before > 1
+    assert change_rows() == 5
+    assert service.worker.compact_now() == 0  # within the per-fold period: every fold is kept
+    clock.now += timedelta(days=8)
     # Compaction merges the changes of folds whose entity state is written (the publisher reads
     # the log up to there), not those of a fold whose state is in memory only.
     service.worker.engine.state_write_seconds = 3600.0
     shop.order("c2", T0, gross="1.00")  # the same minute bucket
     before = figures(client, **WEEK)
     assert service.worker.engine.store.pending_rows > 0
-    assert service.worker.compact_now() == rows_before - 1
-    assert change_rows() == 2
+    # One row per cause is left of the five: the first version and the four edits.
+    assert service.worker.compact_now() == 3
+    assert change_rows() == 3
+    causes = con.execute(
+        "SELECT cause, gross_sales FROM metrics_sales_deltas ORDER BY changed_seq, cause"
+    ).fetchall()
+    merged = [(cause, str(gross)) for cause, gross in causes[:2]]
+    assert merged == [("delivery", "10.0000"), ("order_edit", "4.0000")]
     service.worker.write_state_now()
-    assert service.worker.compact_now() == 1
-    assert change_rows() == 1
+    assert service.worker.compact_now() == 0  # c2's fold is recent
     after = figures(client, **WEEK)
     assert {k: v for k, v in after.items() if k != "as_of"} == {
         k: v for k, v in before.items() if k != "as_of"

@@ -312,3 +312,61 @@ def test_aov_by_day_is_rounded_half_even_to_each_currencys_minor_units(
         (Decimal("333.3333"),),
         (Decimal("10.0150"),),
     ]
+
+
+def test_metric_history_answers_as_of_and_restatements_like_the_api(
+    app_client: TestClient, db_path: Path, clock: FrozenClock
+) -> None:
+    """`metric_history`: the aggregate changes with their fold time and cause answer the API's
+    questions in SQL (the figures as of a moment, a day's restatement by cause)."""
+    shop = Shop(app_client)
+    day = T0.replace(hour=0)
+    clock.now = day + timedelta(hours=12)
+    shop.order("A", day + timedelta(hours=9), gross="100.00")
+    shop.order("B", day + timedelta(hours=10), gross="50.00")
+    figures(app_client)
+    publish(app_client)
+    clock.now = day + timedelta(days=1, hours=1)
+    shop.order(
+        "B",
+        day + timedelta(hours=10),
+        gross="50.00",
+        cancelled=True,
+        updated=clock.now,
+        topic="orders/cancelled",
+    )
+    shop.cart("late-cart", day + timedelta(hours=23, minutes=30))
+    figures(app_client)
+    publish(app_client)
+
+    closed = day + timedelta(days=1)
+    [(first, now)] = rows(
+        db_path,
+        "SELECT sum(value) FILTER (WHERE folded_at <= "
+        f"'{closed.isoformat()}'::TIMESTAMPTZ), sum(value) FROM metric_history "
+        f"WHERE metric = 'net_sales' AND minute >= '{day.isoformat()}'::TIMESTAMPTZ "
+        f"AND minute < '{closed.isoformat()}'::TIMESTAMPTZ",
+    )
+    assert (first, now) == (Decimal("150.0000"), Decimal("100.0000"))
+    causes = rows(
+        db_path,
+        "SELECT metric, cause, sum(value) FROM metric_history "
+        f"WHERE folded_at > '{closed.isoformat()}'::TIMESTAMPTZ GROUP BY ALL ORDER BY ALL",
+    )
+    assert [(m, c, str(v)) for m, c, v in causes if m in ("net_sales", "carts_created")] == [
+        ("carts_created", "delivery", "1.0000"),
+        ("net_sales", "cancellation", "-50.0000"),
+    ]
+    api = app_client.get(
+        "/api/v1/metrics/restatements",
+        params={"from": day.isoformat(), "to": closed.isoformat(), "grain": "day"},
+    ).json()
+    [restated] = api["buckets"]
+    assert (restated["first_reported"], restated["now"]) == ("150.00", "100.00")
+    # Every change is published once: the history adds up to the published aggregates.
+    [(history, aggregates)] = rows(
+        db_path,
+        "SELECT (SELECT sum(value) FROM metric_history WHERE metric = 'net_sales'), "
+        "(SELECT sum(net_sales) FROM sales_by_minute)",
+    )
+    assert history == aggregates == Decimal("100.0000")
