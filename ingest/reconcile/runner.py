@@ -27,6 +27,7 @@ from ingest.reconcile.records import PROVENANCE, PROVENANCE_HEADER, FetchedRecor
 from ingest.reconcile.report import CREDENTIALS_REJECTED, FAILED, OK, RunReport
 from ingest.redaction import redacted_body
 from ingest.settings import Settings
+from ingest.storage.schema import FILL
 from ingest.storage.writer import Delivery, Outcome, Overloaded, Writer
 
 log = logging.getLogger("shoppulse.reconcile")
@@ -91,6 +92,7 @@ def delivery_for(
         body=body,
         reason=None if reason is None else f"reconciliation: {reason}"[:300],
         events=[] if reason is not None else events,
+        origin=FILL,
     )
 
 

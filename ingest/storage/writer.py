@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
+from itertools import repeat
 
 import duckdb
 import polars as pl
@@ -52,6 +53,9 @@ class Delivery:
     body: bytes | None
     reason: str | None = None
     events: list[CanonicalEvent] = field(default_factory=list)
+    #: Where its events came from (`events.origin`): a webhook, or FILL for a record fetched from
+    #: the store's API by reconciliation.
+    origin: str = WEBHOOK
 
     @property
     def status(self) -> str:
@@ -111,13 +115,18 @@ _DELIVERY_SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
 
 
 def event_values(
-    rows: list[tuple[int, int, str, datetime, CanonicalEvent]], origin: str = WEBHOOK
+    rows: list[tuple[int, int, str, datetime, CanonicalEvent]],
+    origin: str | Sequence[str] = WEBHOOK,
 ) -> list[tuple[object, ...]]:
-    """Canonical events as rows in the `events` table's column order (`origin` last)."""
+    """Canonical events as rows in the `events` table's column order (`origin` last): one
+    origin for all rows, or one per row."""
     names = EVENT_COLUMNS[4:]
+    origins = repeat(origin) if isinstance(origin, str) else origin  # repeat: no end
     return [
-        (event_seq, delivery_seq, source, received_at, *[getattr(event, n) for n in names], origin)
-        for event_seq, delivery_seq, source, received_at, event in rows
+        (event_seq, delivery_seq, source, received_at, *[getattr(event, n) for n in names], o)
+        for (event_seq, delivery_seq, source, received_at, event), o in zip(
+            rows, origins, strict=False
+        )
     ]
 
 
@@ -423,6 +432,7 @@ class Writer:
                 else:
                     new_seqs = self._insert_new(rows)
                 event_rows = []
+                origins: list[str] = []
                 for offset, pending in enumerate(fresh):
                     seq = first_seq + offset
                     d = pending.delivery
@@ -433,11 +443,12 @@ class Writer:
                     for event in d.events:
                         event_seq += 1
                         event_rows.append((event_seq, seq, d.source, d.received_at, event))
+                        origins.append(d.origin)
                 if event_rows:
                     # An appender inserts the rows with one statement of this transaction,
                     # without building and registering a frame first.
                     appender = self._appender(EVENTS)
-                    appender.append_rows(event_values(event_rows))
+                    appender.append_rows(event_values(event_rows, origins))
                     appender.flush()
                     lines = line_values(event_rows)
                     if lines:

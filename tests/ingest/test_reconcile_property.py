@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pytest
 from fastapi.testclient import TestClient
 
@@ -164,3 +165,18 @@ def test_dropped_webhooks_reconciled_give_the_full_streams_metrics(
         assert [(r["missing"], r["newer"], r["errors"]) for r in second] == [(0, 0, 0)] * 4
         assert [r["fetched"] for r in second] == [r["fetched"] for r in first]
         assert settled(lossy) == expected
+
+    # What reconciliation stored is marked as fetched from the store's API, and the figures'
+    # history names it as the cause of the changes it made.
+    with duckdb.connect(str(tmp_path / "lossy" / "shoppulse.duckdb"), read_only=True) as con:
+        origins = con.execute(
+            "SELECT DISTINCT d.delivery_id LIKE 'reconcile:%', e.origin "
+            "FROM events e JOIN deliveries d USING (delivery_seq) ORDER BY ALL"
+        ).fetchall()
+        causes = con.execute(
+            "SELECT DISTINCT cause FROM metrics_sales_deltas "
+            "UNION SELECT DISTINCT cause FROM metrics_funnel_deltas"
+        ).fetchall()
+    # (BigCommerce amounts fetched for webhook orders are fills too: `(False, "fill")`.)
+    assert (True, "fill") in origins and (True, "webhook") not in origins, origins
+    assert ("reconciliation_fill",) in causes, causes
