@@ -24,8 +24,8 @@ import pyarrow.parquet as pq
 from metrics.history import changes_sql
 from metrics.schema import FOLDS, FUNNEL_DELTAS, SALES_DELTAS, bucket_sums
 from shoppulse.publish.bodies import BodyColumns
-from shoppulse.publish.event_columns import EventColumns
-from shoppulse.sql import (
+from shoppulse.publish.catalog import Snapshot, catalog_path, files_location, write_catalog
+from shoppulse.publish.datasets import (
     CARTS,
     CHECKOUTS,
     DELIVERIES,
@@ -38,14 +38,10 @@ from shoppulse.sql import (
     REFUNDS,
     SALES_MINUTE,
     Dataset,
-    Snapshot,
-    catalog_path,
-    files_location,
-    fsync_dir,
-    fsync_file,
     quote,
-    write_catalog,
 )
+from shoppulse.publish.durable import fsync_dir, fsync_file
+from shoppulse.publish.event_columns import EventColumns
 
 log = logging.getLogger("shoppulse.publish")
 
