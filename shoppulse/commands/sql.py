@@ -22,7 +22,8 @@ from rich.console import Console
 from shoppulse.cli import ConfigOption, DbOption, app, err, fail, make_settings
 from shoppulse.commands._result_display import cell, print_result
 from shoppulse.publish import refresh_stopped
-from shoppulse.sql import SqlError, catalog_path, export, open_catalog, query
+from shoppulse.publish.catalog import catalog_path
+from shoppulse.sql import SqlError, export, open_catalog, query
 from shoppulse.wording import counted
 
 
