@@ -18,7 +18,7 @@ from rich.markup import escape
 
 from ingest.settings import Settings
 from ingest.storage.database import StorageError, open_database
-from shoppulse.cli import err, fail
+from shoppulse.commands._errors import err, fail
 from shoppulse.service import discovery_path, read_discovery
 
 HTTP_TIMEOUT = 120.0

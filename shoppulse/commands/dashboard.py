@@ -28,7 +28,9 @@ from rich.table import Table
 import dashboard
 from ingest.settings import Settings
 from ingest.sources import ConfigError, Source, check_secrets, load_sources
-from shoppulse.cli import ConfigOption, DbOption, app, err, fail, make_settings
+from shoppulse.cli import app
+from shoppulse.commands._errors import err, fail
+from shoppulse.commands._options import ConfigOption, DbOption
 from shoppulse.commands._processes import (
     Children,
     Stop,
@@ -38,6 +40,7 @@ from shoppulse.commands._processes import (
     wait_until_up,
 )
 from shoppulse.commands._scale_out_up import NATS_PORT, busy_port, intake_urls, start_scale_out
+from shoppulse.commands._settings import make_settings
 from shoppulse.service import read_discovery
 
 APP_PATH = Path(dashboard.__file__).resolve().parent / "app.py"

@@ -33,15 +33,10 @@ from ingest.replay import (
 from ingest.settings import Settings
 from ingest.sources import ConfigError
 from ingest.storage.writer import Writer
-from shoppulse.cli import (
-    ConfigOption,
-    DbOption,
-    app,
-    err,
-    fail,
-    load_configured_sources,
-    make_settings,
-)
+from shoppulse.cli import app
+from shoppulse.commands._errors import err, fail
+from shoppulse.commands._options import ConfigOption, DbOption
+from shoppulse.commands._settings import load_configured_sources, make_settings
 from shoppulse.commands._target import ServiceClient, database_or_service
 from shoppulse.wording import counted
 

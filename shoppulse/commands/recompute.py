@@ -24,7 +24,10 @@ from metrics.schema import (
     REFUNDS,
     SALES_DELTAS,
 )
-from shoppulse.cli import ConfigOption, DbOption, app, fail, make_settings
+from shoppulse.cli import app
+from shoppulse.commands._errors import fail
+from shoppulse.commands._options import ConfigOption, DbOption
+from shoppulse.commands._settings import make_settings
 from shoppulse.wording import counted
 
 out = Console()

@@ -17,7 +17,9 @@ from nats.js.errors import NotFoundError
 
 from ingest.source_admin import add_log_signing_key
 from ingest.sources import ConfigError, load_sources_file
-from shoppulse.cli import (
+from shoppulse.cli import app
+from shoppulse.commands._errors import err, fail
+from shoppulse.commands._options import (
     ConfigOption,
     DbOption,
     InsecureDemoOption,
@@ -26,15 +28,9 @@ from shoppulse.cli import (
     LogLevelOption,
     SslCertfileOption,
     SslKeyfileOption,
-    app,
-    checked_sources,
-    err,
-    fail,
-    listen_url,
-    make_settings,
-    run_app,
-    server_settings,
 )
+from shoppulse.commands._server import checked_sources, listen_url, run_app, server_settings
+from shoppulse.commands._settings import make_settings
 from shoppulse.scale_out.connection import LogUnavailable, connect
 from shoppulse.scale_out.consumer import consumer_name
 from shoppulse.scale_out.permissions import (

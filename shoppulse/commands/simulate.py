@@ -24,7 +24,9 @@ from rich.table import Table
 from rich.text import Text
 
 from ingest.sources import ConfigError, load_sources
-from shoppulse.cli import app, err, fail, make_settings
+from shoppulse.cli import app
+from shoppulse.commands._errors import err, fail
+from shoppulse.commands._settings import make_settings
 from shoppulse.wording import counted
 
 if TYPE_CHECKING:

@@ -22,7 +22,10 @@ from ingest.source_admin import (
     rotate_secret,
 )
 from ingest.sources import ConfigError
-from shoppulse.cli import ConfigOption, app, fail, make_settings
+from shoppulse.cli import app
+from shoppulse.commands._errors import fail
+from shoppulse.commands._options import ConfigOption
+from shoppulse.commands._settings import make_settings
 from shoppulse.wording import counted
 
 out = Console()

@@ -19,8 +19,11 @@ import orjson
 import typer
 from rich.console import Console
 
-from shoppulse.cli import ConfigOption, DbOption, app, err, fail, make_settings
+from shoppulse.cli import app
+from shoppulse.commands._errors import err, fail
+from shoppulse.commands._options import ConfigOption, DbOption
 from shoppulse.commands._result_display import cell, print_result
+from shoppulse.commands._settings import make_settings
 from shoppulse.publish import refresh_stopped
 from shoppulse.sql import SqlError, catalog_path, export, open_catalog, query
 from shoppulse.wording import counted
