@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 import typer
 
 from shoppulse import __version__
+from shoppulse.commands import (
+    dashboard,
+    quarantine,
+    recompute,
+    reconcile,
+    scale_out,
+    settings,
+    simulate,
+    sources,
+    sql,
+)
 from shoppulse.commands._errors import err
 from shoppulse.commands._options import (
     ConfigOption,
@@ -50,7 +62,6 @@ def _root(
     """ShopPulse: real-time e-commerce metrics from store webhooks."""
 
 
-@app.command()
 def serve(
     config: ConfigOption = None,
     db: DbOption = None,
@@ -83,8 +94,32 @@ def serve(
     run_app(application, settings)
 
 
-# Command modules register themselves on `app` when imported (one line each, keep sorted).
-from shoppulse.commands import _registry  # noqa: E402, F401
+#: Every command, in the order `shoppulse --help` lists them (a command module never imports
+#: this one: it defines its functions and groups, and they are added here).
+COMMANDS: tuple[tuple[str, Callable[..., None]], ...] = (
+    ("serve", serve),
+    ("dashboard", dashboard.dashboard_command),
+    ("up", dashboard.up),
+    ("replay", quarantine.replay),
+    ("recompute", recompute.recompute),
+    ("reconcile", reconcile.reconcile),
+    ("intake", scale_out.intake),
+    ("store", scale_out.store),
+    ("settings", settings.show_settings),
+    ("simulate", simulate.simulate),
+    ("sql", sql.sql_command),
+    ("export", sql.export_command),
+)
+#: Every command group (`shoppulse quarantine list`, ...), listed after the commands.
+GROUPS: tuple[tuple[str, typer.Typer], ...] = (
+    ("quarantine", quarantine.quarantine_app),
+    ("log", scale_out.log_app),
+    ("sources", sources.sources_app),
+)
+for _name, _function in COMMANDS:
+    app.command(_name)(_function)
+for _name, _group in GROUPS:
+    app.add_typer(_group, name=_name)
 
 
 def main() -> None:

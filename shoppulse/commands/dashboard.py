@@ -28,7 +28,6 @@ from rich.table import Table
 import dashboard
 from ingest.settings import Settings
 from ingest.sources import ConfigError, Source, check_secrets, load_sources
-from shoppulse.cli import app
 from shoppulse.commands._errors import err, fail
 from shoppulse.commands._options import ConfigOption, DbOption
 from shoppulse.commands._processes import (
@@ -93,7 +92,6 @@ def streamlit_command(api_url: str, port: int, host: str = "127.0.0.1") -> list[
     ]
 
 
-@app.command("dashboard")
 def dashboard_command(
     config: ConfigOption = None,
     db: DbOption = None,
@@ -239,7 +237,6 @@ def _summary(plan: Plan) -> Panel:
     return Panel(table, title="ShopPulse is running", border_style="green", expand=False)
 
 
-@app.command()
 def up(
     config: ConfigOption = None,
     db: DbOption = None,

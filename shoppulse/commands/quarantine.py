@@ -33,7 +33,6 @@ from ingest.replay import (
 from ingest.settings import Settings
 from ingest.sources import ConfigError
 from ingest.storage.writer import Writer
-from shoppulse.cli import app
 from shoppulse.commands._errors import err, fail
 from shoppulse.commands._options import ConfigOption, DbOption
 from shoppulse.commands._settings import load_configured_sources, make_settings
@@ -43,7 +42,6 @@ from shoppulse.wording import counted
 out = Console()
 
 quarantine_app = typer.Typer(help="Quarantined deliveries and why.", no_args_is_help=True)
-app.add_typer(quarantine_app, name="quarantine")
 
 SourceFilter = Annotated[str | None, typer.Option("--source", help="Only this source.")]
 ReasonFilter = Annotated[
@@ -240,7 +238,6 @@ def _print_report(report: ReplayReport, *, live: bool) -> None:
             out.print(f"... and {report.stayed - len(report.still_quarantined)} more")
 
 
-@app.command()
 def replay(
     source: SourceFilter = None,
     since: Annotated[

@@ -24,7 +24,6 @@ from metrics.schema import (
     REFUNDS,
     SALES_DELTAS,
 )
-from shoppulse.cli import app
 from shoppulse.commands._errors import fail
 from shoppulse.commands._options import ConfigOption, DbOption
 from shoppulse.commands._settings import make_settings
@@ -44,7 +43,6 @@ def _print_differences(differences: list[Difference]) -> None:
         out.print(f"... and {len(differences) - 50} more")
 
 
-@app.command()
 def recompute(
     config: ConfigOption = None,
     db: DbOption = None,

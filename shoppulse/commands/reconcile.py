@@ -24,7 +24,6 @@ from ingest.reconcile.service import NoCredentials, Reconciler
 from ingest.settings import Settings
 from ingest.sources import ConfigError
 from ingest.storage.writer import Writer
-from shoppulse.cli import app
 from shoppulse.commands._errors import err, fail
 from shoppulse.commands._options import ConfigOption, DbOption
 from shoppulse.commands._settings import load_configured_sources, make_settings
@@ -160,7 +159,6 @@ def _print(reports: list[dict[str, Any]], *, here: bool) -> None:
         out.print("the metrics include the filled records from the service's next start")
 
 
-@app.command()
 def reconcile(
     source: Annotated[
         str | None,

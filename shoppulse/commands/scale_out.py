@@ -17,7 +17,6 @@ from nats.js.errors import NotFoundError
 
 from ingest.source_admin import add_log_signing_key
 from ingest.sources import ConfigError, load_sources_file
-from shoppulse.cli import app
 from shoppulse.commands._errors import err, fail
 from shoppulse.commands._options import (
     ConfigOption,
@@ -61,7 +60,6 @@ LogOption = Annotated[
 ]
 
 log_app = typer.Typer(help="The replicated log of the scale-out deployment (NATS JetStream).")
-app.add_typer(log_app, name="log")
 
 
 def log_settings(url: str | None) -> LogSettings:
@@ -247,7 +245,6 @@ def _preflight(
         raise fail(str(exc)) from None
 
 
-@app.command()
 def intake(
     config: ConfigOption = None,
     log: LogOption = None,
@@ -280,7 +277,6 @@ def intake(
     run_app(create_intake_app(settings, logs, sources), settings)
 
 
-@app.command()
 def store(
     config: ConfigOption = None,
     db: DbOption = None,

@@ -19,7 +19,6 @@ import orjson
 import typer
 from rich.console import Console
 
-from shoppulse.cli import app
 from shoppulse.commands._errors import err, fail
 from shoppulse.commands._options import ConfigOption, DbOption
 from shoppulse.commands._result_display import cell, print_result
@@ -53,7 +52,6 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"cannot encode {type(value).__name__}")
 
 
-@app.command("sql")
 def sql_command(
     statement: Annotated[str, typer.Argument(help="The query (SELECT, WITH, EXPLAIN, ...).")],
     config: ConfigOption = None,
@@ -111,7 +109,6 @@ def sql_command(
             stream.close()
 
 
-@app.command("export")
 def export_command(
     to: Annotated[Path, typer.Option("--to", help="Directory for the Parquet files.")],
     config: ConfigOption = None,
