@@ -19,6 +19,7 @@ from shoppulse.commands import (
     simulate,
     sources,
     sql,
+    up,
 )
 from shoppulse.help_format import PlainHelpGroup
 
@@ -56,7 +57,7 @@ def _root(
 COMMANDS: tuple[tuple[str, Callable[..., None]], ...] = (
     ("serve", serve.serve),
     ("dashboard", dashboard.dashboard_command),
-    ("up", dashboard.up),
+    ("up", up.up),
     ("replay", quarantine.replay),
     ("recompute", recompute.recompute),
     ("reconcile", reconcile.reconcile),
