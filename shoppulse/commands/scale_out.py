@@ -39,10 +39,9 @@ from shoppulse.scale_out.permissions import (
     intake_role,
     store_role,
 )
-from shoppulse.scale_out.settings import DEFAULT_LOG_URL, LogSettings
+from shoppulse.scale_out.settings import DEFAULT_DUPLICATE_WINDOW, DEFAULT_LOG_URL, LogSettings
 from shoppulse.scale_out.signing import LogSigner, MissingSigningKey, generate_key
 from shoppulse.scale_out.stream import (
-    DEFAULT_DUPLICATE_WINDOW,
     StreamSpec,
     denied_message,
     ensure_stream,
