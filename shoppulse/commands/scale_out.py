@@ -10,10 +10,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from nats.js.errors import NotFoundError
 
 from ingest.source_admin import add_log_signing_key
 from ingest.sources import ConfigError, load_sources_file
@@ -30,24 +29,11 @@ from shoppulse.commands._options import (
 )
 from shoppulse.commands._server import checked_sources, listen_url, run_app, server_settings
 from shoppulse.commands._settings import make_settings
-from shoppulse.scale_out.connection import LogUnavailable, connect
-from shoppulse.scale_out.consumer import consumer_name
-from shoppulse.scale_out.permissions import (
-    Role,
-    accounts_config,
-    admin_role,
-    intake_role,
-    store_role,
-)
 from shoppulse.scale_out.settings import DEFAULT_DUPLICATE_WINDOW, DEFAULT_LOG_URL, LogSettings
 from shoppulse.scale_out.signing import LogSigner, MissingSigningKey, generate_key
-from shoppulse.scale_out.stream import (
-    StreamSpec,
-    denied_message,
-    ensure_stream,
-    open_checked,
-    parse_bytes,
-)
+
+if TYPE_CHECKING:  # the NATS client loads when a command runs: `shoppulse --help` stays light
+    from shoppulse.scale_out.permissions import Role
 
 LogOption = Annotated[
     str | None,
@@ -142,6 +128,10 @@ def log_init(
     ] = None,
 ) -> None:
     """Create the stream of deliveries, or bring it to these settings (idempotent)."""
+    from shoppulse.scale_out.connection import LogUnavailable, connect
+    from shoppulse.scale_out.permissions import admin_role
+    from shoppulse.scale_out.stream import StreamSpec, denied_message, ensure_stream, parse_bytes
+
     settings = log_settings(log)
     if max_age_days is not None:
         settings = settings.model_copy(update={"max_age_days": max_age_days})
@@ -195,6 +185,8 @@ def log_permissions(
     Replace the REPLACE-... passwords (or use `nkey: U...` users) and paste it into the server's
     configuration (docs/scale-out.md#permissions).
     """
+    from shoppulse.scale_out.permissions import accounts_config, admin_role, intake_role, store_role
+
     stream = LogSettings().stream
     roles = [intake_role(stream)]
     for entry in stores or [""]:
@@ -217,6 +209,10 @@ def _preflight(
 ) -> float:
     """Refuse to start without a usable log (the lifespan checks again; this says it clearly);
     with `consumer`, also without the permission to read it. Returns the stream's maximum age."""
+    from nats.js.errors import NotFoundError
+
+    from shoppulse.scale_out.connection import LogUnavailable
+    from shoppulse.scale_out.stream import denied_message, open_checked
 
     async def run() -> float:
         nc, js, info = await open_checked(
@@ -256,6 +252,7 @@ def intake(
 ) -> None:
     """Run a stateless intake replica: verified webhooks go to the log (2xx after its ack)."""
     from shoppulse.scale_out.intake_app import create_intake_app
+    from shoppulse.scale_out.permissions import intake_role
 
     settings = server_settings(
         log_level,
@@ -296,6 +293,8 @@ def store(
     ssl_keyfile: SslKeyfileOption = None,
 ) -> None:
     """Run the store: the log into the DuckDB file, metrics, publishing and the read API."""
+    from shoppulse.scale_out.consumer import consumer_name
+    from shoppulse.scale_out.permissions import store_role
     from shoppulse.scale_out.store_app import create_store_app
 
     settings = server_settings(

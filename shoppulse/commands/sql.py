@@ -14,7 +14,6 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
-import duckdb
 import orjson
 import typer
 from rich.console import Console
@@ -23,8 +22,6 @@ from shoppulse.commands._errors import err, fail
 from shoppulse.commands._options import ConfigOption, DbOption
 from shoppulse.commands._result_display import cell, print_result
 from shoppulse.commands._settings import make_settings
-from shoppulse.publish import refresh_stopped
-from shoppulse.sql import SqlError, catalog_path, export, open_catalog, query
 from shoppulse.wording import counted
 
 
@@ -36,6 +33,11 @@ class OutputFormat(StrEnum):
 
 
 def _prepare(config: Path | None, db: Path | None) -> Path:
+    import duckdb
+
+    from shoppulse.publish import refresh_stopped
+    from shoppulse.sql import catalog_path
+
     settings = make_settings(config, db)
     try:
         mode = refresh_stopped(settings.db_path)
@@ -64,6 +66,10 @@ def sql_command(
     ] = None,
 ) -> None:
     """Query the live data with SQL (read-only views; see docs/sql.md)."""
+    import duckdb
+
+    from shoppulse.sql import SqlError, open_catalog, query
+
     if output_format is OutputFormat.parquet and output is None:
         raise fail("--format parquet needs --output FILE")
     catalog = _prepare(config, db)
@@ -116,6 +122,8 @@ def export_command(
 ) -> None:
     """Write a consistent Parquet snapshot of every view (one file per view) for notebooks
     and BI tools."""
+    from shoppulse.sql import SqlError, export, open_catalog
+
     catalog = _prepare(config, db)
     try:
         con = open_catalog(catalog, lockdown=False)
