@@ -163,12 +163,17 @@ class Writer:
         batch_linger_ms: float = 1.0,
         queue_max: int = 4000,
         on_commit: Callable[[], None] | None = None,
+        on_batch: Callable[[int, float], None] | None = None,
     ) -> None:
+        """`on_commit` is called after each commit that stored deliveries (the metrics fold
+        listens); `on_batch(deliveries, seconds)` after each batch written (the time of its
+        transaction, BEGIN to COMMIT), on the writer thread."""
         self._con = con.cursor()
         self._batch_max = batch_max
         self._linger = batch_linger_ms / 1000
         self._queue: queue.Queue[object] = queue.Queue(maxsize=queue_max)
         self._on_commit = on_commit
+        self._on_batch = on_batch
         self._thread = threading.Thread(target=self._run, name="shoppulse-writer", daemon=True)
         self._counts_lock = threading.Lock()
         self._pending_counts: Counter[tuple[str, str, str]] = Counter()
@@ -347,6 +352,7 @@ class Writer:
             else:
                 seen.add(key)
                 fresh.append(pending)
+        started = time.perf_counter()
         try:
             inserted = self._write(fresh, counts)
         except Exception as exc:  # any DB failure: nothing of the batch is acknowledged
@@ -363,6 +369,8 @@ class Writer:
             self.last_error = None
         self.last_commit_at = time.time()
         self.batches += 1
+        if self._on_batch is not None:
+            self._on_batch(len(batch), time.perf_counter() - started)
         for pending in fresh:
             key = (pending.delivery.source, pending.delivery.delivery_id)
             if key not in inserted:
