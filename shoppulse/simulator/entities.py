@@ -17,9 +17,9 @@ from shoppulse.simulator.model import (
     DeliveryKind,
 )
 from shoppulse.simulator.money import (
-    _ZERO,
-    _convert,
-    _round,
+    ZERO,
+    from_usd,
+    round_money,
 )
 
 # ----------------------------------------------------------------------------- templates
@@ -120,20 +120,20 @@ class _Totals:
 
 def _totals(lines: list[_Line], discount: _Discount | None, currency: str, tax: Decimal) -> _Totals:
     """Consistent order arithmetic: gross = sum(price x qty); discounts = sum of allocations."""
-    zero = _round(_ZERO, currency)
+    zero = round_money(ZERO, currency)
     gross = sum((line.total for line in lines), zero)
     allocations: list[Decimal] = [zero] * len(lines)
     if discount is not None and discount.kind == "percentage":
-        allocations = [_round(line.total * discount.value / 100, currency) for line in lines]
+        allocations = [round_money(line.total * discount.value / 100, currency) for line in lines]
     elif discount is not None and gross >= 4 * discount.value:  # the code's minimum purchase
         amount = discount.value
         for n, line in enumerate(lines[:-1]):
-            allocations[n] = _round(amount * line.total / gross, currency)
+            allocations[n] = round_money(amount * line.total / gross, currency)
         allocations[-1] = amount - sum(allocations[:-1], zero)
     discounts = sum(allocations, zero)
     subtotal = gross - discounts
-    shipping = _ZERO if subtotal >= _convert("100", currency) else _convert("7.50", currency)
-    tax_amount = _round(subtotal * tax, currency)
+    shipping = ZERO if subtotal >= from_usd("100", currency) else from_usd("7.50", currency)
+    tax_amount = round_money(subtotal * tax, currency)
     weight = sum(int(line.product["grams"]) * line.quantity for line in lines)
     return _Totals(
         gross,
@@ -185,7 +185,7 @@ class _Order:
     created: datetime | None = None
     updated: datetime | None = None
     body: bytes | None = None
-    returned: Decimal = _ZERO
+    returned: Decimal = ZERO
     refund_count: int = 0
 
 

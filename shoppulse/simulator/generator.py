@@ -42,16 +42,16 @@ from shoppulse.simulator.model import (
     _add,
 )
 from shoppulse.simulator.money import (
-    _MS,
-    _ZERO,
-    _convert,
-    _fmt,
-    _local,
-    _money_set,
-    _number,
-    _put_money,
-    _round,
-    _zulu,
+    MILLISECOND,
+    ZERO,
+    from_usd,
+    local_time,
+    money_number,
+    money_set,
+    money_text,
+    put_money,
+    round_money,
+    utc_time,
 )
 
 
@@ -61,7 +61,7 @@ def _discount_codes(
     """Shopify's `discount_codes` of a checkout or order: the code applied, if it took off any."""
     if discount is None or not amount:
         return []
-    return [{"code": discount.code, "amount": _fmt(amount, currency), "type": discount.kind}]
+    return [{"code": discount.code, "amount": money_text(amount, currency), "type": discount.kind}]
 
 
 class Simulator:
@@ -194,7 +194,7 @@ class Simulator:
     def _stamp(self, last: datetime | None, backdate: timedelta) -> datetime:
         """Now (minus `backdate`), kept strictly after the entity's previous version."""
         moment = self._now - backdate
-        return moment if last is None or moment > last else last + _MS
+        return moment if last is None or moment > last else last + MILLISECOND
 
     def _step(self, backdate: timedelta) -> int:
         """Deliveries until a shopper's next action: backdated shoppers replay quickly."""
@@ -205,7 +205,7 @@ class Simulator:
         return _Line(
             product=product,
             quantity=self._rng.choice((1, 1, 1, 2, 2, 3)),
-            price=_convert(product["price"], currency),
+            price=from_usd(product["price"], currency),
             line_id=self._big_id(),
             key=self._hex(),
         )
@@ -214,7 +214,7 @@ class Simulator:
         if self._rng.random() >= self.mix.discount:
             return None
         code, kind, value = self._rng.choice(_CODES)
-        amount = Decimal(value) if kind == "percentage" else _convert(value, currency)
+        amount = Decimal(value) if kind == "percentage" else from_usd(value, currency)
         return _Discount(code, kind, amount)
 
     def _customer(self) -> tuple[int, str, str, str]:
@@ -350,8 +350,8 @@ class Simulator:
         body = _fresh("carts_create")
         body["id"] = body["token"] = cart.token
         body["note"] = None
-        body["created_at"] = _zulu(cart.created)
-        body["updated_at"] = _zulu(cart.updated)
+        body["created_at"] = utc_time(cart.created)
+        body["updated_at"] = utc_time(cart.updated)
         for line in cart.lines:
             item = _fresh_item("carts_create")
             variant = line.product["variant_id"]
@@ -373,9 +373,9 @@ class Simulator:
                 ("discounted_price", line.price),
                 ("line_price", line.total),
                 ("original_line_price", line.total),
-                ("total_discount", _ZERO),
+                ("total_discount", ZERO),
             ):
-                _put_money(item, name, amount, currency)
+                put_money(item, name, amount, currency)
             del item["original_price_set"]  # Shopify sends no set for it
             body["line_items"].append(item)
         self._emit(store.source, topic, orjson.dumps(body))
@@ -394,8 +394,8 @@ class Simulator:
             cart_token=checkout.cart.token,
             name=f"#{checkout.id}",
             email=checkout.email,
-            created_at=_local(checkout.created, store.offset),
-            updated_at=_local(checkout.updated, store.offset),
+            created_at=local_time(checkout.created, store.offset),
+            updated_at=local_time(checkout.updated, store.offset),
             currency=currency,
             presentment_currency=currency,
             total_weight=totals.weight,
@@ -404,20 +404,24 @@ class Simulator:
             discount_codes=_discount_codes(checkout.discount, totals.discounts, currency),
             tax_lines=[
                 {
-                    "price": _fmt(totals.tax, currency),
+                    "price": money_text(totals.tax, currency),
                     "rate": orjson.Fragment(str(store.tax_rate).encode()),
                     "title": "Tax",
                     "channel_liable": False,
                 }
             ],
             shipping_lines=[
-                {"title": "Standard", "code": "Standard", "price": _fmt(totals.shipping, currency)}
+                {
+                    "title": "Standard",
+                    "code": "Standard",
+                    "price": money_text(totals.shipping, currency),
+                }
             ],
-            total_discounts=_fmt(totals.discounts, currency),
-            total_line_items_price=_fmt(totals.gross, currency),
-            subtotal_price=_fmt(totals.subtotal, currency),
-            total_tax=_fmt(totals.tax, currency),
-            total_price=_fmt(totals.total, currency),
+            total_discounts=money_text(totals.discounts, currency),
+            total_line_items_price=money_text(totals.gross, currency),
+            subtotal_price=money_text(totals.subtotal, currency),
+            total_tax=money_text(totals.tax, currency),
+            total_price=money_text(totals.total, currency),
         )
         body["customer"].update(email=checkout.email, currency=currency)
         for line, allocation in zip(lines, totals.allocations, strict=True):
@@ -425,9 +429,9 @@ class Simulator:
             item.update(
                 key=line.key,
                 quantity=line.quantity,
-                price=_fmt(line.price, currency),
-                variant_price=_fmt(line.price, currency),
-                line_price=_fmt(line.total, currency),
+                price=money_text(line.price, currency),
+                variant_price=money_text(line.price, currency),
+                line_price=money_text(line.total, currency),
                 sku=line.product["sku"],
                 title=line.product["title"],
                 presentment_title=line.product["title"],
@@ -441,7 +445,9 @@ class Simulator:
                 applied_discounts=[],
                 discount_allocations=[]
                 if not allocation
-                else [{"amount": _fmt(allocation, currency), "discount_application_index": 0}],
+                else [
+                    {"amount": money_text(allocation, currency), "discount_application_index": 0}
+                ],
             )
             body["line_items"].append(item)
         self._emit(store.source, topic, orjson.dumps(body))
@@ -484,10 +490,12 @@ class Simulator:
             source_name="web" if checkout else "pos",
             confirmation_number=order.token[:9].upper(),
             confirmed=True,
-            created_at=_local(order.created, store.offset),
-            processed_at=_local(order.created, store.offset),
-            updated_at=_local(order.updated, store.offset),
-            cancelled_at=_local(order.cancelled_at, store.offset) if order.cancelled_at else None,
+            created_at=local_time(order.created, store.offset),
+            processed_at=local_time(order.created, store.offset),
+            updated_at=local_time(order.updated, store.offset),
+            cancelled_at=local_time(order.cancelled_at, store.offset)
+            if order.cancelled_at
+            else None,
             cancel_reason="customer" if order.cancelled_at else None,
             closed_at=None,
             currency=cur,
@@ -503,16 +511,16 @@ class Simulator:
             tags="",
             taxes_included=False,
             total_weight=totals.weight,
-            total_outstanding=_fmt(
-                totals.total if order.financial_status == "pending" else _ZERO, cur
+            total_outstanding=money_text(
+                totals.total if order.financial_status == "pending" else ZERO, cur
             ),
-            total_tip_received=_fmt(_ZERO, cur),
+            total_tip_received=money_text(ZERO, cur),
             tax_lines=[
                 {
-                    "price": _fmt(totals.tax, cur),
+                    "price": money_text(totals.tax, cur),
                     "rate": orjson.Fragment(str(store.tax_rate).encode()),
                     "title": "Tax",
-                    "price_set": _money_set(totals.tax, cur),
+                    "price_set": money_set(totals.tax, cur),
                     "channel_liable": False,
                 }
             ],
@@ -542,14 +550,14 @@ class Simulator:
             ("current_total_tax", totals.tax),
             ("current_total_price", totals.total),
         ):
-            _put_money(body, name, amount, cur)
+            put_money(body, name, amount, cur)
         for name, amount in (
             ("total_shipping_price_set", totals.shipping),
             ("current_shipping_price_set", totals.shipping),
-            ("total_cash_rounding_payment_adjustment_set", _ZERO),
-            ("total_cash_rounding_refund_adjustment_set", _ZERO),
+            ("total_cash_rounding_payment_adjustment_set", ZERO),
+            ("total_cash_rounding_refund_adjustment_set", ZERO),
         ):
-            body[name] = _money_set(amount, cur)
+            body[name] = money_set(amount, cur)
         body["customer"].update(
             id=customer_id,
             first_name=first,
@@ -577,8 +585,8 @@ class Simulator:
             "discount_allocations": [],
         }
         for name in ("price", "discounted_price"):
-            _put_money(line, name, price, cur)
-        line["current_discounted_price_set"] = _money_set(price, cur)
+            put_money(line, name, price, cur)
+        line["current_discounted_price_set"] = money_set(price, cur)
         return line
 
     @staticmethod
@@ -608,14 +616,14 @@ class Simulator:
             if not allocation
             else [
                 {
-                    "amount": _fmt(allocation, cur),
-                    "amount_set": _money_set(allocation, cur),
+                    "amount": money_text(allocation, cur),
+                    "amount_set": money_set(allocation, cur),
                     "discount_application_index": 0,
                 }
             ],
         )
-        _put_money(item, "price", line.price, cur)
-        _put_money(item, "total_discount", allocation, cur)
+        put_money(item, "price", line.price, cur)
+        put_money(item, "total_discount", allocation, cur)
         return item
 
     def _emit_refund(self, store: _Store, order: _Order, which: list[int], *, full: bool) -> None:
@@ -627,20 +635,20 @@ class Simulator:
             id=refund_id,
             order_id=order.id,
             admin_graphql_api_id=f"gid://shopify/Refund/{refund_id}",
-            created_at=_local(created, store.offset),
-            processed_at=_local(created, store.offset),
+            created_at=local_time(created, store.offset),
+            processed_at=local_time(created, store.offset),
             note="Order cancelled"
             if full
             else self._rng.choice(("Things were damaged", "Wrong size", "Arrived late")),
             restock=full,
             user_id=None,
         )
-        body["total_duties_set"] = _money_set(_ZERO, cur)
-        amount = _ZERO
+        body["total_duties_set"] = money_set(ZERO, cur)
+        amount = ZERO
         for n in which:
             line, allocation = order.lines[n], totals.allocations[n]
             units = line.quantity if full else self._rng.randint(1, line.quantity)
-            subtotal = _round((line.total - allocation) * units / line.quantity, cur)
+            subtotal = round_money((line.total - allocation) * units / line.quantity, cur)
             amount += subtotal
             item = _fresh_item("refunds_create")
             item.update(
@@ -648,21 +656,21 @@ class Simulator:
                 quantity=units,
                 line_item_id=line.line_id,
                 restock_type="cancel" if full else "no_restock",
-                subtotal=_number(subtotal, cur),
-                total_tax=_number(_ZERO, cur),
+                subtotal=money_number(subtotal, cur),
+                total_tax=money_number(ZERO, cur),
             )
-            item["subtotal_set"] = _money_set(subtotal, cur)
-            item["total_tax_set"] = _money_set(_ZERO, cur)
+            item["subtotal_set"] = money_set(subtotal, cur)
+            item["total_tax_set"] = money_set(ZERO, cur)
             item["line_item"] = self._order_item(line, allocation, cur, order)
             body["refund_line_items"].append(item)
         transaction = body["transactions"][0]
         transaction.update(
             id=self._big_id(),
             order_id=order.id,
-            amount=_fmt(amount, cur),
+            amount=money_text(amount, cur),
             currency=cur,
-            created_at=_local(created, store.offset),
-            processed_at=_local(created, store.offset),
+            created_at=local_time(created, store.offset),
+            processed_at=local_time(created, store.offset),
             test=order.test,
             payment_id=f"#{order.number}.1",
             message="Refund",

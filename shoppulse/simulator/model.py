@@ -10,7 +10,7 @@ from decimal import Decimal
 from typing import Literal
 
 from shoppulse.simulator.money import (
-    _ZERO,
+    ZERO,
 )
 
 DEFAULT_URL = "http://127.0.0.1:8000"
@@ -140,7 +140,7 @@ class StoreTruth:
             if isinstance(mine, dict):
                 total = dict(mine)
                 for code, amount in theirs.items():
-                    total[code] = total.get(code, _ZERO) + amount
+                    total[code] = total.get(code, ZERO) + amount
                 setattr(merged, item.name, total)
             else:
                 setattr(merged, item.name, mine + theirs)
@@ -164,4 +164,4 @@ class DeliveryCounts:
 
 
 def _add(amounts: dict[str, Decimal], currency: str, amount: Decimal) -> None:
-    amounts[currency] = amounts.get(currency, _ZERO) + amount
+    amounts[currency] = amounts.get(currency, ZERO) + amount
