@@ -39,7 +39,7 @@ from shoppulse.simulator.model import (
     SimDelivery,
     SimulationConfig,
     StoreTruth,
-    _add,
+    add_amount,
 )
 from shoppulse.simulator.money import (
     MILLISECOND,
@@ -303,8 +303,8 @@ class Simulator:
             truth.test_orders += 1
         else:
             truth.orders += 1
-            _add(truth.gross_sales, currency, order.totals.gross)
-            _add(truth.discounts, currency, order.totals.discounts)
+            add_amount(truth.gross_sales, currency, order.totals.gross)
+            add_amount(truth.discounts, currency, order.totals.discounts)
             if cart is not None:
                 truth.carts_converted += 1
                 truth.carts_recovered += recovered
@@ -321,9 +321,9 @@ class Simulator:
             truth.cancelled_orders += 1
             if not order.test:
                 truth.orders -= 1
-                _add(truth.gross_sales, currency, -order.totals.gross)
-                _add(truth.discounts, currency, -order.totals.discounts)
-                _add(truth.returns, currency, -order.returned)
+                add_amount(truth.gross_sales, currency, -order.totals.gross)
+                add_amount(truth.discounts, currency, -order.totals.discounts)
+                add_amount(truth.returns, currency, -order.returned)
                 truth.refunds -= order.refund_count
             if rng.random() < 0.5:  # the cancellation refunds everything: not a return
                 yield self._step(timedelta(0))
@@ -684,7 +684,7 @@ class Simulator:
         if order.cancelled_at is None and not order.test:
             truth = self.truth[store.source]
             truth.refunds += 1
-            _add(truth.returns, cur, amount)
+            add_amount(truth.returns, cur, amount)
         order.returned += amount
         order.refund_count += 1
 

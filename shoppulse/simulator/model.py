@@ -19,7 +19,8 @@ SHOPIFY_API_VERSION = "2026-01"
 DeliveryKind = Literal["fresh", "retry", "stale", "unusable"]
 Expected = Literal["stored", "duplicate", "quarantined"]
 
-_EXPECTED: dict[str, Expected] = {
+#: The answer a healthy, empty ShopPulse gives to each kind of delivery.
+EXPECTED_OUTCOME: dict[str, Expected] = {
     "fresh": "stored",
     "stale": "stored",
     "retry": "duplicate",
@@ -107,7 +108,7 @@ class SimDelivery:
     @property
     def expected(self) -> Expected:
         """The answer a healthy, empty ShopPulse gives: stored, duplicate or quarantined."""
-        return _EXPECTED[self.kind]
+        return EXPECTED_OUTCOME[self.kind]
 
 
 @dataclass(slots=True)
@@ -163,5 +164,6 @@ class DeliveryCounts:
         return self.fresh + self.stale
 
 
-def _add(amounts: dict[str, Decimal], currency: str, amount: Decimal) -> None:
+def add_amount(amounts: dict[str, Decimal], currency: str, amount: Decimal) -> None:
+    """Add `amount` to the running total of its currency."""
     amounts[currency] = amounts.get(currency, ZERO) + amount
