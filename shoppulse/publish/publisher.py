@@ -4,7 +4,6 @@ and the catalog (see the package docstring)."""
 from __future__ import annotations
 
 import logging
-import math
 import shutil
 import threading
 import time
@@ -23,6 +22,7 @@ from metrics.history import changes_sql
 from metrics.schema import FOLDS, FUNNEL_DELTAS, SALES_DELTAS, bucket_sums
 from shoppulse.publish.bodies import BodyColumns
 from shoppulse.publish.catalog import Snapshot, catalog_path, files_location, write_catalog
+from shoppulse.publish.compaction import COMPACT_FANOUT, compact
 from shoppulse.publish.datasets import (
     CARTS,
     CHECKOUTS,
@@ -39,17 +39,10 @@ from shoppulse.publish.datasets import (
     quote,
 )
 from shoppulse.publish.event_columns import EventColumns
-from shoppulse.publish.manifest import STATE_FILE, Manifest, PartFile, TrackedDelivery
-from shoppulse.publish.parts import SCRATCH_DIR, CycleFiles, copy_parquet, day_of, range_name
+from shoppulse.publish.manifest import STATE_FILE, Manifest, TrackedDelivery
+from shoppulse.publish.parts import SCRATCH_DIR, CycleFiles, day_of
 
 log = logging.getLogger("shoppulse.publish")
-
-#: Parts of one size class merged together once this many are in a row.
-COMPACT_FANOUT = 8
-#: Size class 0 holds parts under this many rows; each class is COMPACT_FANOUT times larger.
-COMPACT_BASE_ROWS = 4096
-#: Parts with at least this many rows are final (never merged again).
-COMPACT_MAX_ROWS = 4_000_000
 
 LOCK_FILE = ".publisher.lock"
 
@@ -170,7 +163,7 @@ class Publisher:
                         (DELIVERIES, "delivery_seq"),
                         (METRIC_CHANGES, "fold_seq"),
                     ):
-                        self._compact(cycle, dataset, seq)
+                        compact(self.manifest, cycle, dataset, seq, self.fanout)
                     compacted = time.perf_counter() - mark
                 # A cycle that wrote nothing (the engine only advanced its timers) moves the
                 # watermarks on but keeps the catalog.
@@ -579,36 +572,6 @@ class Publisher:
 
     # ------------------------------------------------------------------ compaction, deletion
 
-    def _compact(self, cycle: CycleFiles, dataset: Dataset, seq: str) -> None:
-        """Merge the newest run of `fanout` same-size parts into one (repeatedly)."""
-        while True:
-            retired = set(cycle.retired)
-            parts = [p for p in self.manifest.parts(dataset.name) if p.path not in retired]
-            parts += [a for a in cycle.added if a.dataset == dataset.name and a.path not in retired]
-            parts.sort(key=lambda p: int(p.lo or 0))
-            run = _tail_run(parts, self.fanout)
-            if run is None:
-                return
-            files = [str(self.root / p.path) for p in run]
-            lo, hi = int(run[0].lo or 0), int(run[-1].hi or 0)
-            temporary = cycle.scratch(f"{dataset.name}-merge").with_suffix(".parquet")
-            with duckdb.connect(":memory:") as merger:
-                count = copy_parquet(
-                    merger,
-                    f"SELECT * FROM read_parquet([{', '.join(quote(f) for f in files)}]) "
-                    f"ORDER BY {seq}",
-                    temporary,
-                )
-            relative = range_name(dataset.name, lo, hi, cycle.generation, merged=True)
-            cycle.place(temporary, relative)
-            merged = {p.path for p in run}
-            fresh = [a for a in cycle.added if a.path in merged]
-            for item in fresh:  # written this cycle and merged at once: never published
-                cycle.added.remove(item)
-                (self.root / item.path).unlink(missing_ok=True)
-            cycle.retired += [p for p in merged if p not in {a.path for a in fresh}]
-            cycle.added.append(PartFile(dataset.name, "", relative, count, lo, hi))
-
     def _delete_expired(self) -> int:
         cutoff = self.clock() - self.grace_seconds
         expired = self.manifest.expired(cutoff)
@@ -636,23 +599,6 @@ def _nonzero(dataset: Dataset) -> str:
         )
         + ")"
     )
-
-
-def _size_class(rows: int, fanout: int) -> int:
-    if rows >= COMPACT_MAX_ROWS:
-        return -1  # final
-    return max(0, int(math.log(max(rows, 1) / COMPACT_BASE_ROWS, fanout)) + 1)
-
-
-def _tail_run(parts: list[PartFile], fanout: int) -> list[PartFile] | None:
-    """The newest `fanout` parts if they share one (non-final) size class."""
-    if len(parts) < fanout:
-        return None
-    tail = parts[-fanout:]
-    classes = {_size_class(int(p.rows), fanout) for p in tail}
-    if len(classes) == 1 and -1 not in classes:
-        return list(tail)
-    return None
 
 
 _EPOCH = "1970-01-01T00:00:00+00:00"
