@@ -117,6 +117,8 @@ class Publisher:
         self._body_columns = BodyColumns(self.live)
         self._event_columns = EventColumns(self.live)
         self._columns_checked: set[str] = set()
+        #: The live file's tables and views, read at the start of each cycle (`_heads`).
+        self._present: set[str] = set()
         self._cleanup_orphans()
         # The data folder was moved or copied (or the catalog predates absolute paths): the
         # next cycle writes the catalog, pointing its views at the files where they are now.
