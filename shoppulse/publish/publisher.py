@@ -44,8 +44,6 @@ from shoppulse.publish.parts import SCRATCH_DIR, CycleFiles, day_of
 
 log = logging.getLogger("shoppulse.publish")
 
-LOCK_FILE = ".publisher.lock"
-
 
 @dataclass(frozen=True)
 class _State:
