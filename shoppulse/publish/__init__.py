@@ -23,6 +23,18 @@ New files get unique names and are renamed into place; the catalog (`analytics.d
 naming the exact current files) is written under a temporary name and renamed over the old
 one. Replaced files are deleted only `publish_grace_seconds` later, so a query that started on
 an older catalog keeps working.
+
+One module per concept:
+
+- `datasets`: the published datasets, their columns and where each comes from in the live file;
+- `views`: the analyst views over them; `catalog`: where `analytics.duckdb` lives and writing it;
+- `manifest`: the publisher's SQLite bookkeeping (which files are published, retired, how far);
+- `parts`: which file a row lands in, and placing files durably under never-reused names;
+- `compaction`: merging small parts of the append-only datasets;
+- `publisher`: one cycle, composing the above; `worker`: its thread and its lock;
+- `event_columns`, `bodies`: the columns read from stored events and raw bodies.
+
+The analysts' side (opening the catalog read-only, `query`, `export`) is `shoppulse.sql`.
 """
 
 from shoppulse.publish.publisher import Heads, Publisher, PublishReport

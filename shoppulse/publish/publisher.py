@@ -4,14 +4,12 @@ and the catalog (see the package docstring)."""
 from __future__ import annotations
 
 import logging
-import math
-import os
 import shutil
 import threading
 import time
 from collections.abc import Callable, Sequence
 from contextlib import suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -24,6 +22,7 @@ from metrics.history import changes_sql
 from metrics.schema import FOLDS, FUNNEL_DELTAS, SALES_DELTAS, bucket_sums
 from shoppulse.publish.bodies import BodyColumns
 from shoppulse.publish.catalog import Snapshot, catalog_path, files_location, write_catalog
+from shoppulse.publish.compaction import COMPACT_FANOUT, compact
 from shoppulse.publish.datasets import (
     CARTS,
     CHECKOUTS,
@@ -39,26 +38,11 @@ from shoppulse.publish.datasets import (
     Dataset,
     quote,
 )
-from shoppulse.publish.durable import fsync_dir, fsync_file
 from shoppulse.publish.event_columns import EventColumns
-from shoppulse.publish.manifest import STATE_FILE, Manifest, PartFile, TrackedDelivery
+from shoppulse.publish.manifest import STATE_FILE, Manifest, TrackedDelivery
+from shoppulse.publish.parts import SCRATCH_DIR, CycleFiles, day_of
 
 log = logging.getLogger("shoppulse.publish")
-
-#: Parts of one size class merged together once this many are in a row.
-COMPACT_FANOUT = 8
-#: Size class 0 holds parts under this many rows; each class is COMPACT_FANOUT times larger.
-COMPACT_BASE_ROWS = 4096
-#: Parts with at least this many rows are final (never merged again).
-COMPACT_MAX_ROWS = 4_000_000
-
-NO_DAY = "none"
-LOCK_FILE = ".publisher.lock"
-
-
-def day_of(column: str) -> str:
-    """The partition of a row: the UTC day of `column`, or 'none'."""
-    return f"coalesce(strftime(timezone('UTC', {column}), '%Y-%m-%d'), '{NO_DAY}')"
 
 
 @dataclass(frozen=True)
@@ -105,15 +89,6 @@ class PublishReport:
     heads: Heads | None = None
 
 
-@dataclass
-class _Cycle:
-    generation: int
-    written: list[Path] = field(default_factory=list)
-    added: list[PartFile] = field(default_factory=list)
-    retired: list[str] = field(default_factory=list)
-    rows: int = 0
-
-
 class Publisher:
     """Publishes the live database at `db_path` through `con` (a connection to it)."""
 
@@ -140,6 +115,8 @@ class Publisher:
         self._body_columns = BodyColumns(self.live)
         self._event_columns = EventColumns(self.live)
         self._columns_checked: set[str] = set()
+        #: The live file's tables and views, read at the start of each cycle (`_heads`).
+        self._present: set[str] = set()
         self._cleanup_orphans()
         # The data folder was moved or copied (or the catalog predates absolute paths): the
         # next cycle writes the catalog, pointing its views at the files where they are now.
@@ -155,7 +132,7 @@ class Publisher:
 
     def _cleanup_orphans(self) -> None:
         """Remove what a crashed cycle left: files that no manifest row names."""
-        shutil.rmtree(self.root / "_tmp", ignore_errors=True)
+        shutil.rmtree(self.root / SCRATCH_DIR, ignore_errors=True)
         known = self.manifest.known_paths()
         for path in self.root.rglob("*.parquet"):
             if str(path.relative_to(self.root)) not in known:
@@ -167,7 +144,7 @@ class Publisher:
         """One publish cycle; returns what it did. Safe to call from any thread."""
         with self._lock:
             started = time.perf_counter()
-            cycle = _Cycle(int(self.manifest.meta("generation")) + 1)
+            cycle = CycleFiles(self.root, int(self.manifest.meta("generation")) + 1)
             first = cycle.generation == 1
             live = self.live
             self.manifest.begin()
@@ -186,7 +163,7 @@ class Publisher:
                         (DELIVERIES, "delivery_seq"),
                         (METRIC_CHANGES, "fold_seq"),
                     ):
-                        self._compact(cycle, dataset, seq)
+                        compact(self.manifest, cycle, dataset, seq, self.fanout)
                     compacted = time.perf_counter() - mark
                 # A cycle that wrote nothing (the engine only advanced its timers) moves the
                 # watermarks on but keeps the catalog.
@@ -196,8 +173,7 @@ class Publisher:
                 self.manifest.commit()
             except BaseException:
                 self.manifest.rollback()
-                for path in cycle.written:
-                    path.unlink(missing_ok=True)
+                cycle.discard()
                 raise
             if changed or self._catalog_moved:
                 self.write_catalog()
@@ -288,7 +264,7 @@ class Publisher:
             )
         return Heads(event_seq, delivery_seq, fold_seq, counts, evaluated_at, watermark)
 
-    def _publish_snapshot(self, cycle: _Cycle, heads: Heads) -> bool:
+    def _publish_snapshot(self, cycle: CycleFiles, heads: Heads) -> bool:
         last_event = int(self.manifest.meta("event_seq"))
         last_delivery = int(self.manifest.meta("delivery_seq"))
         last_fold = int(self.manifest.meta("fold_seq"))
@@ -359,7 +335,7 @@ class Publisher:
             self.manifest.meta("counts", ""),
         )
 
-    def _apply(self, cycle: _Cycle, heads: Heads, *, new_generation: bool) -> None:
+    def _apply(self, cycle: CycleFiles, heads: Heads, *, new_generation: bool) -> None:
         self.manifest.record(cycle.added, cycle.retired, self.clock())
         if new_generation:
             self.manifest.set_meta("generation", cycle.generation)
@@ -373,76 +349,29 @@ class Publisher:
 
     # ------------------------------------------------------------------ writing files
 
-    def _tmp_dir(self, cycle: _Cycle, name: str) -> Path:
-        path = self.root / "_tmp" / f"g{cycle.generation:09d}-{name}"
-        shutil.rmtree(path, ignore_errors=True)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return path
-
-    def _place(self, cycle: _Cycle, temporary: Path, relative: str) -> Path:
-        """Move a finished file to its final (never reused) name."""
-        target = self.root / relative
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fsync_file(temporary)
-        os.chmod(temporary, 0o444)
-        os.replace(temporary, target)
-        cycle.written.append(target)
-        fsync_dir(target.parent)
-        return target
-
-    def _copy(self, con: duckdb.DuckDBPyConnection, select: str, target: Path) -> int:
-        rows = con.execute(
-            f"COPY ({select}) TO {quote(str(target))} (FORMAT parquet, COMPRESSION zstd)"
-        ).fetchall()
-        return int(rows[0][0]) if rows else 0
-
     def _append(
-        self, cycle: _Cycle, dataset: Dataset, table: str, seq: str, lo: int, hi: int
+        self, cycle: CycleFiles, dataset: Dataset, table: str, seq: str, lo: int, hi: int
     ) -> None:
         cols = ", ".join(c.expression + f" AS {c.name}" for c in dataset.columns)
-        temporary = self._tmp_dir(cycle, dataset.name).with_suffix(".parquet")
-        count = self._copy(
-            self.live,
+        select = (
             f"SELECT {cols} FROM {table} WHERE {seq} > {int(lo)} AND {seq} <= {int(hi)} "
-            f"ORDER BY {seq}",
-            temporary,
+            f"ORDER BY {seq}"
         )
-        relative = f"{dataset.name}/s{lo + 1:012d}-{hi:012d}-g{cycle.generation:09d}.parquet"
-        self._place(cycle, temporary, relative)
-        cycle.added.append(PartFile(dataset.name, "", relative, count, lo + 1, hi))
-        cycle.rows += count
+        cycle.append_part(self.live, dataset, select, lo + 1, hi)
 
-    def _replace_whole(self, cycle: _Cycle, dataset: Dataset, select: str) -> None:
+    def _replace_whole(self, cycle: CycleFiles, dataset: Dataset, select: str) -> None:
         cols = ", ".join(f"CAST({c.expression} AS {c.type}) AS {c.name}" for c in dataset.columns)
-        temporary = self._tmp_dir(cycle, dataset.name).with_suffix(".parquet")
-        count = self._copy(self.live, select.format(cols=cols), temporary)
-        relative = f"{dataset.name}/g{cycle.generation:09d}.parquet"
-        self._place(cycle, temporary, relative)
+        cycle.whole_file(self.live, dataset, select.format(cols=cols))
         cycle.retired += self.manifest.paths(dataset.name)
-        cycle.added.append(PartFile(dataset.name, "", relative, count, None, None))
-        cycle.rows += count
 
     def _write_partitioned(
-        self, cycle: _Cycle, dataset: Dataset, select: str, parts: set[str]
+        self, cycle: CycleFiles, dataset: Dataset, select: str, parts: set[str]
     ) -> None:
         """Write `select` (with a `_part` column) as one new file per part; retire the old ones.
 
         Every part in `parts` is replaced: parts that come out empty simply disappear.
         """
-        out = self._tmp_dir(cycle, dataset.name)
-        rows = self.live.execute(
-            f"COPY ({select}) TO {quote(str(out))} (FORMAT parquet, COMPRESSION zstd, "
-            "PARTITION_BY (_part), FILENAME_PATTERN 'data_{i}')"
-        ).fetchall()
-        cycle.rows += int(rows[0][0]) if rows else 0
-        if out.exists():
-            for directory in sorted(out.iterdir()):
-                part = directory.name.split("=", 1)[1]
-                for index, written in enumerate(sorted(directory.glob("*.parquet"))):
-                    relative = f"{dataset.name}/day={part}/g{cycle.generation:09d}-{index}.parquet"
-                    self._place(cycle, written, relative)
-                    cycle.added.append(PartFile(dataset.name, part, relative, 0, None, None))
-            shutil.rmtree(out, ignore_errors=True)
+        cycle.partitioned(self.live, dataset, select)
         for part in parts:
             cycle.retired += self.manifest.paths(dataset.name, part)
 
@@ -469,7 +398,7 @@ class Publisher:
         return same
 
     def _publish_state(
-        self, cycle: _Cycle, spec: _State, last_fold: int, fold: int, *, rebuild: bool = False
+        self, cycle: CycleFiles, spec: _State, last_fold: int, fold: int, *, rebuild: bool = False
     ) -> None:
         """Merge the entities changed in folds (last_fold, fold] into their days' files; with
         `rebuild`, write every entity anew and retire every published file of the dataset."""
@@ -574,7 +503,7 @@ class Publisher:
         return table.select(order)
 
     def _publish_aggregate(
-        self, cycle: _Cycle, dataset: Dataset, table: str, last_fold: int, fold: int
+        self, cycle: CycleFiles, dataset: Dataset, table: str, last_fold: int, fold: int
     ) -> None:
         # Where the engine keeps a log of aggregate changes, read the changed days from it
         # (it is append-only, so the range of new rows is cheap to find).
@@ -606,7 +535,7 @@ class Publisher:
             set(days),
         )
 
-    def _recheck_quarantine(self, cycle: _Cycle, last_delivery: int) -> bool:
+    def _recheck_quarantine(self, cycle: CycleFiles, last_delivery: int) -> bool:
         """Did a published quarantined delivery change (a replay)? Then rewrite the overrides."""
         tracked = self.manifest.quarantined(last_delivery)
         if not tracked or "deliveries" not in self._present:
@@ -643,36 +572,6 @@ class Publisher:
 
     # ------------------------------------------------------------------ compaction, deletion
 
-    def _compact(self, cycle: _Cycle, dataset: Dataset, seq: str) -> None:
-        """Merge the newest run of `fanout` same-size parts into one (repeatedly)."""
-        while True:
-            retired = set(cycle.retired)
-            parts = [p for p in self.manifest.parts(dataset.name) if p.path not in retired]
-            parts += [a for a in cycle.added if a.dataset == dataset.name and a.path not in retired]
-            parts.sort(key=lambda p: int(p.lo or 0))
-            run = _tail_run(parts, self.fanout)
-            if run is None:
-                return
-            files = [str(self.root / p.path) for p in run]
-            lo, hi = int(run[0].lo or 0), int(run[-1].hi or 0)
-            temporary = self._tmp_dir(cycle, f"{dataset.name}-merge").with_suffix(".parquet")
-            with duckdb.connect(":memory:") as merger:
-                count = self._copy(
-                    merger,
-                    f"SELECT * FROM read_parquet([{', '.join(quote(f) for f in files)}]) "
-                    f"ORDER BY {seq}",
-                    temporary,
-                )
-            relative = f"{dataset.name}/s{lo:012d}-{hi:012d}-g{cycle.generation:09d}m.parquet"
-            self._place(cycle, temporary, relative)
-            merged = {p.path for p in run}
-            fresh = [a for a in cycle.added if a.path in merged]
-            for item in fresh:  # written this cycle and merged at once: never published
-                cycle.added.remove(item)
-                (self.root / item.path).unlink(missing_ok=True)
-            cycle.retired += [p for p in merged if p not in {a.path for a in fresh}]
-            cycle.added.append(PartFile(dataset.name, "", relative, count, lo, hi))
-
     def _delete_expired(self) -> int:
         cutoff = self.clock() - self.grace_seconds
         expired = self.manifest.expired(cutoff)
@@ -700,23 +599,6 @@ def _nonzero(dataset: Dataset) -> str:
         )
         + ")"
     )
-
-
-def _size_class(rows: int, fanout: int) -> int:
-    if rows >= COMPACT_MAX_ROWS:
-        return -1  # final
-    return max(0, int(math.log(max(rows, 1) / COMPACT_BASE_ROWS, fanout)) + 1)
-
-
-def _tail_run(parts: list[PartFile], fanout: int) -> list[PartFile] | None:
-    """The newest `fanout` parts if they share one (non-final) size class."""
-    if len(parts) < fanout:
-        return None
-    tail = parts[-fanout:]
-    classes = {_size_class(int(p.rows), fanout) for p in tail}
-    if len(classes) == 1 and -1 not in classes:
-        return list(tail)
-    return None
 
 
 _EPOCH = "1970-01-01T00:00:00+00:00"

@@ -14,9 +14,12 @@ from typing import IO
 import duckdb
 
 from shoppulse.publish.catalog import published_dir
-from shoppulse.publish.publisher import LOCK_FILE, Publisher, PublishReport
+from shoppulse.publish.publisher import Publisher, PublishReport
 
 log = logging.getLogger("shoppulse.publish")
+
+#: The lock file in the published directory, held by the one process that publishes.
+LOCK_FILE = ".publisher.lock"
 
 
 class PublishLock:
