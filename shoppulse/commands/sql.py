@@ -36,7 +36,7 @@ def _prepare(config: Path | None, db: Path | None) -> Path:
     import duckdb
 
     from shoppulse.publish import refresh_stopped
-    from shoppulse.sql import catalog_path
+    from shoppulse.publish.catalog import catalog_path
 
     settings = make_settings(config, db)
     try:
