@@ -10,6 +10,7 @@ import typer
 from shoppulse import __version__
 from shoppulse.commands import (
     dashboard,
+    log,
     quarantine,
     recompute,
     reconcile,
@@ -71,7 +72,7 @@ COMMANDS: tuple[tuple[str, Callable[..., None]], ...] = (
 #: Every command group (`shoppulse quarantine list`, ...), listed after the commands.
 GROUPS: tuple[tuple[str, typer.Typer], ...] = (
     ("quarantine", quarantine.quarantine_app),
-    ("log", scale_out.log_app),
+    ("log", log.log_app),
     ("sources", sources.sources_app),
 )
 for _name, _function in COMMANDS:

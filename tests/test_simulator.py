@@ -28,6 +28,7 @@ from shoppulse.cli import app
 from shoppulse.service import create_app
 from shoppulse.simulator import (
     Mix,
+    SendReport,
     SimDelivery,
     SimulationConfig,
     Simulator,
@@ -37,7 +38,7 @@ from shoppulse.simulator import (
     take,
 )
 from tests.conftest import SECRET, FrozenClock, make_source
-from tests.e2e.server import ServiceProcess
+from tests.e2e.server import ServiceProcess, free_port
 
 START = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 SHOPIFY = get_provider("shopify")
@@ -533,6 +534,47 @@ def test_503_answers_are_retried_after_retry_after(settings: Settings) -> None:
     assert report.failed == 0 and report.unexpected == 0 and report.sent == 24
     assert 503 not in report.status_codes
     assert stored["accepted"] == report.stored == sum(d.expected == "stored" for d in deliveries)
+
+
+def test_stop_ends_a_paced_stream_once_the_queued_deliveries_are_sent(
+    client: TestClient, clock: FrozenClock
+) -> None:
+    sim = simulator(8, start=clock.now, rate=2.0, sources=("acme",), mix=Mix().without_faults())
+    deliveries = list(take(sim, count=20))  # one every half second: ten seconds in all
+
+    async def run() -> SendReport:
+        stop = asyncio.Event()
+        asyncio.get_running_loop().call_later(0.7, stop.set)
+        return await send(
+            deliveries,
+            secrets={"acme": SECRET},
+            url="http://testserver",
+            transport=httpx.ASGITransport(app=client.app),
+            stop=stop,
+        )
+
+    report = asyncio.run(run())
+    assert report.sent == report.stored == 2  # at 0 s and 0.5 s; the one due at 1 s never went
+    assert report.elapsed < 5
+    stored = _db_counts(_connection(client), "acme")
+    assert stored["accepted"] == 2
+
+
+def test_a_refused_connection_is_counted_and_described_not_raised() -> None:
+    sim = simulator(
+        9, start=_recently(), rate=1000.0, sources=("acme",), mix=Mix().without_faults()
+    )
+    deliveries = list(take(sim, count=5))
+    nobody = f"http://127.0.0.1:{free_port()}"
+    report = asyncio.run(
+        send(deliveries, secrets={"acme": SECRET}, url=f"{nobody}, {nobody}", concurrency=2)
+    )
+    assert report.sent == report.errors == report.failed == 5
+    assert report.stored == 0 and not report.status_codes
+    assert len(report.failures) == 5
+    assert all("ConnectError" in failure for failure in report.failures), report.failures
+    described = {failure.split()[1].rstrip(":") for failure in report.failures}
+    assert described == {d.delivery_id for d in deliveries}
 
 
 @pytest.mark.slow

@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from shoppulse.scale_out.settings import DEFAULT_LOG_URL
+
 ConfigOption = Annotated[
     Path | None,
     typer.Option("--config", help="Sources file (TOML). Default: $SHOPPULSE_CONFIG."),
@@ -43,5 +45,13 @@ SslKeyfileOption = Annotated[
     typer.Option(
         "--ssl-keyfile",
         help="PEM private key of the certificate. Default: $SHOPPULSE_SSL_KEYFILE.",
+    ),
+]
+LogOption = Annotated[
+    str | None,
+    typer.Option(
+        "--log",
+        help=f"NATS URL(s) of the log, comma-separated. Default: $SHOPPULSE_LOG_URL or "
+        f"{DEFAULT_LOG_URL}.",
     ),
 ]
