@@ -24,12 +24,11 @@ one writer job (`replay_on_writer`), so webhook batches are committed between ch
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
 import duckdb
 import orjson
@@ -57,8 +56,6 @@ UNVERIFIED = "unverified log message"
 CHUNK = 200
 #: Deliveries that stay in quarantine listed in one answer (the counts are always complete).
 LISTED_MAX = 100
-
-T = TypeVar("T")
 
 
 class AppendEvents(Protocol):
@@ -397,24 +394,6 @@ class ReplayRequest(BaseModel):
         return QuarantineFilter(self.source, self.since, self.reason)
 
 
-def submit_job(
-    writer: Writer, job: Callable[[duckdb.DuckDBPyConnection], T]
-) -> concurrent.futures.Future[T]:
-    """Queue `job` on the writer thread; the future holds its result or its exception."""
-    future: concurrent.futures.Future[T] = concurrent.futures.Future()
-
-    def run(con: duckdb.DuckDBPyConnection) -> None:
-        if not future.set_running_or_notify_cancel():
-            return
-        try:
-            future.set_result(job(con))
-        except BaseException as exc:
-            future.set_exception(exc)
-
-    writer.run_job(run)
-    return future
-
-
 async def replay_on_writer(
     writer: Writer,
     providers: Mapping[str, Provider],
@@ -446,7 +425,7 @@ async def replay_on_writer(
                 with_total=after == request.after,
             )
 
-        future = submit_job(writer, job)
+        future = writer.submit_job(job)
         chunk: ReplayReport = await asyncio.wait_for(asyncio.wrap_future(future), chunk_timeout)
         report.add(chunk)
         if left is not None:

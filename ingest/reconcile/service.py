@@ -33,7 +33,6 @@ from ingest.reconcile.compare import Verdict
 from ingest.reconcile.fetchers import make_fetcher
 from ingest.reconcile.report import CREDENTIALS_REJECTED, FAILED, OK, RUNNING, RunReport
 from ingest.reconcile.runner import run_source, store_through
-from ingest.replay import submit_job
 from ingest.settings import Settings
 from ingest.sources import Source
 from ingest.storage.writer import Writer
@@ -245,7 +244,7 @@ class Reconciler:
             finally:
                 fetcher.close()
             self._count(report)
-            submit_job(self.writer, lambda con: runs.save_run(con, report)).result(timeout=60)
+            self.writer.submit_job(lambda con: runs.save_run(con, report)).result(timeout=60)
             self._refresh_gauges()
         except Exception as exc:  # the run's report says what failed; the service goes on
             log.exception("reconciliation of %s failed", report.source)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import zlib
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -155,3 +156,29 @@ def test_a_batch_that_fails_while_appending_leaves_nothing_for_the_next(tmp_path
     finally:
         writer.stop()
     assert events_per_delivery(con) == [(1, "a", 1), (2, "h", 1)]
+
+
+def test_submit_job_runs_on_the_writer_thread_and_hands_back_its_result_or_error(
+    tmp_path: Path,
+) -> None:
+    con = open_database(tmp_path / "live.duckdb")
+    writer = Writer(con)
+    writer.start()
+    try:
+        threads = writer.submit_job(lambda job_con: threading.current_thread().name)
+        rows = writer.submit_job(
+            lambda job_con: job_con.execute("SELECT count(*) FROM deliveries").fetchall()
+        )
+
+        def broken(job_con: duckdb.DuckDBPyConnection) -> None:
+            job_con.execute("SELECT * FROM no_such_table")
+
+        failed = writer.submit_job(broken)
+        assert threads.result(timeout=10) != threading.current_thread().name
+        assert rows.result(timeout=10) == [(0,)]
+        with pytest.raises(duckdb.CatalogException, match="no_such_table"):
+            failed.result(timeout=10)
+        # the writer keeps working after a failed job
+        assert asyncio.run(submit_all(writer, ["a"])) == [Outcome.STORED]
+    finally:
+        writer.stop()
