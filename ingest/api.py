@@ -14,7 +14,7 @@ from starlette.responses import PlainTextResponse, Response
 
 from ingest.errors import Unavailable
 from ingest.intake import Intake, json_response
-from ingest.quarantine_advice import next_step
+from ingest.quarantine import next_step
 from ingest.replay import ReplayRequest, providers_for, replay_on_writer
 from ingest.sources import Source
 from ingest.storage.schema import DELIVERIES

@@ -44,7 +44,7 @@ from ingest.providers.base import (
     UnusableDelivery,
     refuse_repeated_headers,
 )
-from ingest.quarantine_advice import FUTURE_TIME, INVALID_JSON, next_step
+from ingest.quarantine import FUTURE_TIME, INVALID_JSON, next_step
 from ingest.redaction import redacted_body
 from ingest.settings import Settings
 from ingest.sink import Sink

@@ -38,7 +38,7 @@ from ingest.events import CanonicalEvent
 from ingest.intake import future_event_reason
 from ingest.providers import get_provider
 from ingest.providers.base import Provider, UnusableDelivery
-from ingest.quarantine_advice import BODY_NOT_KEPT, INVALID_JSON
+from ingest.quarantine import BODY_NOT_KEPT, INVALID_JSON
 from ingest.redaction import redacted_body
 from ingest.settings import Settings
 from ingest.sources import Source

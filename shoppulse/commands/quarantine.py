@@ -20,7 +20,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ingest.api import recent_quarantine
-from ingest.quarantine_advice import next_step
+from ingest.quarantine import next_step
 from ingest.replay import (
     CHUNK,
     QuarantineFilter,

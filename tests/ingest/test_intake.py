@@ -9,7 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from ingest.providers import get_provider
-from ingest.quarantine_advice import FIX_MAPPING, NOT_JSON, UNSUBSCRIBE
+from ingest.quarantine import FIX_MAPPING, NOT_JSON, UNSUBSCRIBE
 from ingest.settings import Settings
 from ingest.sources import ConfigError, Source, check_secrets, load_sources
 from ingest.storage.bodies import unpack

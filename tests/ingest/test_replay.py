@@ -21,7 +21,7 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from ingest.providers import get_provider
-from ingest.quarantine_advice import NOT_JSON
+from ingest.quarantine import NOT_JSON
 from ingest.settings import Settings
 from ingest.sources import Source
 from shoppulse.cli import app as cli

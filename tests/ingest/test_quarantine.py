@@ -6,7 +6,7 @@ import pytest
 
 from ingest.providers import get_provider
 from ingest.providers.base import UnusableDelivery
-from ingest.quarantine_advice import (
+from ingest.quarantine import (
     CANNOT_REPLAY,
     CHECK_CLOCKS,
     FIX_MAPPING,
