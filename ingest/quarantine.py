@@ -1,4 +1,8 @@
-"""What to do about a quarantined delivery, read from the reason it was quarantined with.
+"""The quarantine: how its reasons are worded, what to do about each, and the queries that list it.
+
+An authentic delivery that cannot be normalized is stored with status 'quarantined' and its
+reason, never dropped. `GET /api/v1/ingest/quarantine`, `shoppulse quarantine list` and the replay
+read it through the queries here.
 
 The advice is derived from the stored reason, so deliveries quarantined by any version get it.
 A topic the platform sends but ShopPulse does not use is not a mapping problem: the store was
@@ -6,6 +10,13 @@ subscribed to more than it needs, and replaying will never move such a delivery.
 """
 
 from __future__ import annotations
+
+from datetime import UTC
+from typing import Any
+
+import duckdb
+
+from ingest.storage.schema import DELIVERIES
 
 #: How the adapters word each reason (the start of the stored text).
 UNKNOWN_TOPIC = "unknown topic"
@@ -39,3 +50,39 @@ def next_step(reason: str | None) -> str:
     if text.startswith(BODY_NOT_KEPT):
         return CANNOT_REPLAY
     return FIX_MAPPING
+
+
+def recent_quarantine(
+    con: duckdb.DuckDBPyConnection,
+    limit: int,
+    source: str | None = None,
+    reason: str | None = None,
+) -> list[dict[str, Any]]:
+    """The newest quarantined deliveries with their reasons (never bodies or headers).
+
+    `reason` keeps those whose reason contains it (any case).
+    """
+    where = "status = 'quarantined'"
+    params: list[Any] = []
+    if source:
+        where += " AND source = ?"
+        params.append(source)
+    if reason:
+        where += " AND strpos(lower(coalesce(reason, '')), lower(?)) > 0"
+        params.append(reason)
+    rows = con.execute(
+        f"SELECT source, delivery_id, topic, received_at, reason FROM {DELIVERIES} "
+        f"WHERE {where} ORDER BY delivery_seq DESC LIMIT ?",
+        [*params, limit],
+    ).fetchall()
+    return [
+        {
+            "source": source_id,
+            "delivery_id": delivery_id,
+            "topic": topic,
+            "received_at": received_at.astimezone(UTC).isoformat(),
+            "reason": reason,
+            "next": next_step(reason),
+        }
+        for source_id, delivery_id, topic, received_at, reason in rows
+    ]

@@ -19,8 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from ingest.api import recent_quarantine
-from ingest.quarantine import next_step
+from ingest.quarantine import next_step, recent_quarantine
 from ingest.replay import (
     CHUNK,
     QuarantineFilter,

@@ -1,7 +1,13 @@
-"""The advice given with each quarantine reason, for every adapter's way of wording it."""
+"""The quarantine: the advice given with each reason (for every adapter's way of wording it)
+and the queries that list it."""
 
 from __future__ import annotations
 
+import asyncio
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
 import pytest
 
 from ingest.providers import get_provider
@@ -13,7 +19,10 @@ from ingest.quarantine import (
     NOT_JSON,
     UNSUBSCRIBE,
     next_step,
+    recent_quarantine,
 )
+from ingest.storage.database import open_database
+from ingest.storage.writer import Delivery, Outcome, Writer
 
 
 @pytest.mark.parametrize(
@@ -48,3 +57,47 @@ def test_an_unknown_topic_says_unsubscribe(provider: str, topic: str) -> None:
 )
 def test_other_reasons(reason: str | None, advice: str) -> None:
     assert next_step(reason) == advice
+
+
+def _store(con: duckdb.DuckDBPyConnection, deliveries: list[Delivery]) -> None:
+    writer = Writer(con)
+    writer.start()
+    try:
+
+        async def submit_all() -> list[Outcome]:
+            return list(await asyncio.gather(*(writer.submit(d) for d in deliveries)))
+
+        asyncio.run(submit_all())
+    finally:
+        writer.stop()
+
+
+def test_recent_quarantine_lists_the_newest_quarantined_deliveries_with_reason_and_advice(
+    tmp_path: Path,
+) -> None:
+    con = open_database(tmp_path / "live.duckdb")
+    at = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+    _store(
+        con,
+        [
+            Delivery("acme", "d1", "orders/create", at, "{}", b"{}", "invalid JSON: x"),
+            Delivery("acme", "d2", "products/update", at, "{}", b"{}", "unknown topic x"),
+            Delivery("beta", "d3", "orders/paid", at, "{}", b"{}", "Invalid JSON: y"),
+            Delivery("acme", "d4", "carts/create", at, "{}", b"{}"),  # accepted
+        ],
+    )
+    rows = recent_quarantine(con, 10)
+    assert [r["delivery_id"] for r in rows] == ["d3", "d2", "d1"]  # newest first
+    assert rows[1] == {
+        "source": "acme",
+        "delivery_id": "d2",
+        "topic": "products/update",
+        "received_at": "2026-03-01T12:00:00+00:00",
+        "reason": "unknown topic x",
+        "next": UNSUBSCRIBE,
+    }
+    assert [r["delivery_id"] for r in recent_quarantine(con, 1)] == ["d3"]
+    assert [r["delivery_id"] for r in recent_quarantine(con, 10, source="acme")] == ["d2", "d1"]
+    json_ones = recent_quarantine(con, 10, reason="INVALID json")  # any case
+    assert [r["delivery_id"] for r in json_ones] == ["d3", "d1"]
+    assert recent_quarantine(con, 10, source="acme", reason="nothing like it") == []
