@@ -11,7 +11,8 @@ subscribed to more than it needs, and replaying will never move such a delivery.
 
 from __future__ import annotations
 
-from datetime import UTC
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import duckdb
@@ -52,6 +53,41 @@ def next_step(reason: str | None) -> str:
     return FIX_MAPPING
 
 
+@dataclass(frozen=True, slots=True)
+class QuarantineFilter:
+    """Which quarantined deliveries: all of them, or those matching every given field."""
+
+    source: str | None = None
+    since: datetime | None = None  # received at or after
+    reason: str | None = None  # a case-insensitive part of the reason
+
+    def where(self) -> tuple[str, list[Any]]:
+        clauses = ["status = 'quarantined'"]
+        params: list[Any] = []
+        if self.source:
+            clauses.append("source = ?")
+            params.append(self.source)
+        if self.since is not None:
+            clauses.append("received_at >= ?")
+            params.append(self.since)
+        if self.reason:
+            clauses.append("strpos(lower(coalesce(reason, '')), lower(?)) > 0")
+            params.append(self.reason)
+        return " AND ".join(clauses), params
+
+
+def count_quarantined(
+    con: duckdb.DuckDBPyConnection, where: QuarantineFilter, after_seq: int = 0
+) -> int:
+    """How many quarantined deliveries match `where` (after `after_seq`)."""
+    clause, params = where.where()
+    row = con.execute(
+        f"SELECT count(*) FROM {DELIVERIES} WHERE {clause} AND delivery_seq > ?",
+        [*params, after_seq],
+    ).fetchone()
+    return int(row[0]) if row else 0
+
+
 def recent_quarantine(
     con: duckdb.DuckDBPyConnection,
     limit: int,
@@ -62,17 +98,10 @@ def recent_quarantine(
 
     `reason` keeps those whose reason contains it (any case).
     """
-    where = "status = 'quarantined'"
-    params: list[Any] = []
-    if source:
-        where += " AND source = ?"
-        params.append(source)
-    if reason:
-        where += " AND strpos(lower(coalesce(reason, '')), lower(?)) > 0"
-        params.append(reason)
+    clause, params = QuarantineFilter(source=source, reason=reason).where()
     rows = con.execute(
         f"SELECT source, delivery_id, topic, received_at, reason FROM {DELIVERIES} "
-        f"WHERE {where} ORDER BY delivery_seq DESC LIMIT ?",
+        f"WHERE {clause} ORDER BY delivery_seq DESC LIMIT ?",
         [*params, limit],
     ).fetchall()
     return [

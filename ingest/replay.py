@@ -38,7 +38,7 @@ from ingest.events import CanonicalEvent
 from ingest.intake import future_event_reason
 from ingest.providers import get_provider
 from ingest.providers.base import Provider, UnusableDelivery
-from ingest.quarantine import BODY_NOT_KEPT, INVALID_JSON
+from ingest.quarantine import BODY_NOT_KEPT, INVALID_JSON, QuarantineFilter, count_quarantined
 from ingest.redaction import redacted_body
 from ingest.settings import Settings
 from ingest.sources import Source
@@ -70,29 +70,6 @@ class AppendEvents(Protocol):
         events: Sequence[CanonicalEvent],
         origin: str = ...,
     ) -> None: ...
-
-
-@dataclass(frozen=True, slots=True)
-class QuarantineFilter:
-    """Which quarantined deliveries: all of them, or those matching every given field."""
-
-    source: str | None = None
-    since: datetime | None = None  # received at or after
-    reason: str | None = None  # a case-insensitive part of the reason
-
-    def where(self) -> tuple[str, list[Any]]:
-        clauses = ["status = 'quarantined'"]
-        params: list[Any] = []
-        if self.source:
-            clauses.append("source = ?")
-            params.append(self.source)
-        if self.since is not None:
-            clauses.append("received_at >= ?")
-            params.append(self.since)
-        if self.reason:
-            clauses.append("strpos(lower(coalesce(reason, '')), lower(?)) > 0")
-            params.append(self.reason)
-        return " AND ".join(clauses), params
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,18 +151,6 @@ class ReplayReport:
 def providers_for(sources: Mapping[str, Source], settings: Settings) -> dict[str, Provider]:
     """The provider of every configured source, configured like the intake's."""
     return {sid: get_provider(source.provider, settings) for sid, source in sources.items()}
-
-
-def count_quarantined(
-    con: duckdb.DuckDBPyConnection, where: QuarantineFilter, after_seq: int = 0
-) -> int:
-    """How many quarantined deliveries match `where` (after `after_seq`)."""
-    clause, params = where.where()
-    row = con.execute(
-        f"SELECT count(*) FROM {DELIVERIES} WHERE {clause} AND delivery_seq > ?",
-        [*params, after_seq],
-    ).fetchone()
-    return int(row[0]) if row else 0
 
 
 def _headers(raw: str | None) -> dict[str, str]:

@@ -19,13 +19,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from ingest.quarantine import next_step, recent_quarantine
+from ingest.quarantine import QuarantineFilter, count_quarantined, next_step, recent_quarantine
 from ingest.replay import (
     CHUNK,
-    QuarantineFilter,
     ReplayReport,
     ReplayRequest,
-    count_quarantined,
     providers_for,
     replay_chunk,
 )

@@ -18,6 +18,8 @@ from ingest.quarantine import (
     FIX_MAPPING,
     NOT_JSON,
     UNSUBSCRIBE,
+    QuarantineFilter,
+    count_quarantined,
     next_step,
     recent_quarantine,
 )
@@ -101,3 +103,28 @@ def test_recent_quarantine_lists_the_newest_quarantined_deliveries_with_reason_a
     json_ones = recent_quarantine(con, 10, reason="INVALID json")  # any case
     assert [r["delivery_id"] for r in json_ones] == ["d3", "d1"]
     assert recent_quarantine(con, 10, source="acme", reason="nothing like it") == []
+
+
+def test_count_quarantined_counts_what_the_filter_matches_after_a_delivery(
+    tmp_path: Path,
+) -> None:
+    con = open_database(tmp_path / "live.duckdb")
+    early = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+    late = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+    _store(
+        con,
+        [
+            Delivery("acme", "d1", "orders/create", early, "{}", b"{}", "invalid JSON: x"),
+            Delivery("acme", "d2", "orders/create", late, "{}", b"{}", "unknown topic x"),
+            Delivery("beta", "d3", "orders/create", late, "{}", b"{}", "unknown topic y"),
+            Delivery("acme", "d4", "carts/create", late, "{}", b"{}"),  # accepted
+        ],
+    )
+    assert count_quarantined(con, QuarantineFilter()) == 3
+    assert count_quarantined(con, QuarantineFilter(source="acme")) == 2
+    assert count_quarantined(con, QuarantineFilter(since=late)) == 2
+    assert count_quarantined(con, QuarantineFilter(reason="UNKNOWN", since=late)) == 2
+    assert count_quarantined(con, QuarantineFilter(source="acme", reason="json")) == 1
+    first_seq = con.execute("SELECT min(delivery_seq) FROM deliveries").fetchone()
+    assert first_seq is not None
+    assert count_quarantined(con, QuarantineFilter(), after_seq=int(first_seq[0])) == 2
