@@ -29,7 +29,6 @@ from ingest.reconcile.service import Reconciler
 from ingest.settings import Settings
 from ingest.sources import Source, check_secret_forms
 from ingest.stats import IngestStats
-from ingest.storage.database import open_database
 from ingest.storage.retention import RawBodyPurge
 from ingest.storage.writer import Writer
 from metrics.api import MetricsContext, TimeZones
@@ -40,6 +39,7 @@ from metrics.uncounted import UncountedOrders
 from metrics.worker import MetricsWorker
 from shoppulse import __version__
 from shoppulse.auth import BearerTokenMiddleware
+from shoppulse.database import open_database
 from shoppulse.fastpath import ShopPulseApp, error_response, unexpected_error_response
 from shoppulse.logs import flush_logs
 from shoppulse.publish import Publisher, PublishWorker

@@ -35,6 +35,7 @@ from ingest.reconcile.report import CREDENTIALS_REJECTED, FAILED, OK, RUNNING, R
 from ingest.reconcile.runner import run_source, store_through
 from ingest.settings import Settings
 from ingest.sources import Source
+from ingest.storage.schema import check_schema
 from ingest.storage.writer import Writer
 
 log = logging.getLogger("shoppulse.reconcile")
@@ -76,7 +77,7 @@ class Reconciler:
         # transaction open, and a checkpoint then waits for it forever.
         setup = con.cursor()
         try:
-            runs.ensure_schema(setup)
+            check_schema(setup, runs.RECONCILIATION_SCHEMA)  # open_database migrates
             self._next_id = runs.next_run_id(setup)
         finally:
             setup.close()

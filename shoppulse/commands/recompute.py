@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from ingest.storage.database import StorageError, open_database
+from ingest.storage.database import StorageError
 from metrics.engine import MetricsEngine
 from metrics.recompute import Difference, check
 from metrics.schema import (
@@ -25,6 +25,7 @@ from metrics.schema import (
     SALES_DELTAS,
 )
 from shoppulse.cli import ConfigOption, DbOption, app, fail, make_settings
+from shoppulse.database import open_database
 from shoppulse.wording import counted
 
 out = Console()

@@ -23,8 +23,8 @@ from ingest.quarantine import (
     next_step,
     recent_quarantine,
 )
-from ingest.storage.database import open_database
 from ingest.storage.writer import Delivery, Outcome, Writer
+from shoppulse.database import open_database
 
 
 @pytest.mark.parametrize(

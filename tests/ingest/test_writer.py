@@ -15,9 +15,10 @@ import pytest
 from ingest.providers.base import build_event
 from ingest.storage import writer as writer_module
 from ingest.storage.bodies import unpack
-from ingest.storage.database import StorageError, open_database
+from ingest.storage.database import StorageError
 from ingest.storage.schema import INGEST_MIGRATIONS, migrate
 from ingest.storage.writer import Delivery, Outcome, Writer
+from shoppulse.database import open_database
 
 
 def delivery(delivery_id: str) -> Delivery:
