@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 
-from starlette.requests import Request
+from starlette.types import Receive
 
 #: The most of a body that is read and discarded, and for how long.
 DRAIN_MAX_BYTES = 64 * 1024 * 1024
@@ -18,16 +18,17 @@ DRAIN_SECONDS = 5.0
 
 
 async def drain(
-    request: Request, max_bytes: int | None = None, seconds: float | None = None
+    receive: Receive, max_bytes: int | None = None, seconds: float | None = None
 ) -> bool:
-    """Read and discard the rest of the request body; True when it ended within the bounds
-    (DRAIN_MAX_BYTES, DRAIN_SECONDS by default), False when a bound or a disconnect came first."""
+    """Read and discard the rest of the request body from the ASGI `receive` callable; True
+    when it ended within the bounds (DRAIN_MAX_BYTES, DRAIN_SECONDS by default), False when a
+    bound or a disconnect came first."""
     budget = DRAIN_MAX_BYTES if max_bytes is None else max_bytes
     drained = 0
     try:
         async with asyncio.timeout(DRAIN_SECONDS if seconds is None else seconds):
             while True:
-                message = await request.receive()
+                message = await receive()
                 if message["type"] != "http.request":
                     return False  # http.disconnect
                 drained += len(message.get("body", b""))

@@ -22,8 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from starlette.requests import ClientDisconnect, Request
-from starlette.responses import Response
 
 from ingest.body_drain import DRAIN_MAX_BYTES, drain
 from ingest.errors import (
@@ -46,12 +44,14 @@ from ingest.providers.base import (
 )
 from ingest.quarantine import FUTURE_TIME, INVALID_JSON, next_step
 from ingest.redaction import redacted_body
+from ingest.responses import Answer, ingest_error_answer, json_answer, unexpected_error_answer
 from ingest.settings import Settings
 from ingest.sink import Sink
 from ingest.sources import Source
 from ingest.stats import UNKNOWN_SOURCE, IngestStats
 from ingest.storage.database import StorageError
 from ingest.storage.writer import Delivery, Outcome, Overloaded
+from ingest.webhook_request import ClientGone, WebhookRequest
 
 log = logging.getLogger("shoppulse.ingest")
 
@@ -71,12 +71,6 @@ OUTCOME_STATUS = {Outcome.STORED: 200, Outcome.DUPLICATE: 200, Outcome.QUARANTIN
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-def json_response(
-    status: int, body: dict[str, Any], headers: dict[str, str] | None = None
-) -> Response:
-    return Response(orjson.dumps(body), status, headers, media_type="application/json")
 
 
 def describe_span(span: timedelta) -> str:
@@ -149,7 +143,9 @@ class Intake:
         )
         return error
 
-    async def _too_large(self, request: Request, source_id: str, message: str) -> IngestError:
+    async def _too_large(
+        self, request: WebhookRequest, source_id: str, message: str
+    ) -> IngestError:
         """The 413 of an oversized body, once the rest of the body has been drained.
 
         Most senders (Python's urllib, most webhook senders: all that send no `Expect:
@@ -164,11 +160,11 @@ class Intake:
             headers["Connection"] = "close"  # the sender waits: it never sends the body
         elif declared.isdigit() and int(declared) > DRAIN_MAX_BYTES:
             headers["Connection"] = "close"  # more than would ever be drained
-        elif not await drain(request):
+        elif not await drain(request.receive):
             headers["Connection"] = "close"
         return self._reject(source_id, BodyTooLarge(message, headers=headers))
 
-    async def _read_body(self, request: Request, source_id: str) -> bytes:
+    async def _read_body(self, request: WebhookRequest, source_id: str) -> bytes:
         limit = self.settings.max_body_bytes
         declared = request.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
@@ -194,7 +190,7 @@ class Intake:
                     headers={"Connection": "close"},
                 ),
             ) from None
-        except ClientDisconnect:
+        except ClientGone:
             raise self._reject(
                 source_id,
                 ClientDisconnected(f"the sender closed the connection after {size} bytes"),
@@ -252,7 +248,18 @@ class Intake:
             )
         return None
 
-    async def receive(self, source_id: str, request: Request) -> Response:
+    async def answer(self, source_id: str, request: WebhookRequest) -> Answer:
+        """The answer to one `POST /webhooks/{source_id}`: errors become their error answers,
+        anything unexpected a 500 (the log has the traceback)."""
+        try:
+            return await self.receive(source_id, request)
+        except IngestError as exc:
+            return ingest_error_answer(exc)
+        except Exception as exc:  # never a traceback to the sender
+            return unexpected_error_answer("POST", f"/webhooks/{source_id[:64]}", exc)
+
+    async def receive(self, source_id: str, request: WebhookRequest) -> Answer:
+        """Receive one delivery; raises IngestError for every answer that is an error."""
         started = time.perf_counter()
         if self.in_flight >= self.settings.max_in_flight:
             self.stats.ack_latency.observe(time.perf_counter() - started)
@@ -270,7 +277,7 @@ class Intake:
             self.in_flight -= 1
             self.stats.ack_latency.observe(time.perf_counter() - started)
 
-    async def _receive(self, source_id: str, request: Request) -> Response:
+    async def _receive(self, source_id: str, request: WebhookRequest) -> Answer:
         entry = self._sources.get(source_id)
         if entry is None:
             raise self._reject(
@@ -281,9 +288,9 @@ class Intake:
             )
         source, provider, secrets = entry
         body = await self._read_body(request, source.id)
-        headers = {name.lower(): value for name, value in request.headers.items()}
+        headers = request.headers
         if provider.is_ping(body, headers):
-            return json_response(200, {"status": "ping", "stored": False})
+            return json_answer(200, {"status": "ping", "stored": False})
         if not _is_json(headers.get("content-type", "")):
             raise self._reject(
                 source.id,
@@ -294,7 +301,7 @@ class Intake:
             )
         if secrets or not self.settings.insecure_demo:
             try:
-                refuse_repeated_headers(request.headers.raw, provider.single_headers)
+                refuse_repeated_headers(request.raw_headers, provider.single_headers)
                 provider.verify(body, headers, secrets, self.clock())
             except SignatureError as exc:
                 raise self._reject(source.id, InvalidSignature(str(exc))) from None
@@ -341,7 +348,7 @@ class Intake:
             events=events,
         )
 
-    async def _store(self, delivery: Delivery) -> Response:
+    async def _store(self, delivery: Delivery) -> Answer:
         retry = {"Retry-After": str(self.settings.retry_after_seconds)}
         disk = self.disk_problem()
         if disk is not None:
@@ -381,4 +388,4 @@ class Intake:
             body["next"] = f"stored in quarantine; {next_step(delivery.reason)}"
         if outcome is Outcome.STORED:
             body["events"] = len(delivery.events)
-        return json_response(OUTCOME_STATUS[outcome], body)
+        return json_answer(OUTCOME_STATUS[outcome], body)

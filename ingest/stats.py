@@ -39,6 +39,7 @@ class IngestStats:
         self.started_at = time.time()
         self._sections: dict[str, Callable[[], dict[str, Any]]] = {}
         self.registry = CollectorRegistry()
+        self._delivery_counters: dict[tuple[str, str], PromCounter] = {}
         self._deliveries = PromCounter(
             "shoppulse_deliveries",
             "Webhook deliveries by source and outcome.",
@@ -49,6 +50,18 @@ class IngestStats:
             "shoppulse_ack_latency_seconds",
             "Time from request start to the response of a delivery.",
             buckets=ACK_BUCKETS,
+            registry=self.registry,
+        )
+        self.commit_seconds = Histogram(
+            "shoppulse_writer_commit_seconds",
+            "Time the writer takes to store one batch of deliveries (one transaction).",
+            buckets=ACK_BUCKETS,
+            registry=self.registry,
+        )
+        self.batch_deliveries = Histogram(
+            "shoppulse_writer_batch_deliveries",
+            "Deliveries stored per writer batch.",
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024),
             registry=self.registry,
         )
         self.queue_depth = Gauge(
@@ -95,7 +108,16 @@ class IngestStats:
             if outcome == "rejected" and reason:
                 stats.rejected_by_reason[reason] += 1
             stats.last_delivery_at = datetime.now(UTC)
-        self._deliveries.labels(source=source, outcome=outcome).inc()
+        counter = self._delivery_counters.get((source, outcome))
+        if counter is None:  # a label lookup costs more than the rest of this method
+            counter = self._deliveries.labels(source=source, outcome=outcome)
+            self._delivery_counters[(source, outcome)] = counter
+        counter.inc()
+
+    def observe_batch(self, deliveries: int, seconds: float) -> None:
+        """One writer batch: how many deliveries, how long its transaction took."""
+        self.commit_seconds.observe(seconds)
+        self.batch_deliveries.observe(deliveries)
 
     def replayed(self, moved: dict[str, int]) -> None:
         """Deliveries replayed out of quarantine count as accepted from now on (as after a

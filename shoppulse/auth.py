@@ -17,8 +17,7 @@ import hmac
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ingest.errors import error_body
-from ingest.intake import json_response
+from ingest.responses import error_response
 
 PUBLIC_PATHS = frozenset(
     {"/healthz", "/readyz", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
@@ -66,9 +65,7 @@ class BearerTokenMiddleware:
             "this endpoint needs the API token: send `Authorization: Bearer <token>` "
             "(the service's SHOPPULSE_API_TOKEN)"
         )
-        response = json_response(
-            401,
-            error_body(401, "unauthorized", message),
-            {"WWW-Authenticate": 'Bearer realm="shoppulse"'},
+        response = error_response(
+            401, "unauthorized", message, {"WWW-Authenticate": 'Bearer realm="shoppulse"'}
         )
         await response(scope, receive, send)

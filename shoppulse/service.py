@@ -26,6 +26,7 @@ from ingest.errors import IngestError
 from ingest.intake import Clock, Intake, utc_now
 from ingest.reconcile.api import build_router as build_reconciliation_router
 from ingest.reconcile.service import Reconciler
+from ingest.responses import error_response, unexpected_error_answer
 from ingest.settings import Settings
 from ingest.sources import Source, check_secret_forms
 from ingest.stats import IngestStats
@@ -40,7 +41,7 @@ from metrics.worker import MetricsWorker
 from shoppulse import __version__
 from shoppulse.auth import BearerTokenMiddleware
 from shoppulse.database import open_database
-from shoppulse.fastpath import ShopPulseApp, error_response, unexpected_error_response
+from shoppulse.fastpath import ShopPulseApp
 from shoppulse.logs import flush_logs
 from shoppulse.publish import Publisher, PublishWorker
 
@@ -126,7 +127,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
-        return unexpected_error_response(request, exc)
+        return unexpected_error_answer(request.method, request.url.path, exc).response()
 
 
 def webhook_app(
@@ -194,6 +195,7 @@ def create_app(
             batch_linger_ms=settings.batch_linger_ms,
             queue_max=settings.queue_max,
             on_commit=worker.notify,
+            on_batch=stats.observe_batch,
         )
         intake = Intake(settings, sources, writer, stats, clock)
         service = Service(

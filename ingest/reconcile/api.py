@@ -12,8 +12,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from ingest.errors import IngestError, UnknownSource
-from ingest.intake import json_response
 from ingest.reconcile.service import AlreadyRunning, NoCredentials, Reconciler
+from ingest.responses import json_response
 
 
 class Conflict(IngestError):

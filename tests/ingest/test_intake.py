@@ -285,8 +285,15 @@ def test_operational_endpoints(client: TestClient) -> None:
     text = metrics.text
     assert 'shoppulse_deliveries_total{outcome="accepted",source="acme"} 1.0' in text
     assert "shoppulse_ack_latency_seconds_bucket" in text
+    # the delivery's batch: one transaction holding one delivery
+    assert "shoppulse_writer_commit_seconds_count 1.0" in text
+    assert 'shoppulse_writer_batch_deliveries_bucket{le="1.0"} 1.0' in text
+    signed_post(client, "acme", "shopify", ORDER, topic="orders/create", delivery_id="m2")
+    text = client.get("/metrics").text
+    assert 'shoppulse_deliveries_total{outcome="accepted",source="acme"} 2.0' in text
+    assert "shoppulse_writer_commit_seconds_count 2.0" in text
     stats = client.get("/api/v1/ingest/stats").json()
-    assert stats["totals"]["accepted"] == 1
+    assert stats["totals"]["accepted"] == 2
     assert stats["last_delivery_at"]
 
 

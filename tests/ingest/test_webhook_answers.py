@@ -24,7 +24,11 @@ from ingest.intake import OUTCOME_STATUS
 
 ROOT = Path(__file__).resolve().parents[2]
 #: The modules that produce the endpoint's answers (the fast path and the intake it calls).
-ANSWERING = (ROOT / "ingest" / "intake.py", ROOT / "shoppulse" / "fastpath.py")
+ANSWERING = (
+    ROOT / "ingest" / "intake.py",
+    ROOT / "ingest" / "responses.py",
+    ROOT / "shoppulse" / "fastpath.py",
+)
 ANSWERS = {(status, code) for status, code, _ in WEBHOOK_ANSWERS}
 
 
@@ -61,11 +65,11 @@ def answers_in_code() -> set[tuple[int, str]]:
             name, args = node.func.id, node.args
             if name in classes and name != "IngestError":
                 found.add((classes[name].status, classes[name].code))
-            elif name in ("json_response", "error_response") and args:
+            elif name in ("json_answer", "error_answer") and args:
                 if not isinstance(args[0], ast.Constant):
                     continue  # a status passed through (an error's own, or OUTCOME_STATUS)
                 status = args[0].value
-                if name == "error_response":
+                if name == "error_answer":
                     code = args[1]
                     assert isinstance(code, ast.Constant), ast.unparse(node)
                     found.add((status, code.value))
