@@ -40,7 +40,7 @@ from ingest.providers import get_provider
 from ingest.providers.base import Provider, UnusableDelivery
 from ingest.quarantine import BODY_NOT_KEPT, INVALID_JSON, QuarantineFilter, count_quarantined
 from ingest.redaction import redacted_body
-from ingest.settings import Settings
+from ingest.settings import IngestSettings
 from ingest.sources import Source
 from ingest.storage.bodies import pack, unpack
 from ingest.storage.schema import DELIVERIES, REPLAY
@@ -148,7 +148,7 @@ class ReplayReport:
         }
 
 
-def providers_for(sources: Mapping[str, Source], settings: Settings) -> dict[str, Provider]:
+def providers_for(sources: Mapping[str, Source], settings: IngestSettings) -> dict[str, Provider]:
     """The provider of every configured source, configured like the intake's."""
     return {sid: get_provider(source.provider, settings) for sid, source in sources.items()}
 
@@ -168,7 +168,7 @@ def _headers(raw: str | None) -> dict[str, str]:
 def renormalize(
     row: tuple[Any, ...],
     provider: Provider | None,
-    settings: Settings,
+    settings: IngestSettings,
     now: datetime,
 ) -> Verdict:
     """Replay one stored delivery row (see `_SELECT`) with `provider`; writes nothing."""
@@ -219,7 +219,7 @@ _SELECT = (
 def replay_chunk(
     con: duckdb.DuckDBPyConnection,
     providers: Mapping[str, Provider],
-    settings: Settings,
+    settings: IngestSettings,
     where: QuarantineFilter,
     *,
     now: datetime,
@@ -362,7 +362,7 @@ class ReplayRequest(BaseModel):
 async def replay_on_writer(
     writer: Writer,
     providers: Mapping[str, Provider],
-    settings: Settings,
+    settings: IngestSettings,
     clock: Callable[[], datetime],
     request: ReplayRequest,
     *,

@@ -10,10 +10,10 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 
-from ingest.settings import Settings
 from ingest.sources import ConfigError, Source, check_secrets, load_sources
 from shoppulse import __version__
 from shoppulse.help_format import PlainHelpGroup
+from shoppulse.settings import Settings
 
 app = typer.Typer(
     cls=PlainHelpGroup,

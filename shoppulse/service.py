@@ -27,7 +27,6 @@ from ingest.intake import Clock, Intake, utc_now
 from ingest.reconcile.api import build_router as build_reconciliation_router
 from ingest.reconcile.service import Reconciler
 from ingest.responses import error_response, unexpected_error_answer
-from ingest.settings import Settings
 from ingest.sources import Source, check_secret_forms
 from ingest.stats import IngestStats
 from ingest.storage.retention import RawBodyPurge
@@ -44,6 +43,7 @@ from shoppulse.database import open_database
 from shoppulse.fastpath import ShopPulseApp
 from shoppulse.logs import flush_logs
 from shoppulse.publish import Publisher, PublishWorker
+from shoppulse.settings import Settings
 
 log = logging.getLogger("shoppulse.service")
 

@@ -33,7 +33,7 @@ from ingest.reconcile.compare import Verdict
 from ingest.reconcile.fetchers import make_fetcher
 from ingest.reconcile.report import CREDENTIALS_REJECTED, FAILED, OK, RUNNING, RunReport
 from ingest.reconcile.runner import run_source, store_through
-from ingest.settings import Settings
+from ingest.settings import IngestSettings
 from ingest.sources import Source
 from ingest.storage.schema import check_schema
 from ingest.storage.writer import Writer
@@ -67,7 +67,7 @@ class Reconciler:
         con: duckdb.DuckDBPyConnection,
         writer: Writer,
         sources: Mapping[str, Source],
-        settings: Settings,
+        settings: IngestSettings,
         clock: Clock,
         registry: CollectorRegistry | None = None,
         *,

@@ -16,11 +16,11 @@ import duckdb
 import httpx
 from rich.markup import escape
 
-from ingest.settings import Settings
 from ingest.storage.database import StorageError
 from shoppulse.cli import err, fail
 from shoppulse.database import open_database
 from shoppulse.service import discovery_path, read_discovery
+from shoppulse.settings import Settings
 
 HTTP_TIMEOUT = 120.0
 

@@ -26,7 +26,6 @@ from rich.panel import Panel
 from rich.table import Table
 
 import dashboard
-from ingest.settings import Settings
 from ingest.sources import ConfigError, Source, check_secrets, load_sources
 from shoppulse.cli import ConfigOption, DbOption, app, err, fail, make_settings
 from shoppulse.commands._processes import (
@@ -39,6 +38,7 @@ from shoppulse.commands._processes import (
 )
 from shoppulse.commands._scale_out_up import NATS_PORT, busy_port, intake_urls, start_scale_out
 from shoppulse.service import read_discovery
+from shoppulse.settings import Settings
 
 APP_PATH = Path(dashboard.__file__).resolve().parent / "app.py"
 DEFAULT_API_URL = "http://127.0.0.1:8000"

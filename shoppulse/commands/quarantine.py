@@ -27,7 +27,6 @@ from ingest.replay import (
     providers_for,
     replay_chunk,
 )
-from ingest.settings import Settings
 from ingest.sources import ConfigError
 from ingest.storage.writer import Writer
 from shoppulse.cli import (
@@ -40,6 +39,7 @@ from shoppulse.cli import (
     make_settings,
 )
 from shoppulse.commands._target import ServiceClient, database_or_service
+from shoppulse.settings import Settings
 from shoppulse.wording import counted
 
 out = Console()

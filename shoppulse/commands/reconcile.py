@@ -21,7 +21,6 @@ from rich.table import Table
 
 from ingest.reconcile.report import RUNNING
 from ingest.reconcile.service import NoCredentials, Reconciler
-from ingest.settings import Settings
 from ingest.sources import ConfigError
 from ingest.storage.writer import Writer
 from shoppulse.cli import (
@@ -35,6 +34,7 @@ from shoppulse.cli import (
 )
 from shoppulse.commands._target import ServiceClient, database_or_service
 from shoppulse.commands.quarantine import parse_since
+from shoppulse.settings import Settings
 
 out = Console()
 

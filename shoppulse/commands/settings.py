@@ -6,8 +6,8 @@ from typing import Any
 
 from rich.console import Console
 
-from ingest.settings import Settings
 from shoppulse.cli import app
+from shoppulse.settings import Settings
 
 
 def _default(value: Any) -> str:

@@ -15,7 +15,6 @@ import orjson
 import pytest
 from typer.testing import CliRunner
 
-from ingest.settings import Settings
 from shoppulse.cli import app
 from shoppulse.commands._processes import port_in_use
 from shoppulse.commands.dashboard import (
@@ -25,6 +24,7 @@ from shoppulse.commands.dashboard import (
     streamlit_command,
 )
 from shoppulse.service import discovery_path
+from shoppulse.settings import Settings
 from tests.dashboard.store import SHOPIFY, fresh_id, order_payload, wait_for
 from tests.e2e.server import ServiceProcess, free_port
 from tests.e2e.up import running_up

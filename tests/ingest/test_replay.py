@@ -22,10 +22,10 @@ from typer.testing import CliRunner
 
 from ingest.providers import get_provider
 from ingest.quarantine import NOT_JSON
-from ingest.settings import Settings
 from ingest.sources import Source
 from shoppulse.cli import app as cli
 from shoppulse.service import create_app
+from shoppulse.settings import Settings
 from tests.conftest import (
     SECRET,
     FrozenClock,

@@ -11,10 +11,10 @@ import duckdb
 import pytest
 from fastapi.testclient import TestClient
 
-from ingest.settings import Settings
 from ingest.sources import Source
 from shoppulse.publish import refresh_stopped
 from shoppulse.service import create_app
+from shoppulse.settings import Settings
 from shoppulse.sql import catalog_path, open_catalog
 from tests.conftest import FrozenClock
 from tests.metrics.shop import Shop

@@ -12,10 +12,10 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from ingest.settings import Settings
 from ingest.sources import Source
 from shoppulse.cli import app
 from shoppulse.service import create_app
+from shoppulse.settings import Settings
 from shoppulse.sql import VIEWS
 from tests.conftest import FrozenClock
 from tests.metrics.shop import Shop
