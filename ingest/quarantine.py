@@ -13,11 +13,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import duckdb
-
-from ingest.storage.schema import DELIVERIES
+if TYPE_CHECKING:  # the adapters import this module for its wording: it must not load duckdb
+    import duckdb
 
 #: How the adapters word each reason (the start of the stored text).
 UNKNOWN_TOPIC = "unknown topic"
@@ -80,6 +79,8 @@ def count_quarantined(
     con: duckdb.DuckDBPyConnection, where: QuarantineFilter, after_seq: int = 0
 ) -> int:
     """How many quarantined deliveries match `where` (after `after_seq`)."""
+    from ingest.storage.schema import DELIVERIES  # loads duckdb: only when a query runs
+
     clause, params = where.where()
     row = con.execute(
         f"SELECT count(*) FROM {DELIVERIES} WHERE {clause} AND delivery_seq > ?",
@@ -98,6 +99,8 @@ def recent_quarantine(
 
     `reason` keeps those whose reason contains it (any case).
     """
+    from ingest.storage.schema import DELIVERIES  # loads duckdb: only when a query runs
+
     clause, params = QuarantineFilter(source=source, reason=reason).where()
     rows = con.execute(
         f"SELECT source, delivery_id, topic, received_at, reason FROM {DELIVERIES} "

@@ -12,8 +12,7 @@ from ingest.reconcile.settings import ReconcileSettings
 from ingest.settings import IngestSettings, IntakeSettings
 from ingest.storage.settings import StorageSettings
 from metrics.settings import MetricsSettings
-from shoppulse.publish.settings import PublishSettings
-from shoppulse.settings import ServerSettings, Settings
+from shoppulse.settings import PublishSettings, ServerSettings, Settings
 
 STAGES: tuple[type[BaseModel], ...] = (
     ServerSettings,

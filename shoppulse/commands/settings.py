@@ -6,7 +6,6 @@ from typing import Any
 
 from rich.console import Console
 
-from shoppulse.cli import app
 from shoppulse.settings import Settings
 
 
@@ -30,7 +29,6 @@ def settings_table() -> str:
     return "\n".join(lines)
 
 
-@app.command("settings")
 def show_settings() -> None:
     """Print every setting as a Markdown table (environment variables override defaults)."""
     Console(soft_wrap=True).print(settings_table(), markup=False, highlight=False)

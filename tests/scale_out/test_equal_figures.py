@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from metrics.catalog import METRICS
+from metrics.definitions import METRICS
 from shoppulse.scale_out.intake_app import create_intake_app
 from shoppulse.scale_out.store_app import create_store_app
 from shoppulse.service import create_app

@@ -14,9 +14,9 @@ from typer.testing import CliRunner
 
 from ingest.sources import Source
 from shoppulse.cli import app
+from shoppulse.publish.views import VIEWS
 from shoppulse.service import create_app
 from shoppulse.settings import Settings
-from shoppulse.sql import VIEWS
 from tests.conftest import FrozenClock
 from tests.metrics.shop import Shop
 
