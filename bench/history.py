@@ -39,11 +39,11 @@ if str(BENCH.parent) not in sys.path:
 import duckdb  # noqa: E402
 
 from bench.metrics import T0, write_history  # noqa: E402
-from ingest.storage.database import open_database  # noqa: E402
 from metrics.definitions import METRICS  # noqa: E402
 from metrics.engine import MetricsEngine  # noqa: E402
 from metrics.query import AsOf, Window, timeseries, window_figures  # noqa: E402
 from metrics.schema import CURSOR, FOLDS  # noqa: E402
+from shoppulse.database import open_database  # noqa: E402
 
 #: Seconds between two idle folds of the padding (the service's metrics_interval_seconds).
 IDLE_INTERVAL = 1

@@ -42,10 +42,10 @@ import httpx  # noqa: E402
 from bench._load import ShopifyOrders  # noqa: E402
 from bench.ingest import SECRET, SOURCE, shoppulse_server  # noqa: E402
 from ingest.providers import get_provider  # noqa: E402
-from ingest.settings import Settings  # noqa: E402
-from ingest.storage.database import open_database  # noqa: E402
 from metrics.engine import MetricsEngine  # noqa: E402
 from metrics.recompute import FUNNEL_SQL, SALES_SQL  # noqa: E402
+from shoppulse.database import open_database  # noqa: E402
+from shoppulse.settings import Settings  # noqa: E402
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 

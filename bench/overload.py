@@ -41,7 +41,7 @@ if str(BENCH.parent) not in sys.path:
 import duckdb  # noqa: E402
 
 from bench._load import PhaseResult, ShopifyOrders, install_uvloop, run_closed, run_open  # noqa: E402
-from ingest.settings import Settings  # noqa: E402
+from shoppulse.settings import Settings  # noqa: E402
 from tests.e2e.server import ServiceProcess  # noqa: E402
 
 SOURCE = "overload"

@@ -38,8 +38,8 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ingest.providers import get_provider
-from ingest.storage.database import open_database
 from metrics.engine import MetricsEngine
+from shoppulse.database import open_database
 from shoppulse.publish import Publisher
 from shoppulse.publish.catalog import catalog_path
 

@@ -53,9 +53,9 @@ import orjson  # noqa: E402
 
 from ingest.providers import get_provider  # noqa: E402
 from ingest.stats import IngestStats  # noqa: E402
-from ingest.storage.database import open_database  # noqa: E402
 from ingest.storage.writer import Writer  # noqa: E402
 from metrics.engine import MetricsEngine  # noqa: E402
+from shoppulse.database import open_database  # noqa: E402
 from tests.e2e.server import ServiceProcess, http_client  # noqa: E402
 
 SOURCE = "soak"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC
 from typing import Annotated, Any
 
 import duckdb
@@ -14,11 +13,10 @@ from starlette.responses import PlainTextResponse, Response
 
 from ingest.errors import Unavailable
 from ingest.intake import Intake
-from ingest.quarantine_advice import next_step
+from ingest.quarantine import recent_quarantine
 from ingest.replay import ReplayRequest, providers_for, replay_on_writer
 from ingest.responses import json_response
 from ingest.sources import Source
-from ingest.storage.schema import DELIVERIES
 from ingest.storage.writer import Writer
 from ingest.webhook_request import WebhookRequest
 
@@ -48,42 +46,6 @@ def openapi_responses(answers: Sequence[tuple[int, str, str]]) -> dict[int | str
     for status, code, meaning in answers:
         lines.setdefault(status, []).append(f"`{code}`: {meaning}")
     return {status: {"description": "  \n".join(found)} for status, found in lines.items()}
-
-
-def recent_quarantine(
-    con: duckdb.DuckDBPyConnection,
-    limit: int,
-    source: str | None = None,
-    reason: str | None = None,
-) -> list[dict[str, Any]]:
-    """The newest quarantined deliveries with their reasons (never bodies or headers).
-
-    `reason` keeps those whose reason contains it (any case).
-    """
-    where = "status = 'quarantined'"
-    params: list[Any] = []
-    if source:
-        where += " AND source = ?"
-        params.append(source)
-    if reason:
-        where += " AND strpos(lower(coalesce(reason, '')), lower(?)) > 0"
-        params.append(reason)
-    rows = con.execute(
-        f"SELECT source, delivery_id, topic, received_at, reason FROM {DELIVERIES} "
-        f"WHERE {where} ORDER BY delivery_seq DESC LIMIT ?",
-        [*params, limit],
-    ).fetchall()
-    return [
-        {
-            "source": source_id,
-            "delivery_id": delivery_id,
-            "topic": topic,
-            "received_at": received_at.astimezone(UTC).isoformat(),
-            "reason": reason,
-            "next": next_step(reason),
-        }
-        for source_id, delivery_id, topic, received_at, reason in rows
-    ]
 
 
 #: Per source: stored orders the figures leave out (`orders`) and how many are test,

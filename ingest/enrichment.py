@@ -54,7 +54,6 @@ import duckdb
 from ingest.bigcommerce_api import FetchFailed, OrdersApi, order_event
 from ingest.events import CanonicalEvent
 from ingest.intake import Clock
-from ingest.replay import submit_job
 from ingest.sources import Source
 from ingest.storage.schema import EVENTS, FILL
 from ingest.storage.writer import Writer
@@ -344,4 +343,4 @@ class OrderEnricher:
                 raise
             return "enriched"
 
-        return submit_job(writer, job).result(timeout=self.write_timeout)
+        return writer.submit_job(job).result(timeout=self.write_timeout)

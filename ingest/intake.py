@@ -42,10 +42,10 @@ from ingest.providers.base import (
     UnusableDelivery,
     refuse_repeated_headers,
 )
-from ingest.quarantine_advice import FUTURE_TIME, INVALID_JSON, next_step
+from ingest.quarantine import FUTURE_TIME, INVALID_JSON, next_step
 from ingest.redaction import redacted_body
 from ingest.responses import Answer, ingest_error_answer, json_answer, unexpected_error_answer
-from ingest.settings import Settings
+from ingest.settings import IngestSettings as Settings
 from ingest.sink import Sink
 from ingest.sources import Source
 from ingest.stats import UNKNOWN_SOURCE, IngestStats

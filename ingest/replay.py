@@ -24,12 +24,11 @@ one writer job (`replay_on_writer`), so webhook batches are committed between ch
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
 import duckdb
 import orjson
@@ -39,9 +38,9 @@ from ingest.events import CanonicalEvent
 from ingest.intake import future_event_reason
 from ingest.providers import get_provider
 from ingest.providers.base import Provider, UnusableDelivery
-from ingest.quarantine_advice import BODY_NOT_KEPT, INVALID_JSON
+from ingest.quarantine import BODY_NOT_KEPT, INVALID_JSON, QuarantineFilter, count_quarantined
 from ingest.redaction import redacted_body
-from ingest.settings import Settings
+from ingest.settings import IngestSettings
 from ingest.sources import Source
 from ingest.storage.bodies import pack, unpack
 from ingest.storage.schema import DELIVERIES, REPLAY
@@ -58,8 +57,6 @@ CHUNK = 200
 #: Deliveries that stay in quarantine listed in one answer (the counts are always complete).
 LISTED_MAX = 100
 
-T = TypeVar("T")
-
 
 class AppendEvents(Protocol):
     """`Writer.append_events`: inserts events for a stored delivery with fresh event seqs."""
@@ -73,29 +70,6 @@ class AppendEvents(Protocol):
         events: Sequence[CanonicalEvent],
         origin: str = ...,
     ) -> None: ...
-
-
-@dataclass(frozen=True, slots=True)
-class QuarantineFilter:
-    """Which quarantined deliveries: all of them, or those matching every given field."""
-
-    source: str | None = None
-    since: datetime | None = None  # received at or after
-    reason: str | None = None  # a case-insensitive part of the reason
-
-    def where(self) -> tuple[str, list[Any]]:
-        clauses = ["status = 'quarantined'"]
-        params: list[Any] = []
-        if self.source:
-            clauses.append("source = ?")
-            params.append(self.source)
-        if self.since is not None:
-            clauses.append("received_at >= ?")
-            params.append(self.since)
-        if self.reason:
-            clauses.append("strpos(lower(coalesce(reason, '')), lower(?)) > 0")
-            params.append(self.reason)
-        return " AND ".join(clauses), params
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,21 +148,9 @@ class ReplayReport:
         }
 
 
-def providers_for(sources: Mapping[str, Source], settings: Settings) -> dict[str, Provider]:
+def providers_for(sources: Mapping[str, Source], settings: IngestSettings) -> dict[str, Provider]:
     """The provider of every configured source, configured like the intake's."""
     return {sid: get_provider(source.provider, settings) for sid, source in sources.items()}
-
-
-def count_quarantined(
-    con: duckdb.DuckDBPyConnection, where: QuarantineFilter, after_seq: int = 0
-) -> int:
-    """How many quarantined deliveries match `where` (after `after_seq`)."""
-    clause, params = where.where()
-    row = con.execute(
-        f"SELECT count(*) FROM {DELIVERIES} WHERE {clause} AND delivery_seq > ?",
-        [*params, after_seq],
-    ).fetchone()
-    return int(row[0]) if row else 0
 
 
 def _headers(raw: str | None) -> dict[str, str]:
@@ -206,7 +168,7 @@ def _headers(raw: str | None) -> dict[str, str]:
 def renormalize(
     row: tuple[Any, ...],
     provider: Provider | None,
-    settings: Settings,
+    settings: IngestSettings,
     now: datetime,
 ) -> Verdict:
     """Replay one stored delivery row (see `_SELECT`) with `provider`; writes nothing."""
@@ -257,7 +219,7 @@ _SELECT = (
 def replay_chunk(
     con: duckdb.DuckDBPyConnection,
     providers: Mapping[str, Provider],
-    settings: Settings,
+    settings: IngestSettings,
     where: QuarantineFilter,
     *,
     now: datetime,
@@ -397,28 +359,10 @@ class ReplayRequest(BaseModel):
         return QuarantineFilter(self.source, self.since, self.reason)
 
 
-def submit_job(
-    writer: Writer, job: Callable[[duckdb.DuckDBPyConnection], T]
-) -> concurrent.futures.Future[T]:
-    """Queue `job` on the writer thread; the future holds its result or its exception."""
-    future: concurrent.futures.Future[T] = concurrent.futures.Future()
-
-    def run(con: duckdb.DuckDBPyConnection) -> None:
-        if not future.set_running_or_notify_cancel():
-            return
-        try:
-            future.set_result(job(con))
-        except BaseException as exc:
-            future.set_exception(exc)
-
-    writer.run_job(run)
-    return future
-
-
 async def replay_on_writer(
     writer: Writer,
     providers: Mapping[str, Provider],
-    settings: Settings,
+    settings: IngestSettings,
     clock: Callable[[], datetime],
     request: ReplayRequest,
     *,
@@ -446,7 +390,7 @@ async def replay_on_writer(
                 with_total=after == request.after,
             )
 
-        future = submit_job(writer, job)
+        future = writer.submit_job(job)
         chunk: ReplayReport = await asyncio.wait_for(asyncio.wrap_future(future), chunk_timeout)
         report.add(chunk)
         if left is not None:

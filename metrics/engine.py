@@ -28,12 +28,12 @@ from datetime import datetime, timedelta
 import duckdb
 import polars as pl
 
-from ingest.storage.schema import EVENTS, INGEST_MIGRATIONS, migrate
+from ingest.storage.schema import EVENTS, INGEST_SCHEMA, check_schema
 from metrics import causes as C
 from metrics import fold as F
 from metrics import history
 from metrics.history import History
-from metrics.schema import METRICS_MIGRATIONS
+from metrics.schema import METRICS_SCHEMA
 from metrics.store import Cursor, StateStore
 
 log = logging.getLogger("shoppulse.metrics")
@@ -132,8 +132,7 @@ class MetricsEngine:
         # A cursor is a new connection with the default settings: in UTC, DuckDB's timestamps
         # arrive in Polars with the fold's own type (no cast).
         self.con.execute("SET TimeZone = 'UTC'")
-        migrate(self.con, "ingest", INGEST_MIGRATIONS)
-        migrate(self.con, "metrics", METRICS_MIGRATIONS)
+        check_schema(self.con, INGEST_SCHEMA, METRICS_SCHEMA)  # open_database migrates
         self.store = StateStore(self.con)
         self.cart_abandon_after = cart_abandon_after
         self.checkout_abandon_after = checkout_abandon_after

@@ -26,7 +26,7 @@ Compaction keeps every fold of a recent period and merges older ones per hour, t
 
 from __future__ import annotations
 
-from ingest.storage.schema import MONEY_TYPE
+from ingest.storage.schema import MONEY_TYPE, Schema
 
 ORDERS = "metrics_orders"
 REFUNDS = "metrics_refunds"
@@ -240,3 +240,5 @@ METRICS_MIGRATIONS: list[list[str]] = [
         """,
     ],
 ]
+
+METRICS_SCHEMA = Schema("metrics", METRICS_MIGRATIONS)

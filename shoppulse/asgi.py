@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from ingest.settings import Settings
 from ingest.sources import ConfigError, check_secrets, load_sources
 from shoppulse.logs import configure_logging
 from shoppulse.service import create_app
+from shoppulse.settings import Settings
 
 
 def app() -> FastAPI:

@@ -27,10 +27,8 @@ from ingest.intake import Clock, Intake, utc_now
 from ingest.reconcile.api import build_router as build_reconciliation_router
 from ingest.reconcile.service import Reconciler
 from ingest.responses import error_response, unexpected_error_answer
-from ingest.settings import Settings
 from ingest.sources import Source, check_secret_forms
 from ingest.stats import IngestStats
-from ingest.storage.database import open_database
 from ingest.storage.retention import RawBodyPurge
 from ingest.storage.writer import Writer
 from metrics.api import MetricsContext, TimeZones
@@ -41,9 +39,11 @@ from metrics.uncounted import UncountedOrders
 from metrics.worker import MetricsWorker
 from shoppulse import __version__
 from shoppulse.auth import BearerTokenMiddleware
+from shoppulse.database import open_database
 from shoppulse.fastpath import ShopPulseApp
 from shoppulse.logs import flush_logs
 from shoppulse.publish import Publisher, PublishWorker
+from shoppulse.settings import Settings
 
 log = logging.getLogger("shoppulse.service")
 

@@ -14,9 +14,9 @@ from fastapi.testclient import TestClient
 from hypothesis import settings as hypothesis_settings
 
 from ingest.providers import get_provider
-from ingest.settings import Settings
 from ingest.sources import Source
 from shoppulse.service import create_app
+from shoppulse.settings import Settings
 
 # `HYPOTHESIS_PROFILE=thorough pytest ...` runs ten times more property examples.
 hypothesis_settings.register_profile("default", max_examples=30, deadline=None)

@@ -23,9 +23,9 @@ from typer.testing import CliRunner
 from ingest.events import CanonicalEvent
 from ingest.providers import get_provider
 from ingest.providers.base import UnusableDelivery
-from ingest.settings import Settings
 from shoppulse.cli import app
 from shoppulse.service import create_app
+from shoppulse.settings import Settings
 from shoppulse.simulator import (
     Mix,
     SendReport,

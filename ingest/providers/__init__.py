@@ -10,7 +10,7 @@ from ingest.providers.shopify import Shopify
 from ingest.providers.standard import StandardWebhooks
 from ingest.providers.stripe import Stripe
 from ingest.providers.woocommerce import WooCommerce
-from ingest.settings import Settings
+from ingest.settings import IngestSettings as Settings
 
 PROVIDERS: dict[str, Provider] = {
     Shopify.name: Shopify(),

@@ -66,7 +66,7 @@ from ingest.providers.base import (
     get_id,
     require_mapping,
 )
-from ingest.quarantine_advice import UNKNOWN_SCOPE
+from ingest.quarantine import UNKNOWN_SCOPE
 
 HEADER_SECRET_PREFIX = "header:"
 

@@ -38,7 +38,7 @@ from ingest.providers.base import (
     require_mapping,
     topic_mismatch,
 )
-from ingest.quarantine_advice import UNKNOWN_TOPIC
+from ingest.quarantine import UNKNOWN_TOPIC
 
 CART_TOPICS = frozenset({"carts/create", "carts/update"})
 CHECKOUT_TOPICS = frozenset({"checkouts/create", "checkouts/update"})

@@ -65,7 +65,7 @@ from ingest.providers.base import (
     optional_text,
     require_mapping,
 )
-from ingest.quarantine_advice import UNKNOWN_TOPIC
+from ingest.quarantine import UNKNOWN_TOPIC
 
 SIGNATURE_HEADER = "stripe-signature"
 

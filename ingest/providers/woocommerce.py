@@ -81,7 +81,7 @@ from ingest.providers.base import (
     require_mapping,
     topic_mismatch,
 )
-from ingest.quarantine_advice import UNKNOWN_TOPIC
+from ingest.quarantine import UNKNOWN_TOPIC
 
 SIGNATURE_HEADER = "x-wc-webhook-signature"
 TOPIC_HEADER = "x-wc-webhook-topic"

@@ -13,7 +13,7 @@ from ingest.reconcile.records import Fetcher
 from ingest.reconcile.shopify import ShopifyOrders
 from ingest.reconcile.stripe import StripeCheckout
 from ingest.reconcile.woocommerce import WooCommerceOrders
-from ingest.settings import Settings
+from ingest.settings import IngestSettings
 from ingest.sources import Source
 
 
@@ -24,7 +24,7 @@ def _secret(value: object) -> str:
 
 def make_fetcher(
     source: Source,
-    settings: Settings,
+    settings: IngestSettings,
     *,
     stop: threading.Event | None = None,
     backoff_base: float = 1.0,

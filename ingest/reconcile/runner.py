@@ -26,7 +26,7 @@ from ingest.reconcile.http import ApiFailure, CredentialsRejected
 from ingest.reconcile.records import PROVENANCE, PROVENANCE_HEADER, FetchedRecord, Fetcher
 from ingest.reconcile.report import CREDENTIALS_REJECTED, FAILED, OK, RunReport
 from ingest.redaction import redacted_body
-from ingest.settings import Settings
+from ingest.settings import IngestSettings
 from ingest.storage.schema import FILL
 from ingest.storage.writer import Delivery, Outcome, Overloaded, Writer
 
@@ -74,7 +74,7 @@ def delivery_for(
     record: FetchedRecord,
     events: list[CanonicalEvent],
     reason: str | None,
-    settings: Settings,
+    settings: IngestSettings,
     received_at: datetime,
 ) -> Delivery:
     headers = {PROVENANCE_HEADER: PROVENANCE, **record.headers}
@@ -101,7 +101,7 @@ def run_source(
     fetcher: Fetcher,
     reader: duckdb.DuckDBPyConnection,
     store: Store,
-    settings: Settings,
+    settings: IngestSettings,
     clock: Clock,
     progress: Progress | None = None,
 ) -> RunReport:
@@ -146,7 +146,7 @@ def _page(
     records: list[FetchedRecord],
     reader: duckdb.DuckDBPyConnection,
     store: Store,
-    settings: Settings,
+    settings: IngestSettings,
     clock: Clock,
 ) -> None:
     stored = stored_versions(reader, report.source, keys_of(records))

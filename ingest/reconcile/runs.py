@@ -11,7 +11,7 @@ import duckdb
 import orjson
 
 from ingest.reconcile.report import OK, RunReport
-from ingest.storage.schema import migrate
+from ingest.storage.schema import Schema
 
 RUNS = "reconciliation_runs"
 _COUNTS = ("fetched", "current", "missing", "newer", "older", "errors")
@@ -41,9 +41,7 @@ MIGRATIONS: list[list[str]] = [
     ]
 ]
 
-
-def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
-    migrate(con, "reconciliation", MIGRATIONS)
+RECONCILIATION_SCHEMA = Schema("reconciliation", MIGRATIONS)
 
 
 def next_run_id(con: duckdb.DuckDBPyConnection) -> int:

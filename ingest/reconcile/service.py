@@ -33,9 +33,9 @@ from ingest.reconcile.compare import Verdict
 from ingest.reconcile.fetchers import make_fetcher
 from ingest.reconcile.report import CREDENTIALS_REJECTED, FAILED, OK, RUNNING, RunReport
 from ingest.reconcile.runner import run_source, store_through
-from ingest.replay import submit_job
-from ingest.settings import Settings
+from ingest.settings import IngestSettings
 from ingest.sources import Source
+from ingest.storage.schema import check_schema
 from ingest.storage.writer import Writer
 
 log = logging.getLogger("shoppulse.reconcile")
@@ -67,7 +67,7 @@ class Reconciler:
         con: duckdb.DuckDBPyConnection,
         writer: Writer,
         sources: Mapping[str, Source],
-        settings: Settings,
+        settings: IngestSettings,
         clock: Clock,
         registry: CollectorRegistry | None = None,
         *,
@@ -77,7 +77,7 @@ class Reconciler:
         # transaction open, and a checkpoint then waits for it forever.
         setup = con.cursor()
         try:
-            runs.ensure_schema(setup)
+            check_schema(setup, runs.RECONCILIATION_SCHEMA)  # open_database migrates
             self._next_id = runs.next_run_id(setup)
         finally:
             setup.close()
@@ -245,7 +245,7 @@ class Reconciler:
             finally:
                 fetcher.close()
             self._count(report)
-            submit_job(self.writer, lambda con: runs.save_run(con, report)).result(timeout=60)
+            self.writer.submit_job(lambda con: runs.save_run(con, report)).result(timeout=60)
             self._refresh_gauges()
         except Exception as exc:  # the run's report says what failed; the service goes on
             log.exception("reconciliation of %s failed", report.source)

@@ -2,23 +2,30 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import duckdb
 
-from ingest.storage.schema import INGEST_MIGRATIONS, migrate
+from ingest.storage.schema import Schema, migrate
 
 
 class StorageError(Exception):
     """The database cannot be written right now (transient: the sender should retry)."""
 
 
-def open_database(
-    path: Path, *, checkpoint_wal_mb: int = 64, memory_limit_mb: int | None = None
+def connect(
+    path: Path,
+    schemas: Sequence[Schema],
+    *,
+    checkpoint_wal_mb: int = 64,
+    memory_limit_mb: int | None = None,
 ) -> duckdb.DuckDBPyConnection:
-    """Open (creating if needed) the live database and bring ingest's schema up to date.
+    """Open (creating if needed) the live database and bring `schemas` up to date, in order.
 
-    The returned connection is the process's root; give each thread its own `con.cursor()`.
+    Which components the file holds is the composition's to say: `shoppulse.database`'s
+    `open_database` passes every one of them. The returned connection is the process's root;
+    give each thread its own `con.cursor()`.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -34,5 +41,6 @@ def open_database(
     con.execute("SET TimeZone = 'UTC'")
     if memory_limit_mb is not None:
         con.execute(f"SET memory_limit = '{int(memory_limit_mb)}MB'")
-    migrate(con, "ingest", INGEST_MIGRATIONS)
+    for schema in schemas:
+        migrate(con, schema.component, schema.migrations)
     return con

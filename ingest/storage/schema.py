@@ -1,12 +1,15 @@
-"""Ingest's tables in the live DuckDB file, and their migrations.
+"""Ingest's tables in the live DuckDB file, and how every component's tables are migrated.
 
-Each component (ingest, metrics, ...) owns its tables and keeps its own schema version in
-`schema_versions`. A migration is a list of statements applied in one transaction.
+Each component (ingest, reconciliation, metrics) owns its tables as a `Schema` and keeps its own
+version in `schema_versions`. A migration is a list of statements applied in one transaction.
+Migrations run in one place only, when the live file is opened (`shoppulse.database`); the
+components that use the tables only check that they are up to date (`check_schema`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import duckdb
 
@@ -128,6 +131,37 @@ INGEST_MIGRATIONS: list[list[str]] = [
 ]
 
 
+@dataclass(frozen=True, slots=True)
+class Schema:
+    """A component's tables: its name in `schema_versions` and its migrations, oldest first."""
+
+    component: str
+    migrations: Sequence[Sequence[str]]
+
+    @property
+    def version(self) -> int:
+        """The version the migrations bring the component to."""
+        return len(self.migrations)
+
+
+INGEST_SCHEMA = Schema("ingest", INGEST_MIGRATIONS)
+
+
+class SchemaError(RuntimeError):
+    """The live file's tables are not at the version this ShopPulse works with."""
+
+
+def schema_version(con: duckdb.DuckDBPyConnection, component: str) -> int:
+    """The version of `component`'s tables in the database (0: none yet)."""
+    try:
+        rows = con.execute(
+            "SELECT version FROM schema_versions WHERE component = ?", [component]
+        ).fetchall()
+    except duckdb.CatalogException:  # a new file: no component has tables yet
+        return 0
+    return int(rows[0][0]) if rows else 0
+
+
 def migrate(
     con: duckdb.DuckDBPyConnection, component: str, migrations: Sequence[Sequence[str]]
 ) -> int:
@@ -136,12 +170,9 @@ def migrate(
         "CREATE TABLE IF NOT EXISTS schema_versions "
         "(component VARCHAR PRIMARY KEY, version INTEGER NOT NULL, applied_at TIMESTAMPTZ)"
     )
-    rows = con.execute(
-        "SELECT version FROM schema_versions WHERE component = ?", [component]
-    ).fetchall()
-    current = int(rows[0][0]) if rows else 0
+    current = schema_version(con, component)
     if current > len(migrations):
-        raise RuntimeError(
+        raise SchemaError(
             f"the database's {component} schema is version {current}, newer than this "
             f"ShopPulse knows ({len(migrations)}): upgrade ShopPulse"
         )
@@ -158,3 +189,15 @@ def migrate(
             con.execute("ROLLBACK")
             raise
     return len(migrations)
+
+
+def check_schema(con: duckdb.DuckDBPyConnection, *schemas: Schema) -> None:
+    """Raise SchemaError unless the database holds each schema at its latest version."""
+    for schema in schemas:
+        found = schema_version(con, schema.component)
+        if found != schema.version:
+            raise SchemaError(
+                f"the database's {schema.component} schema is version {found}, this ShopPulse "
+                f"works with version {schema.version}: the file was not opened with "
+                "open_database, which migrates every component"
+            )

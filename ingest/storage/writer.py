@@ -9,6 +9,7 @@ letting memory grow.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import queue
 import threading
@@ -20,6 +21,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
 from itertools import repeat
+from typing import TypeVar
 
 import duckdb
 import polars as pl
@@ -30,6 +32,8 @@ from ingest.storage.database import StorageError
 from ingest.storage.schema import DELIVERIES, EVENT_LINES, EVENTS, INGEST_COUNTS, WEBHOOK
 
 log = logging.getLogger("shoppulse.writer")
+
+T = TypeVar("T")
 
 
 class Outcome(StrEnum):
@@ -269,6 +273,23 @@ class Writer:
         """Run `job(connection)` on the writer thread between batches (e.g. a replay)."""
         self._jobs.put(job)
         self._wake()
+
+    def submit_job(
+        self, job: Callable[[duckdb.DuckDBPyConnection], T]
+    ) -> concurrent.futures.Future[T]:
+        """Queue `job` on the writer thread; the future holds its result or its exception."""
+        future: concurrent.futures.Future[T] = concurrent.futures.Future()
+
+        def run(con: duckdb.DuckDBPyConnection) -> None:
+            if not future.set_running_or_notify_cancel():
+                return
+            try:
+                future.set_result(job(con))
+            except BaseException as exc:
+                future.set_exception(exc)
+
+        self.run_job(run)
+        return future
 
     def append_events(
         self,

@@ -6,10 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ingest.settings import Settings
 from ingest.sources import ConfigError, Source, check_secrets
 from shoppulse.commands._errors import err, fail
 from shoppulse.commands._settings import load_configured_sources, make_settings
+from shoppulse.settings import Settings
 
 
 def server_settings(

@@ -8,9 +8,9 @@ from typing import Any
 from pydantic import ValidationError
 from rich.markup import escape
 
-from ingest.settings import Settings
 from ingest.sources import ConfigError, Source, load_sources
 from shoppulse.commands._errors import fail
+from shoppulse.settings import Settings
 
 
 def make_settings(config: Path | None = None, db: Path | None = None, **overrides: Any) -> Settings:

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 import httpx
 from rich.markup import escape
 
-from ingest.settings import Settings
 from shoppulse.commands._errors import err, fail
+from shoppulse.settings import Settings
 
 if TYPE_CHECKING:  # imported when a command opens the database: `shoppulse --help` stays light
     import duckdb
@@ -53,7 +53,8 @@ class ServiceClient:
 @contextmanager
 def database_or_service(settings: Settings) -> Iterator[duckdb.DuckDBPyConnection | ServiceClient]:
     """The live database when the service is stopped, else the running service."""
-    from ingest.storage.database import StorageError, open_database
+    from ingest.storage.database import StorageError
+    from shoppulse.database import open_database
     from shoppulse.service import discovery_path, read_discovery
 
     path = settings.db_path

@@ -14,7 +14,6 @@ from typing import Annotated
 import typer
 
 import dashboard
-from ingest.settings import Settings
 from shoppulse.commands._errors import err, fail
 from shoppulse.commands._options import ConfigOption, DbOption
 from shoppulse.commands._processes import (
@@ -25,6 +24,7 @@ from shoppulse.commands._processes import (
     stop_signals,
 )
 from shoppulse.commands._settings import make_settings
+from shoppulse.settings import Settings
 
 APP_PATH = Path(dashboard.__file__).resolve().parent / "app.py"
 DEFAULT_API_URL = "http://127.0.0.1:8000"

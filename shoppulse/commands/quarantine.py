@@ -18,19 +18,20 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from ingest.quarantine_advice import next_step
-from ingest.settings import Settings
+from ingest.quarantine import next_step
 from ingest.sources import ConfigError
 from shoppulse.commands._errors import err, fail
 from shoppulse.commands._options import ConfigOption, DbOption
 from shoppulse.commands._settings import load_configured_sources, make_settings
 from shoppulse.commands._target import ServiceClient, database_or_service
+from shoppulse.settings import Settings
 from shoppulse.wording import counted
 
 if TYPE_CHECKING:  # the commands import these when they run: `shoppulse --help` stays light
     import duckdb
 
-    from ingest.replay import QuarantineFilter, ReplayReport, ReplayRequest
+    from ingest.quarantine import QuarantineFilter
+    from ingest.replay import ReplayReport, ReplayRequest
 
 out = Console()
 
@@ -60,7 +61,7 @@ def list_command(
             params.update({k: v for k, v in (("source", source), ("reason", reason)) if v})
             rows = target.call("GET", "/api/v1/ingest/quarantine", params=params)["deliveries"]
         else:
-            from ingest.api import recent_quarantine
+            from ingest.quarantine import recent_quarantine
 
             rows = recent_quarantine(target, limit, source, reason)
     if not rows:
@@ -123,7 +124,8 @@ def _replay_live(
     where: QuarantineFilter,
     dry_run: bool,
 ) -> ReplayReport:
-    from ingest.replay import CHUNK, ReplayReport, count_quarantined, providers_for, replay_chunk
+    from ingest.quarantine import count_quarantined
+    from ingest.replay import CHUNK, ReplayReport, providers_for, replay_chunk
     from ingest.storage.writer import Writer
 
     try:

@@ -51,9 +51,10 @@ def recompute(
 ) -> None:
     """Compare the incremental metrics with a full recompute from the stored events (--check),
     or rebuild them (--rebuild). The service must be stopped: this opens the live file."""
-    from ingest.storage.database import StorageError, open_database
+    from ingest.storage.database import StorageError
     from metrics.engine import MetricsEngine
     from metrics.recompute import check
+    from shoppulse.database import open_database
 
     settings = make_settings(config, db)
     path: Path = settings.db_path

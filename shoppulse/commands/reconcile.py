@@ -19,13 +19,13 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from ingest.settings import Settings
 from ingest.sources import ConfigError
 from shoppulse.commands._errors import err, fail
 from shoppulse.commands._options import ConfigOption, DbOption
 from shoppulse.commands._settings import load_configured_sources, make_settings
 from shoppulse.commands._target import ServiceClient, database_or_service
 from shoppulse.commands.quarantine import parse_since
+from shoppulse.settings import Settings
 
 out = Console()
 

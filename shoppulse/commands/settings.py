@@ -6,7 +6,7 @@ from typing import Any
 
 from rich.console import Console
 
-from ingest.settings import Settings
+from shoppulse.settings import Settings
 
 
 def _default(value: Any) -> str:

@@ -21,7 +21,6 @@ from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
 
-from ingest.settings import Settings
 from ingest.sources import ConfigError, Source, check_secrets, load_sources
 from shoppulse.commands._errors import err, fail
 from shoppulse.commands._options import ConfigOption, DbOption
@@ -36,6 +35,7 @@ from shoppulse.commands._processes import (
 from shoppulse.commands._scale_out_up import NATS_PORT, busy_port, intake_urls, start_scale_out
 from shoppulse.commands._settings import make_settings
 from shoppulse.commands.dashboard import DEFAULT_DASHBOARD_PORT, streamlit_command
+from shoppulse.settings import Settings
 
 DEMO_SOURCE = "demo"
 #: This interpreter running the `shoppulse` command (with every registered command).

@@ -14,7 +14,6 @@ from fastapi import FastAPI
 
 from ingest.api import build_router
 from ingest.intake import Clock, Intake, utc_now
-from ingest.settings import Settings
 from ingest.sources import Source, check_secret_forms
 from ingest.stats import IngestStats
 from shoppulse.scale_out.connection import close_quietly
@@ -23,6 +22,7 @@ from shoppulse.scale_out.settings import LogSettings
 from shoppulse.scale_out.sink import LogSink, replica_name
 from shoppulse.scale_out.stream import open_checked
 from shoppulse.service import webhook_app
+from shoppulse.settings import Settings
 
 
 def create_intake_app(

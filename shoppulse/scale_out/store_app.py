@@ -13,7 +13,6 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from ingest.intake import Clock, utc_now
-from ingest.settings import Settings
 from ingest.sources import Source
 from shoppulse.scale_out.connection import close_quietly
 from shoppulse.scale_out.consumer import LogConsumer
@@ -21,6 +20,7 @@ from shoppulse.scale_out.permissions import store_role
 from shoppulse.scale_out.settings import LogSettings
 from shoppulse.scale_out.stream import open_checked
 from shoppulse.service import Service, create_app
+from shoppulse.settings import Settings
 
 
 def create_store_app(

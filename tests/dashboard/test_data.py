@@ -13,7 +13,7 @@ import pytest
 from dashboard.data import ReadClient, ServiceUnavailable, load_snapshot
 from dashboard.model import RateMeter, Snapshot
 from dashboard.time_range import TimeRange
-from ingest.quarantine_advice import UNSUBSCRIBE
+from ingest.quarantine import UNSUBSCRIBE
 from tests.dashboard.store import Store, fresh_id, wait_for
 from tests.e2e.server import ServiceProcess, free_port
 

@@ -18,7 +18,7 @@ from streamlit.testing.v1 import AppTest
 
 import dashboard
 from dashboard import formatting as fmt
-from ingest.quarantine_advice import UNSUBSCRIBE
+from ingest.quarantine import UNSUBSCRIBE
 from tests.conftest import fixture_json
 from tests.dashboard.reading import api_figures, expected_tiles, kpi_tiles
 from tests.dashboard.store import Store, wait_for

@@ -17,8 +17,8 @@ from fastapi.testclient import TestClient
 
 from dashboard.data import ReadClient
 from dashboard.restated import closed_days
-from ingest.settings import Settings
 from shoppulse.service import create_app
+from shoppulse.settings import Settings
 from tests.conftest import SECRET, FrozenClock, make_source
 from tests.dashboard.test_page import app_for
 from tests.e2e.server import ServiceProcess

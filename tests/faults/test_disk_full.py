@@ -25,9 +25,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from ingest.intake import FREE_SPACE_TTL
-from ingest.settings import Settings
 from ingest.sources import Source
 from shoppulse.service import create_app
+from shoppulse.settings import Settings
 from tests.conftest import FrozenClock, fixture_json, signed_post
 
 pytestmark = pytest.mark.timeout(120)

@@ -10,10 +10,10 @@ import orjson
 import pytest
 from fastapi.testclient import TestClient
 
-from ingest.settings import Settings
 from ingest.sources import Source
 from ingest.storage.bodies import unpack
 from shoppulse.service import create_app
+from shoppulse.settings import Settings
 from tests.conftest import FrozenClock, fixture_json, make_source, signed_post
 from tests.fuzz.adapters import SECRET as STANDARD_SECRET
 from tests.fuzz.adapters import sign

@@ -17,9 +17,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from ingest.providers import get_provider
-from ingest.settings import Settings
 from ingest.sources import Source
 from shoppulse.service import create_app
+from shoppulse.settings import Settings
 from tests.conftest import SECRET, FrozenClock, fixture_json, signed_post
 from tests.e2e.server import ServiceProcess, http_client
 

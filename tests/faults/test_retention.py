@@ -9,10 +9,10 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from ingest.settings import Settings
 from ingest.sources import Source
 from ingest.storage.retention import purge_raw_bodies
 from shoppulse.service import create_app
+from shoppulse.settings import Settings
 from tests.conftest import FrozenClock, fixture_bytes, signed_post
 
 ORDER = fixture_bytes("shopify", "orders_create.json")

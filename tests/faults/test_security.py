@@ -10,10 +10,10 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
-from ingest.settings import Settings
 from ingest.sources import Source
 from shoppulse.logs import JsonFormatter
 from shoppulse.service import create_app
+from shoppulse.settings import Settings
 from tests.conftest import OTHER_SECRET, SECRET, FrozenClock, fixture_bytes, signed_post
 
 TOKEN = "s3cr3t-api-token-for-tests"

@@ -18,8 +18,8 @@ from typing import Any
 from fastapi.testclient import TestClient
 
 from ingest.providers import PROVIDERS, get_provider
-from ingest.settings import Settings
 from shoppulse.service import create_app
+from shoppulse.settings import Settings
 from tests.conftest import WEBHOOKS, FrozenClock, make_source
 
 #: Accepted by every adapter: Standard Webhooks wants `whsec_<base64>`; the others use the string.

@@ -20,8 +20,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 
-from ingest.settings import Settings
 from shoppulse.service import create_app
+from shoppulse.settings import Settings
 from tests.e2e.server import ServiceProcess
 from tests.fuzz.adapters import PROVIDER_NAMES, SECRET
 

@@ -23,9 +23,9 @@ from fastapi.testclient import TestClient
 
 from ingest.bigcommerce_api import FetchFailed, order_event
 from ingest.enrichment import OrderEnricher
-from ingest.settings import Settings
 from ingest.sources import Source
 from shoppulse.service import create_app
+from shoppulse.settings import Settings
 from tests.conftest import SECRET, FrozenClock, fixture_json, signed_post
 from tests.ingest.bigcommerce_stand_in import (
     STORE_HASH,

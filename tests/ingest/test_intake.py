@@ -9,11 +9,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 from ingest.providers import get_provider
-from ingest.quarantine_advice import FIX_MAPPING, NOT_JSON, UNSUBSCRIBE
-from ingest.settings import Settings
+from ingest.quarantine import FIX_MAPPING, NOT_JSON, UNSUBSCRIBE
 from ingest.sources import ConfigError, Source, check_secrets, load_sources
 from ingest.storage.bodies import unpack
 from shoppulse.service import create_app
+from shoppulse.settings import Settings
 from tests.conftest import SECRET, FrozenClock, fixture_bytes, signed_post
 
 ORDER = fixture_bytes("shopify", "orders_create.json")

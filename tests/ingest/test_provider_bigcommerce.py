@@ -24,8 +24,8 @@ from ingest.providers import get_provider
 from ingest.providers.base import SignatureError, UnusableDelivery
 from ingest.providers.bigcommerce import BigCommerce
 from ingest.providers.standard import StandardWebhooks
-from ingest.settings import Settings
 from ingest.sources import Source
+from shoppulse.settings import Settings
 from tests.conftest import (
     OTHER_SECRET,
     SECRET,

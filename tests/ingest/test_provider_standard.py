@@ -25,10 +25,10 @@ from ingest.events import CanonicalEvent
 from ingest.providers import get_provider
 from ingest.providers.base import SignatureError, UnusableDelivery
 from ingest.providers.standard import StandardWebhooks
-from ingest.settings import Settings
 from ingest.sources import Source
 from ingest.storage.bodies import unpack
 from shoppulse.service import create_app
+from shoppulse.settings import Settings
 from tests.conftest import FIXTURES as FIXTURE_DIR
 from tests.conftest import WEBHOOKS, FrozenClock, fixture_bytes, fixture_json, make_source
 

@@ -16,8 +16,8 @@ from ingest.reconcile.fetchers import make_fetcher
 from ingest.reconcile.http import ApiFailure, CredentialsRejected
 from ingest.reconcile.records import FetchedRecord, Fetcher
 from ingest.reconcile.shopify import API_VERSION
-from ingest.settings import Settings
 from ingest.sources import Source
+from shoppulse.settings import Settings
 from tests.conftest import SECRET
 from tests.ingest.bigcommerce_stand_in import v2_order
 from tests.ingest.store_api_stand_in import (

@@ -11,9 +11,9 @@ import duckdb
 import pytest
 from typer.testing import CliRunner, Result
 
-from ingest.storage.database import open_database
 from shoppulse.cli import app as cli
 from shoppulse.commands.reconcile import since_moment
+from shoppulse.database import open_database
 from tests.conftest import SECRET
 from tests.e2e.server import ServiceProcess
 from tests.ingest.bigcommerce_stand_in import v2_order

@@ -19,9 +19,9 @@ import duckdb
 import pytest
 from fastapi.testclient import TestClient
 
-from ingest.settings import Settings
 from ingest.sources import Source
 from shoppulse.service import create_app
+from shoppulse.settings import Settings
 from tests.conftest import SECRET, FrozenClock
 from tests.ingest.reconcile_streams import (
     Stream,

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from ingest.settings import Settings
 from ingest.sources import Source
 from shoppulse.service import create_app
+from shoppulse.settings import Settings
 from tests.conftest import SECRET, FrozenClock, make_source
 from tests.ingest.bigcommerce_stand_in import v2_order
 from tests.ingest.store_api_stand_in import (

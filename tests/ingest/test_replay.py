@@ -21,11 +21,11 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from ingest.providers import get_provider
-from ingest.quarantine_advice import NOT_JSON
-from ingest.settings import Settings
+from ingest.quarantine import NOT_JSON
 from ingest.sources import Source
 from shoppulse.cli import app as cli
 from shoppulse.service import create_app
+from shoppulse.settings import Settings
 from tests.conftest import (
     SECRET,
     FrozenClock,

@@ -16,8 +16,8 @@ from fastapi.testclient import TestClient
 from ingest.providers import _standard_webhooks as swh
 from ingest.providers import get_provider
 from ingest.providers.stripe import _expected as stripe_signature
-from ingest.settings import Settings
 from shoppulse.service import create_app
+from shoppulse.settings import Settings
 from tests.conftest import SECRET, FrozenClock, fixture_bytes, make_source
 
 STANDARD_SECRET = "whsec_" + base64.b64encode(b"shoppulse-edge-cases-key-001").decode()

@@ -12,11 +12,11 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from ingest.settings import Settings
 from ingest.source_admin import add_source, retire_secrets, rotate_secret
 from ingest.sources import ConfigError, load_sources
 from shoppulse.cli import app as cli
 from shoppulse.service import create_app
+from shoppulse.settings import Settings
 from tests.conftest import FrozenClock, fixture_bytes, signed_post
 
 HAND_WRITTEN = """\

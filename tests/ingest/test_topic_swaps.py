@@ -21,8 +21,8 @@ from fastapi.testclient import TestClient
 
 from ingest.providers import get_provider
 from ingest.providers.base import TOPIC_MISMATCH
-from ingest.settings import Settings
 from shoppulse.service import create_app
+from shoppulse.settings import Settings
 from tests.conftest import (
     SECRET,
     FrozenClock,

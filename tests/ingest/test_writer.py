@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import zlib
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -16,9 +17,10 @@ from ingest.events import OrderLine
 from ingest.providers.base import build_event
 from ingest.storage import writer as writer_module
 from ingest.storage.bodies import unpack
-from ingest.storage.database import StorageError, open_database
+from ingest.storage.database import StorageError
 from ingest.storage.schema import INGEST_MIGRATIONS, migrate
 from ingest.storage.writer import Delivery, Outcome, Writer
+from shoppulse.database import open_database
 
 
 def delivery(delivery_id: str) -> Delivery:
@@ -191,3 +193,29 @@ def test_money_is_stored_exactly_whatever_its_notation(tmp_path: Path, amount: s
     row = con.execute("SELECT gross_sales, discounts, refund_amount FROM events").fetchone()
     assert row == (value, value, None)
     assert con.execute("SELECT unit_price, discount FROM event_lines").fetchone() == (value, -value)
+
+
+def test_submit_job_runs_on_the_writer_thread_and_hands_back_its_result_or_error(
+    tmp_path: Path,
+) -> None:
+    con = open_database(tmp_path / "live.duckdb")
+    writer = Writer(con)
+    writer.start()
+    try:
+        threads = writer.submit_job(lambda job_con: threading.current_thread().name)
+        rows = writer.submit_job(
+            lambda job_con: job_con.execute("SELECT count(*) FROM deliveries").fetchall()
+        )
+
+        def broken(job_con: duckdb.DuckDBPyConnection) -> None:
+            job_con.execute("SELECT * FROM no_such_table")
+
+        failed = writer.submit_job(broken)
+        assert threads.result(timeout=10) != threading.current_thread().name
+        assert rows.result(timeout=10) == [(0,)]
+        with pytest.raises(duckdb.CatalogException, match="no_such_table"):
+            failed.result(timeout=10)
+        # the writer keeps working after a failed job
+        assert asyncio.run(submit_all(writer, ["a"])) == [Outcome.STORED]
+    finally:
+        writer.stop()

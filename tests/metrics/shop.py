@@ -11,10 +11,10 @@ from typing import Any
 import orjson
 from fastapi.testclient import TestClient
 
-from ingest.settings import Settings
 from ingest.sources import Source
 from metrics.recompute import Difference, check
 from shoppulse.service import create_app
+from shoppulse.settings import Settings
 from tests.conftest import SECRET, FrozenClock, fixture_json, signed_post
 
 CART = fixture_json("shopify", "carts_create.json")

@@ -8,10 +8,10 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from ingest.settings import Settings
 from ingest.sources import Source
 from shoppulse.cli import app as cli
 from shoppulse.service import create_app
+from shoppulse.settings import Settings
 from tests.conftest import FrozenClock
 from tests.metrics.shop import WEEK, Shop, figures
 

@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from fastapi.testclient import TestClient
 
-from ingest.settings import Settings
 from ingest.sources import Source
 from shoppulse.service import create_app
+from shoppulse.settings import Settings
 from tests.conftest import FrozenClock, fixture_bytes, make_source, signed_post
 from tests.metrics.shop import WEEK, Shop, differences, figures
 

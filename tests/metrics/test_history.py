@@ -16,8 +16,8 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ingest.settings import Settings
 from shoppulse.service import create_app
+from shoppulse.settings import Settings
 from tests.conftest import SECRET, FrozenClock, make_source
 from tests.metrics.shop import Shop
 from tests.metrics.test_incremental_equals_recompute import (

@@ -23,9 +23,9 @@ import orjson
 import pytest
 from fastapi.testclient import TestClient
 
-from ingest.settings import Settings
 from ingest.sources import Source
 from shoppulse.service import create_app
+from shoppulse.settings import Settings
 from tests.conftest import SECRET, FrozenClock, fixture_json, make_source, signed_post
 from tests.ingest.bigcommerce_stand_in import (
     STORE_HASH,

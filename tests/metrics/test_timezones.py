@@ -11,9 +11,9 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
-from ingest.settings import Settings
 from ingest.sources import ConfigError, Source, load_sources
 from shoppulse.service import create_app
+from shoppulse.settings import Settings
 from tests.conftest import SECRET, FrozenClock
 from tests.metrics.shop import Shop
 

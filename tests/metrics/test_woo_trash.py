@@ -21,7 +21,7 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ingest.settings import Settings
+from shoppulse.settings import Settings
 from tests.conftest import SECRET, FrozenClock, fixture_json, make_source, signed_post
 from tests.metrics.shop import WEEK, differences, figures, start_service
 

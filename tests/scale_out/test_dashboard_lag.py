@@ -7,8 +7,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from dashboard.model import LogLag, build_health
-from ingest.settings import Settings
 from shoppulse.scale_out.intake_app import create_intake_app
+from shoppulse.settings import Settings
 from tests.conftest import SECRET, make_source
 from tests.dashboard.test_page import app_for
 from tests.scale_out.conftest import RoleFactory

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from ingest.settings import Settings
 from metrics.definitions import METRICS
 from shoppulse.scale_out.intake_app import create_intake_app
 from shoppulse.scale_out.store_app import create_store_app
 from shoppulse.service import create_app
+from shoppulse.settings import Settings
 from shoppulse.simulator import Mix
 from tests.conftest import SECRET, FrozenClock, make_source
 from tests.scale_out.nats import NatsNode

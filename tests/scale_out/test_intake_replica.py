@@ -13,12 +13,12 @@ import pytest
 from fastapi.testclient import TestClient
 
 from ingest.providers import get_provider
-from ingest.settings import Settings
 from shoppulse.scale_out import envelope
 from shoppulse.scale_out.intake_app import create_intake_app
 from shoppulse.scale_out.settings import STREAM
 from shoppulse.scale_out.stream import StreamSpec
 from shoppulse.service import create_app
+from shoppulse.settings import Settings
 from tests.conftest import SECRET, FrozenClock, fixture_bytes, make_source
 from tests.scale_out.nats import NatsNode, create_stream
 from tests.scale_out.signed import signed_settings

@@ -20,7 +20,6 @@ from nats.js.api import ConsumerConfig
 from pydantic import SecretStr
 from typer.testing import CliRunner
 
-from ingest.settings import Settings
 from shoppulse.cli import app
 from shoppulse.scale_out.connection import LogClient, LogUnavailable, connect
 from shoppulse.scale_out.intake_app import create_intake_app
@@ -29,6 +28,7 @@ from shoppulse.scale_out.settings import STREAM, LogSettings
 from shoppulse.scale_out.store_app import create_store_app
 from shoppulse.scale_out.stream import StreamSpec, ensure_stream, open_checked
 from shoppulse.service import discovery_path
+from shoppulse.settings import Settings
 from tests.conftest import SECRET, FrozenClock, make_source
 from tests.scale_out.nats import NatsNode, single_node
 from tests.scale_out.roles import sources_file

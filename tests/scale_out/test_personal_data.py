@@ -13,12 +13,12 @@ from nats.js.api import StreamConfig
 from typer.testing import CliRunner
 
 from ingest.redaction import REDACTED
-from ingest.settings import Settings
 from shoppulse.cli import app
 from shoppulse.scale_out import envelope
 from shoppulse.scale_out.intake_app import create_intake_app
 from shoppulse.scale_out.settings import STREAM
 from shoppulse.scale_out.stream import SUBJECTS
+from shoppulse.settings import Settings
 from tests.conftest import SECRET, FrozenClock, make_source
 from tests.scale_out.nats import NatsNode
 from tests.scale_out.roles import sources_file

@@ -18,7 +18,6 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 from typer.testing import CliRunner
 
-from ingest.settings import Settings
 from ingest.sources import load_sources_file
 from shoppulse.cli import app
 from shoppulse.scale_out import envelope
@@ -28,6 +27,7 @@ from shoppulse.scale_out.settings import LogSettings
 from shoppulse.scale_out.signing import HEADER, LogSigner
 from shoppulse.scale_out.store_app import create_store_app
 from shoppulse.scale_out.stream import delivery_subject, rejection_subject
+from shoppulse.settings import Settings
 from tests.conftest import SECRET, FrozenClock, make_source
 from tests.e2e.server import write_sources
 from tests.scale_out.nats import NatsNode

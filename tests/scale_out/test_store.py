@@ -14,10 +14,10 @@ import duckdb
 import pytest
 from fastapi.testclient import TestClient
 
-from ingest.settings import Settings
 from ingest.sources import Source
 from shoppulse.scale_out.intake_app import create_intake_app
 from shoppulse.scale_out.store_app import create_store_app
+from shoppulse.settings import Settings
 from tests.conftest import SECRET, FrozenClock, make_source
 from tests.scale_out.nats import NatsNode
 from tests.scale_out.signed import signed_settings

@@ -14,9 +14,9 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from ingest.settings import Settings
 from shoppulse.publish import Publisher
 from shoppulse.service import create_app
+from shoppulse.settings import Settings
 from shoppulse.simulator import SimulationConfig, Simulator, send, take
 from tests.conftest import SECRET, FrozenClock, fixture_bytes, make_source, signed_post
 from tests.sql.test_publish import publish, rows

@@ -12,11 +12,11 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from ingest.settings import Settings
 from ingest.sources import Source
 from shoppulse.cli import app
 from shoppulse.publish.views import VIEWS
 from shoppulse.service import create_app
+from shoppulse.settings import Settings
 from tests.conftest import FrozenClock
 from tests.metrics.shop import Shop
 
