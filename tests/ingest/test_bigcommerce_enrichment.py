@@ -54,7 +54,7 @@ def bc_source(source_id: str, api_url: str | None = None) -> Source:
 
 
 def deliver(client: TestClient, clock: FrozenClock, name: str, **changes: Any) -> dict[str, Any]:
-    payload = copy.deepcopy(fixture_json("bigcommerce", name))
+    payload: dict[str, Any] = copy.deepcopy(fixture_json("bigcommerce", name))
     payload.update(changes)
     response = signed_post(
         client,
@@ -128,10 +128,8 @@ def test_service_fills_in_amounts_and_refetches_after_a_status_change(
         assert len(stand_in.order_requests(250)) == 2
         assert client.get("/api/v1/metrics/check").json()["equal"] is True
         events = (
-            client.app.state.service.con.cursor()
-            .execute(  # type: ignore[attr-defined]
-                "SELECT count(*), count(DISTINCT event_seq), count(currency) FROM events"
-            )
+            client.app.state.service.con.cursor()  # type: ignore[attr-defined]
+            .execute("SELECT count(*), count(DISTINCT event_seq), count(currency) FROM events")
             .fetchone()
         )
         assert events == (4, 4, 2)  # two webhook events, two enriched ones

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -25,9 +26,9 @@ def count(client: TestClient, sql: str) -> int:
     return int(row[0])
 
 
-def assert_error(response: object, status: int, code: str) -> dict[str, object]:
-    assert response.status_code == status, response.text  # type: ignore[attr-defined]
-    body = response.json()  # type: ignore[attr-defined]
+def assert_error(response: httpx.Response, status: int, code: str) -> dict[str, object]:
+    assert response.status_code == status, response.text
+    body = response.json()
     assert set(body) == {"error"}
     assert body["error"]["status"] == status
     assert body["error"]["code"] == code
@@ -133,7 +134,7 @@ def test_oversized_body_is_413(
         # no Content-Length: the limit is enforced while streaming
         response = client.post(
             "/webhooks/acme",
-            content=chunks(),  # type: ignore[arg-type]
+            content=chunks(),
             headers={"content-type": "application/json"},
         )
         assert_error(response, 413, "body_too_large")
@@ -202,8 +203,8 @@ def test_authentic_but_unusable_is_quarantined(
     advice = {"invalid JSON": NOT_JSON, "unknown topic 'products/update'": UNSUBSCRIBE}
     assert response.json()["next"] == f"stored in quarantine; {advice.get(reason, FIX_MAPPING)}"
     rows = (
-        client.app.state.service.con.cursor()
-        .execute(  # type: ignore[attr-defined]
+        client.app.state.service.con.cursor()  # type: ignore[attr-defined]
+        .execute(
             "SELECT status, reason, body, topic, body_codec FROM deliveries WHERE delivery_id = 'q'"
         )
         .fetchall()

@@ -37,7 +37,8 @@ def stored(
     client: TestClient, sql: str, params: list[object] | None = None
 ) -> list[tuple[object, ...]]:
     cursor = client.app.state.service.con.cursor()  # type: ignore[attr-defined]
-    return cursor.execute(sql, params or []).fetchall()
+    found: list[tuple[object, ...]] = cursor.execute(sql, params or []).fetchall()
+    return found
 
 
 def test_sign_matches_shopify_scheme() -> None:

@@ -232,7 +232,7 @@ def test_state_lost_in_a_crash_is_folded_again(client: TestClient, clock: Frozen
     state = _state(restarted)
     for table, frame in expected.items():
         assert state[table].height == frame.height > 0, table
-        assert state[table].equals(frame.cast(dict(state[table].schema))), table
+        assert state[table].equals(frame.cast(state[table].schema)), table
     assert differences(client) == []
 
 

@@ -176,7 +176,8 @@ def test_readers_in_other_processes_while_deliveries_stream_in(tmp_path: Path) -
 
         # Ingestion stopped: the views catch up and agree with the API.
         def caught_up() -> bool:
-            return view(catalog, "SELECT count(*) FROM events")[0][0] == sender.acked
+            [(shown,)] = view(catalog, "SELECT count(*) FROM events")
+            return int(shown) == sender.acked
 
         wait_for(caught_up, 20, "the views to show every acknowledged delivery")
         with service.client() as client:

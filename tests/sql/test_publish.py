@@ -221,15 +221,14 @@ def test_a_replayed_quarantined_delivery_shows_its_new_status(
     # A replay (on the writer thread, as replays run) accepts it.
     service = app_client.app.state.service  # type: ignore[attr-defined]
     done: list[bool] = []
-    service.writer.run_job(
-        lambda con: (
-            con.execute(
-                "UPDATE deliveries SET status = 'accepted', reason = NULL "
-                "WHERE delivery_id = 'bad-1'"
-            ),
-            done.append(True),
+
+    def accept(con: duckdb.DuckDBPyConnection) -> None:
+        con.execute(
+            "UPDATE deliveries SET status = 'accepted', reason = NULL WHERE delivery_id = 'bad-1'"
         )
-    )
+        done.append(True)
+
+    service.writer.run_job(accept)
     deadline = datetime.now(UTC) + timedelta(seconds=10)
     while not done and datetime.now(UTC) < deadline:
         pass

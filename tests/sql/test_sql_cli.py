@@ -76,7 +76,7 @@ def test_sql_formats_on_a_stopped_service(stopped_db: Path, tmp_path: Path) -> N
         "sql", "--db", str(stopped_db), "--format", "parquet", "--output", str(target), query
     )
     assert parquet.returncode == 0, parquet.stderr
-    assert duckdb.sql(f"SELECT orders FROM read_parquet('{target}')").fetchall() == [(2,)]
+    assert duckdb.execute(f"SELECT orders FROM read_parquet('{target}')").fetchall() == [(2,)]
 
 
 @pytest.mark.parametrize(
@@ -113,7 +113,7 @@ def test_export_writes_one_consistent_file_per_view(stopped_db: Path, tmp_path: 
     manifest = json.loads((tmp_path / "snap" / "manifest.json").read_text())
     assert set(manifest["files"]) == {*VIEWS, "publish_info"}
     assert manifest["rows"]["orders"] == 2 and manifest["snapshot"]["events_through"] == 3
-    orders = duckdb.sql(
+    orders = duckdb.execute(
         f"SELECT count(*) FROM read_parquet('{tmp_path / 'snap' / 'orders.parquet'}')"
     )
     assert orders.fetchall() == [(2,)]
