@@ -40,7 +40,7 @@ import duckdb  # noqa: E402
 
 from bench.metrics import T0, write_history  # noqa: E402
 from ingest.storage.database import open_database  # noqa: E402
-from metrics.catalog import METRICS  # noqa: E402
+from metrics.definitions import METRICS  # noqa: E402
 from metrics.engine import MetricsEngine  # noqa: E402
 from metrics.query import AsOf, Window, timeseries, window_figures  # noqa: E402
 from metrics.schema import CURSOR, FOLDS  # noqa: E402

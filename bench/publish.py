@@ -41,7 +41,7 @@ from ingest.providers import get_provider
 from ingest.storage.database import open_database
 from metrics.engine import MetricsEngine
 from shoppulse.publish import Publisher
-from shoppulse.sql import catalog_path
+from shoppulse.publish.catalog import catalog_path
 
 DAY_US = 86_400_000_000
 START = datetime(2025, 1, 1, tzinfo=UTC)

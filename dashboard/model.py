@@ -14,7 +14,7 @@ from decimal import Decimal
 from typing import Any, Literal
 
 from dashboard.time_range import Grain, TimeRange, next_bucket
-from metrics.catalog import METRICS
+from metrics.definitions import METRICS
 
 UNKNOWN_SOURCE = "_unknown"
 OUTCOMES = ("accepted", "duplicate", "quarantined", "rejected")
@@ -174,7 +174,7 @@ class Kpi:
         return None
 
 
-#: Tile labels; the metric catalog's otherwise.
+#: Tile labels; the metric definitions' otherwise.
 _LABELS = {"aov": "AOV"}
 
 

@@ -14,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 
 from ingest.errors import UnknownSource
 from ingest.timezones import UTC_NAME, checked_timezone
-from metrics.catalog import METRICS, Metric
+from metrics.definitions import METRICS, Metric
 from metrics.query import AsOf, Grain, Window, known_metric, timeseries, window_figures
 from metrics.recompute import check
 from metrics.restatements import restatable, restatements

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 import duckdb
 
-from metrics.catalog import FUNNEL_COUNTS, METRICS, Metric, definition_versions
+from metrics.definitions import FUNNEL_COUNTS, METRICS, Metric, definition_versions
 from metrics.history import FoldAt, fold_at
 from metrics.schema import CURSOR, FUNNEL, FUNNEL_DELTAS, SALES, SALES_DELTAS, bucket_sums
 

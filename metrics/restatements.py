@@ -23,8 +23,8 @@ from typing import Any, Literal
 
 import duckdb
 
-from metrics.catalog import Metric
 from metrics.causes import DELIVERY
+from metrics.definitions import Metric
 from metrics.history import history_start
 from metrics.query import Window, _bucket, _money
 from metrics.schema import FOLDS, FUNNEL_DELTAS, SALES_DELTAS

@@ -88,3 +88,21 @@ def test_a_bad_setting_is_one_clear_error(tmp_path: Path) -> None:
     assert "invalid setting: display_timezone (SHOPPULSE_DISPLAY_TIMEZONE)" in result.output
     assert "unknown time zone 'Europe/Berln'" in result.output
     assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--ssl-certfile", "cert.pem"], "HTTPS needs both --ssl-certfile and --ssl-keyfile"),
+        (["--config", "missing.toml"], "missing.toml"),
+    ],
+)
+def test_serve_refuses_before_opening_the_database(
+    tmp_path: Path, options: list[str], message: str
+) -> None:
+    db = tmp_path / "live.duckdb"
+    result = CliRunner().invoke(app, ["serve", "--db", str(db), *options], env={"COLUMNS": "200"})
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert "Traceback" not in result.output
+    assert not db.exists()

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import typer.main
 
-from metrics.catalog import METRICS
+from metrics.definitions import METRICS
 from metrics.query import Window
 from shoppulse.cli import app
 from shoppulse.commands.settings import settings_table

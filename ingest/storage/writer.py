@@ -17,6 +17,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal
 from enum import StrEnum
 from itertools import repeat
 
@@ -114,6 +115,20 @@ _DELIVERY_SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
 }
 
 
+#: Money columns of `events`, appended as text (see `money_text`).
+_MONEY_COLUMNS = frozenset({"gross_sales", "discounts", "refund_amount"})
+
+
+def money_text(value: Decimal | None) -> str | None:
+    """A money amount as the text DuckDB appends into a DECIMAL(18,4) column.
+
+    DuckDB's Python appender takes ~5.7 µs to convert a `Decimal` and ~2.5 µs to parse the same
+    amount as text (a Shopify order with five lines has twelve amounts). Amounts are already
+    quantized to four places (`ingest.events`), so the text is plain decimal notation and exact.
+    """
+    return None if value is None else str(value)
+
+
 def event_values(
     rows: list[tuple[int, int, str, datetime, CanonicalEvent]],
     origin: str | Sequence[str] = WEBHOOK,
@@ -123,7 +138,17 @@ def event_values(
     names = EVENT_COLUMNS[4:]
     origins = repeat(origin) if isinstance(origin, str) else origin  # repeat: no end
     return [
-        (event_seq, delivery_seq, source, received_at, *[getattr(event, n) for n in names], o)
+        (
+            event_seq,
+            delivery_seq,
+            source,
+            received_at,
+            *[
+                money_text(getattr(event, n)) if n in _MONEY_COLUMNS else getattr(event, n)
+                for n in names
+            ],
+            o,
+        )
         for (event_seq, delivery_seq, source, received_at, event), o in zip(
             rows, origins, strict=False
         )
@@ -143,8 +168,8 @@ def line_values(
             line.sku,
             line.title,
             line.quantity,
-            line.unit_price,
-            line.discount,
+            money_text(line.unit_price),
+            money_text(line.discount),
         )
         for event_seq, _, _, _, event in rows
         if event.lines

@@ -1,1 +1,1 @@
-"""CLI commands beyond `serve`, one module each; every module registers on `shoppulse.cli.app`."""
+"""The `shoppulse` commands, one module per command or group; `shoppulse.cli` lists them."""

@@ -23,12 +23,8 @@ from pydantic import SecretStr
 from ingest.source_admin import add_log_signing_key
 from ingest.sources import load_sources_file
 from shoppulse.commands._processes import Children, port_in_use, wait_until_up
-from shoppulse.scale_out.connection import connect
-from shoppulse.scale_out.permissions import admin_role
-from shoppulse.scale_out.server import ServerConfig
 from shoppulse.scale_out.settings import LogSettings
 from shoppulse.scale_out.signing import generate_key
-from shoppulse.scale_out.stream import StreamSpec, ensure_stream
 
 NATS_PORT = 4222
 REPLICAS = 2
@@ -61,6 +57,10 @@ def busy_port(service_port: int, log_port: int) -> str | None:
 
 
 def _init_stream(settings: LogSettings) -> None:
+    from shoppulse.scale_out.connection import connect
+    from shoppulse.scale_out.permissions import admin_role
+    from shoppulse.scale_out.stream import StreamSpec, ensure_stream
+
     async def run() -> None:
         nc = await connect(settings, name="shoppulse-up", inbox=admin_role().inbox)
         try:
@@ -93,6 +93,8 @@ def start_scale_out(
     say: Callable[[str], None],
 ) -> str:
     """Start the log, the store and the intake replicas; return the store's API URL."""
+    from shoppulse.scale_out.server import ServerConfig  # the NATS client, only when scaled out
+
     if not load_sources_file(config).log.signing_keys:
         add_log_signing_key(config, generate_key())
         say(f"added a log signing key to {config} (intake signs, the store checks)")

@@ -10,16 +10,16 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import duckdb
 import httpx
 from rich.markup import escape
 
 from ingest.settings import Settings
-from ingest.storage.database import StorageError, open_database
-from shoppulse.cli import err, fail
-from shoppulse.service import discovery_path, read_discovery
+from shoppulse.commands._errors import err, fail
+
+if TYPE_CHECKING:  # imported when a command opens the database: `shoppulse --help` stays light
+    import duckdb
 
 HTTP_TIMEOUT = 120.0
 
@@ -53,6 +53,9 @@ class ServiceClient:
 @contextmanager
 def database_or_service(settings: Settings) -> Iterator[duckdb.DuckDBPyConnection | ServiceClient]:
     """The live database when the service is stopped, else the running service."""
+    from ingest.storage.database import StorageError, open_database
+    from shoppulse.service import discovery_path, read_discovery
+
     path = settings.db_path
     if not path.exists():
         raise fail(f"no database at {path}")

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import duckdb
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -19,36 +18,23 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from ingest.api import recent_quarantine
 from ingest.quarantine_advice import next_step
-from ingest.replay import (
-    CHUNK,
-    QuarantineFilter,
-    ReplayReport,
-    ReplayRequest,
-    count_quarantined,
-    providers_for,
-    replay_chunk,
-)
 from ingest.settings import Settings
 from ingest.sources import ConfigError
-from ingest.storage.writer import Writer
-from shoppulse.cli import (
-    ConfigOption,
-    DbOption,
-    app,
-    err,
-    fail,
-    load_configured_sources,
-    make_settings,
-)
+from shoppulse.commands._errors import err, fail
+from shoppulse.commands._options import ConfigOption, DbOption
+from shoppulse.commands._settings import load_configured_sources, make_settings
 from shoppulse.commands._target import ServiceClient, database_or_service
 from shoppulse.wording import counted
+
+if TYPE_CHECKING:  # the commands import these when they run: `shoppulse --help` stays light
+    import duckdb
+
+    from ingest.replay import QuarantineFilter, ReplayReport, ReplayRequest
 
 out = Console()
 
 quarantine_app = typer.Typer(help="Quarantined deliveries and why.", no_args_is_help=True)
-app.add_typer(quarantine_app, name="quarantine")
 
 SourceFilter = Annotated[str | None, typer.Option("--source", help="Only this source.")]
 ReasonFilter = Annotated[
@@ -74,6 +60,8 @@ def list_command(
             params.update({k: v for k, v in (("source", source), ("reason", reason)) if v})
             rows = target.call("GET", "/api/v1/ingest/quarantine", params=params)["deliveries"]
         else:
+            from ingest.api import recent_quarantine
+
             rows = recent_quarantine(target, limit, source, reason)
     if not rows:
         out.print("no quarantined deliveries" + (" match" if source or reason else ""))
@@ -135,6 +123,9 @@ def _replay_live(
     where: QuarantineFilter,
     dry_run: bool,
 ) -> ReplayReport:
+    from ingest.replay import CHUNK, ReplayReport, count_quarantined, providers_for, replay_chunk
+    from ingest.storage.writer import Writer
+
     try:
         sources = load_configured_sources(settings)
     except ConfigError as exc:
@@ -169,6 +160,8 @@ def _replay_live(
 
 
 def _replay_remote(service: ServiceClient, request: ReplayRequest) -> ReplayReport:
+    from ingest.replay import ReplayReport
+
     report = ReplayReport(dry_run=request.dry_run)
     with _progress() as progress:
         doing = "dry run" if request.dry_run else "replaying"
@@ -245,7 +238,6 @@ def _print_report(report: ReplayReport, *, live: bool) -> None:
             out.print(f"... and {report.stayed - len(report.still_quarantined)} more")
 
 
-@app.command()
 def replay(
     source: SourceFilter = None,
     since: Annotated[
@@ -264,6 +256,8 @@ def replay(
     Signatures are not checked again (they were checked on arrival). Replaying twice moves
     nothing the second time.
     """
+    from ingest.replay import CHUNK, ReplayRequest
+
     settings = make_settings(config, db)
     try:
         since_time = parse_since(since) if since else None

@@ -4,28 +4,21 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import duckdb
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from ingest.storage.database import StorageError, open_database
-from metrics.engine import MetricsEngine
-from metrics.recompute import Difference, check
-from metrics.schema import (
-    CARTS,
-    CHECKOUTS,
-    CURSOR,
-    FOLDS,
-    FUNNEL_DELTAS,
-    ORDERS,
-    REFUNDS,
-    SALES_DELTAS,
-)
-from shoppulse.cli import ConfigOption, DbOption, app, fail, make_settings
+from shoppulse.commands._errors import fail
+from shoppulse.commands._options import ConfigOption, DbOption
+from shoppulse.commands._settings import make_settings
 from shoppulse.wording import counted
+
+if TYPE_CHECKING:  # imported when the command runs: `shoppulse --help` stays light
+    import duckdb
+
+    from metrics.recompute import Difference
 
 out = Console()
 
@@ -41,7 +34,6 @@ def _print_differences(differences: list[Difference]) -> None:
         out.print(f"... and {len(differences) - 50} more")
 
 
-@app.command()
 def recompute(
     config: ConfigOption = None,
     db: DbOption = None,
@@ -59,6 +51,10 @@ def recompute(
 ) -> None:
     """Compare the incremental metrics with a full recompute from the stored events (--check),
     or rebuild them (--rebuild). The service must be stopped: this opens the live file."""
+    from ingest.storage.database import StorageError, open_database
+    from metrics.engine import MetricsEngine
+    from metrics.recompute import check
+
     settings = make_settings(config, db)
     path: Path = settings.db_path
     if not path.exists():
@@ -94,6 +90,17 @@ def recompute(
 
 
 def _rebuild(con: duckdb.DuckDBPyConnection) -> None:
+    from metrics.schema import (
+        CARTS,
+        CHECKOUTS,
+        CURSOR,
+        FOLDS,
+        FUNNEL_DELTAS,
+        ORDERS,
+        REFUNDS,
+        SALES_DELTAS,
+    )
+
     con.execute("BEGIN")
     state = [
         f"{table}_{part}"

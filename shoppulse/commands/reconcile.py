@@ -19,20 +19,11 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from ingest.reconcile.report import RUNNING
-from ingest.reconcile.service import NoCredentials, Reconciler
 from ingest.settings import Settings
 from ingest.sources import ConfigError
-from ingest.storage.writer import Writer
-from shoppulse.cli import (
-    ConfigOption,
-    DbOption,
-    app,
-    err,
-    fail,
-    load_configured_sources,
-    make_settings,
-)
+from shoppulse.commands._errors import err, fail
+from shoppulse.commands._options import ConfigOption, DbOption
+from shoppulse.commands._settings import load_configured_sources, make_settings
 from shoppulse.commands._target import ServiceClient, database_or_service
 from shoppulse.commands.quarantine import parse_since
 
@@ -77,6 +68,8 @@ def _counts(report: dict[str, Any]) -> str:
 
 def _follow(reports: list[dict[str, Any]], read: Any) -> list[dict[str, Any]]:
     """Show each run's progress until every run has finished; `read(run)` is its report now."""
+    from ingest.reconcile.report import RUNNING
+
     with _progress() as progress:
         tasks = {
             r["run_id"]: progress.add_task(
@@ -106,6 +99,9 @@ def _in_service(service: ServiceClient, body: dict[str, Any]) -> list[dict[str, 
 
 
 def _here(target: Any, settings: Settings, body: dict[str, Any]) -> list[dict[str, Any]]:
+    from ingest.reconcile.service import NoCredentials, Reconciler
+    from ingest.storage.writer import Writer
+
     try:
         sources = load_configured_sources(settings)
     except ConfigError as exc:
@@ -165,7 +161,6 @@ def _print(reports: list[dict[str, Any]], *, here: bool) -> None:
         out.print("the metrics include the filled records from the service's next start")
 
 
-@app.command()
 def reconcile(
     source: Annotated[
         str | None,

@@ -10,14 +10,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from nats.js.errors import NotFoundError
 
 from ingest.source_admin import add_log_signing_key
 from ingest.sources import ConfigError, load_sources_file
-from shoppulse.cli import (
+from shoppulse.commands._errors import err, fail
+from shoppulse.commands._options import (
     ConfigOption,
     DbOption,
     InsecureDemoOption,
@@ -26,34 +26,14 @@ from shoppulse.cli import (
     LogLevelOption,
     SslCertfileOption,
     SslKeyfileOption,
-    app,
-    checked_sources,
-    err,
-    fail,
-    listen_url,
-    make_settings,
-    run_app,
-    server_settings,
 )
-from shoppulse.scale_out.connection import LogUnavailable, connect
-from shoppulse.scale_out.consumer import consumer_name
-from shoppulse.scale_out.permissions import (
-    Role,
-    accounts_config,
-    admin_role,
-    intake_role,
-    store_role,
-)
-from shoppulse.scale_out.settings import DEFAULT_LOG_URL, LogSettings
+from shoppulse.commands._server import checked_sources, listen_url, run_app, server_settings
+from shoppulse.commands._settings import make_settings
+from shoppulse.scale_out.settings import DEFAULT_DUPLICATE_WINDOW, DEFAULT_LOG_URL, LogSettings
 from shoppulse.scale_out.signing import LogSigner, MissingSigningKey, generate_key
-from shoppulse.scale_out.stream import (
-    DEFAULT_DUPLICATE_WINDOW,
-    StreamSpec,
-    denied_message,
-    ensure_stream,
-    open_checked,
-    parse_bytes,
-)
+
+if TYPE_CHECKING:  # the NATS client loads when a command runs: `shoppulse --help` stays light
+    from shoppulse.scale_out.permissions import Role
 
 LogOption = Annotated[
     str | None,
@@ -65,7 +45,6 @@ LogOption = Annotated[
 ]
 
 log_app = typer.Typer(help="The replicated log of the scale-out deployment (NATS JetStream).")
-app.add_typer(log_app, name="log")
 
 
 def log_settings(url: str | None) -> LogSettings:
@@ -149,6 +128,10 @@ def log_init(
     ] = None,
 ) -> None:
     """Create the stream of deliveries, or bring it to these settings (idempotent)."""
+    from shoppulse.scale_out.connection import LogUnavailable, connect
+    from shoppulse.scale_out.permissions import admin_role
+    from shoppulse.scale_out.stream import StreamSpec, denied_message, ensure_stream, parse_bytes
+
     settings = log_settings(log)
     if max_age_days is not None:
         settings = settings.model_copy(update={"max_age_days": max_age_days})
@@ -202,6 +185,8 @@ def log_permissions(
     Replace the REPLACE-... passwords (or use `nkey: U...` users) and paste it into the server's
     configuration (docs/scale-out.md#permissions).
     """
+    from shoppulse.scale_out.permissions import accounts_config, admin_role, intake_role, store_role
+
     stream = LogSettings().stream
     roles = [intake_role(stream)]
     for entry in stores or [""]:
@@ -224,6 +209,10 @@ def _preflight(
 ) -> float:
     """Refuse to start without a usable log (the lifespan checks again; this says it clearly);
     with `consumer`, also without the permission to read it. Returns the stream's maximum age."""
+    from nats.js.errors import NotFoundError
+
+    from shoppulse.scale_out.connection import LogUnavailable
+    from shoppulse.scale_out.stream import denied_message, open_checked
 
     async def run() -> float:
         nc, js, info = await open_checked(
@@ -251,7 +240,6 @@ def _preflight(
         raise fail(str(exc)) from None
 
 
-@app.command()
 def intake(
     config: ConfigOption = None,
     log: LogOption = None,
@@ -264,6 +252,7 @@ def intake(
 ) -> None:
     """Run a stateless intake replica: verified webhooks go to the log (2xx after its ack)."""
     from shoppulse.scale_out.intake_app import create_intake_app
+    from shoppulse.scale_out.permissions import intake_role
 
     settings = server_settings(
         log_level,
@@ -284,7 +273,6 @@ def intake(
     run_app(create_intake_app(settings, logs, sources), settings)
 
 
-@app.command()
 def store(
     config: ConfigOption = None,
     db: DbOption = None,
@@ -305,6 +293,8 @@ def store(
     ssl_keyfile: SslKeyfileOption = None,
 ) -> None:
     """Run the store: the log into the DuckDB file, metrics, publishing and the read API."""
+    from shoppulse.scale_out.consumer import consumer_name
+    from shoppulse.scale_out.permissions import store_role
     from shoppulse.scale_out.store_app import create_store_app
 
     settings = server_settings(

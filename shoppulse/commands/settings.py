@@ -7,7 +7,6 @@ from typing import Any
 from rich.console import Console
 
 from ingest.settings import Settings
-from shoppulse.cli import app
 
 
 def _default(value: Any) -> str:
@@ -30,7 +29,6 @@ def settings_table() -> str:
     return "\n".join(lines)
 
 
-@app.command("settings")
 def show_settings() -> None:
     """Print every setting as a Markdown table (environment variables override defaults)."""
     Console(soft_wrap=True).print(settings_table(), markup=False, highlight=False)

@@ -24,7 +24,8 @@ from rich.table import Table
 from rich.text import Text
 
 from ingest.sources import ConfigError, load_sources
-from shoppulse.cli import app, err, fail, make_settings
+from shoppulse.commands._errors import err, fail
+from shoppulse.commands._settings import make_settings
 from shoppulse.wording import counted
 
 if TYPE_CHECKING:
@@ -211,7 +212,6 @@ async def _run(
             pass
 
 
-@app.command()
 def simulate(
     url: Annotated[
         str,

@@ -22,7 +22,9 @@ from ingest.source_admin import (
     rotate_secret,
 )
 from ingest.sources import ConfigError
-from shoppulse.cli import ConfigOption, app, fail, make_settings
+from shoppulse.commands._errors import fail
+from shoppulse.commands._options import ConfigOption
+from shoppulse.commands._settings import make_settings
 from shoppulse.wording import counted
 
 out = Console()
@@ -31,7 +33,6 @@ sources_app = typer.Typer(
     help="List the store sources, add one, rotate and retire their secrets.",
     no_args_is_help=True,
 )
-app.add_typer(sources_app, name="sources")
 
 IdOption = Annotated[str, typer.Option("--id", help="The source id (part of the ingest URL).")]
 SecretOption = Annotated[

@@ -14,15 +14,14 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
-import duckdb
 import orjson
 import typer
 from rich.console import Console
 
-from shoppulse.cli import ConfigOption, DbOption, app, err, fail, make_settings
+from shoppulse.commands._errors import err, fail
+from shoppulse.commands._options import ConfigOption, DbOption
 from shoppulse.commands._result_display import cell, print_result
-from shoppulse.publish import refresh_stopped
-from shoppulse.sql import SqlError, catalog_path, export, open_catalog, query
+from shoppulse.commands._settings import make_settings
 from shoppulse.wording import counted
 
 
@@ -34,6 +33,11 @@ class OutputFormat(StrEnum):
 
 
 def _prepare(config: Path | None, db: Path | None) -> Path:
+    import duckdb
+
+    from shoppulse.publish import refresh_stopped
+    from shoppulse.publish.catalog import catalog_path
+
     settings = make_settings(config, db)
     try:
         mode = refresh_stopped(settings.db_path)
@@ -50,7 +54,6 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"cannot encode {type(value).__name__}")
 
 
-@app.command("sql")
 def sql_command(
     statement: Annotated[str, typer.Argument(help="The query (SELECT, WITH, EXPLAIN, ...).")],
     config: ConfigOption = None,
@@ -63,6 +66,10 @@ def sql_command(
     ] = None,
 ) -> None:
     """Query the live data with SQL (read-only views; see docs/sql.md)."""
+    import duckdb
+
+    from shoppulse.sql import SqlError, open_catalog, query
+
     if output_format is OutputFormat.parquet and output is None:
         raise fail("--format parquet needs --output FILE")
     catalog = _prepare(config, db)
@@ -108,7 +115,6 @@ def sql_command(
             stream.close()
 
 
-@app.command("export")
 def export_command(
     to: Annotated[Path, typer.Option("--to", help="Directory for the Parquet files.")],
     config: ConfigOption = None,
@@ -116,6 +122,8 @@ def export_command(
 ) -> None:
     """Write a consistent Parquet snapshot of every view (one file per view) for notebooks
     and BI tools."""
+    from shoppulse.sql import SqlError, export, open_catalog
+
     catalog = _prepare(config, db)
     try:
         con = open_catalog(catalog, lockdown=False)

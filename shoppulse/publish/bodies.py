@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ingest.storage.bodies import unpack
-from shoppulse.sql import Column, quote
+from shoppulse.publish.datasets import Column, quote
 
 #: Columns taken from the raw delivery body at publish time, by topic (the canonical event does
 #: not carry them). Bodies themselves are never published. `$j` is the body as JSON, `$id` the

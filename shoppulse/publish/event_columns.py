@@ -12,7 +12,7 @@ import duckdb
 import pyarrow as pa
 
 from ingest.storage.schema import EVENT_LINES, EVENTS
-from shoppulse.sql import LINE_FIELDS, Column
+from shoppulse.publish.datasets import LINE_FIELDS, Column
 
 #: Per entity kind: the expression of each column, over the version's event `e` and its lines
 #: aggregated as `l.lines`.

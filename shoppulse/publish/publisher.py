@@ -7,7 +7,6 @@ import logging
 import math
 import os
 import shutil
-import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -24,8 +23,8 @@ import pyarrow.parquet as pq
 from metrics.history import changes_sql
 from metrics.schema import FOLDS, FUNNEL_DELTAS, SALES_DELTAS, bucket_sums
 from shoppulse.publish.bodies import BodyColumns
-from shoppulse.publish.event_columns import EventColumns
-from shoppulse.sql import (
+from shoppulse.publish.catalog import Snapshot, catalog_path, files_location, write_catalog
+from shoppulse.publish.datasets import (
     CARTS,
     CHECKOUTS,
     DELIVERIES,
@@ -38,14 +37,11 @@ from shoppulse.sql import (
     REFUNDS,
     SALES_MINUTE,
     Dataset,
-    Snapshot,
-    catalog_path,
-    files_location,
-    fsync_dir,
-    fsync_file,
     quote,
-    write_catalog,
 )
+from shoppulse.publish.durable import fsync_dir, fsync_file
+from shoppulse.publish.event_columns import EventColumns
+from shoppulse.publish.manifest import STATE_FILE, Manifest, PartFile, TrackedDelivery
 
 log = logging.getLogger("shoppulse.publish")
 
@@ -57,7 +53,6 @@ COMPACT_BASE_ROWS = 4096
 COMPACT_MAX_ROWS = 4_000_000
 
 NO_DAY = "none"
-STATE_FILE = "_publisher.sqlite3"
 LOCK_FILE = ".publisher.lock"
 
 
@@ -114,7 +109,7 @@ class PublishReport:
 class _Cycle:
     generation: int
     written: list[Path] = field(default_factory=list)
-    added: list[tuple[str, str, str, int, int | None, int | None]] = field(default_factory=list)
+    added: list[PartFile] = field(default_factory=list)
     retired: list[str] = field(default_factory=list)
     rows: int = 0
 
@@ -140,12 +135,7 @@ class Publisher:
         self.clock = clock
         self.fanout = COMPACT_FANOUT
         self.root.mkdir(parents=True, exist_ok=True)
-        self.state = sqlite3.connect(
-            self.root / STATE_FILE, isolation_level=None, check_same_thread=False
-        )
-        self.state.execute("PRAGMA journal_mode = WAL")
-        self.state.execute("PRAGMA synchronous = FULL")
-        self._init_state()
+        self.manifest = Manifest(self.root / STATE_FILE)
         self._lock = threading.Lock()
         self._body_columns = BodyColumns(self.live)
         self._event_columns = EventColumns(self.live)
@@ -153,56 +143,20 @@ class Publisher:
         self._cleanup_orphans()
         # The data folder was moved or copied (or the catalog predates absolute paths): the
         # next cycle writes the catalog, pointing its views at the files where they are now.
-        self._catalog_moved = int(self._meta("generation")) > 0 and self._meta(
+        self._catalog_moved = int(self.manifest.meta("generation")) > 0 and self.manifest.meta(
             "location", ""
         ) != str(self.root)
 
     # ------------------------------------------------------------------ bookkeeping
 
-    def _init_state(self) -> None:
-        self.state.executescript(
-            """
-            CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
-            CREATE TABLE IF NOT EXISTS files (
-                dataset TEXT NOT NULL, part TEXT NOT NULL, path TEXT PRIMARY KEY,
-                rows INTEGER NOT NULL, lo INTEGER, hi INTEGER);
-            CREATE INDEX IF NOT EXISTS files_by_part ON files (dataset, part);
-            CREATE TABLE IF NOT EXISTS keys (
-                dataset TEXT NOT NULL, k TEXT NOT NULL, part TEXT NOT NULL,
-                PRIMARY KEY (dataset, k)) WITHOUT ROWID;
-            CREATE TABLE IF NOT EXISTS tracked (
-                delivery_seq INTEGER PRIMARY KEY, status TEXT NOT NULL, reason TEXT,
-                event_count INTEGER NOT NULL, overridden INTEGER NOT NULL);
-            CREATE TABLE IF NOT EXISTS retired (path TEXT PRIMARY KEY, at REAL NOT NULL);
-            CREATE TEMP TABLE wanted (k TEXT PRIMARY KEY);
-            """
-        )
-
-    def _meta(self, name: str, default: str = "0") -> str:
-        row = self.state.execute("SELECT value FROM meta WHERE name = ?", [name]).fetchone()
-        return str(row[0]) if row else default
-
-    def _set_meta(self, name: str, value: object) -> None:
-        self.state.execute(
-            "INSERT INTO meta VALUES (?, ?) "
-            "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
-            [name, str(value)],
-        )
-
     def files(self, dataset: str) -> list[str]:
-        rows = self.state.execute(
-            "SELECT path FROM files WHERE dataset = ? ORDER BY part, coalesce(lo, 0), path",
-            [dataset],
-        ).fetchall()
-        return [str(self.root / r[0]) for r in rows]
+        """The absolute paths of the published files of `dataset`."""
+        return [str(self.root / path) for path in self.manifest.files(dataset)]
 
     def _cleanup_orphans(self) -> None:
         """Remove what a crashed cycle left: files that no manifest row names."""
         shutil.rmtree(self.root / "_tmp", ignore_errors=True)
-        known = {
-            r[0]
-            for r in self.state.execute("SELECT path FROM files UNION SELECT path FROM retired")
-        }
+        known = self.manifest.known_paths()
         for path in self.root.rglob("*.parquet"):
             if str(path.relative_to(self.root)) not in known:
                 path.unlink(missing_ok=True)
@@ -213,10 +167,10 @@ class Publisher:
         """One publish cycle; returns what it did. Safe to call from any thread."""
         with self._lock:
             started = time.perf_counter()
-            cycle = _Cycle(int(self._meta("generation")) + 1)
+            cycle = _Cycle(int(self.manifest.meta("generation")) + 1)
             first = cycle.generation == 1
             live = self.live
-            self.state.execute("BEGIN IMMEDIATE")
+            self.manifest.begin()
             try:
                 live.execute("BEGIN TRANSACTION")
                 try:
@@ -239,9 +193,9 @@ class Publisher:
                 changed = changed and bool(cycle.added or cycle.retired or first)
                 if changed or self._head_tuple(heads) != self._last_heads():
                     self._apply(cycle, heads, new_generation=changed)
-                self.state.execute("COMMIT")
+                self.manifest.commit()
             except BaseException:
-                self.state.execute("ROLLBACK")
+                self.manifest.rollback()
                 for path in cycle.written:
                     path.unlink(missing_ok=True)
                 raise
@@ -263,19 +217,19 @@ class Publisher:
 
     def write_catalog(self) -> None:
         """(Re)write the catalog from the manifest."""
-        datasets = [r[0] for r in self.state.execute("SELECT DISTINCT dataset FROM files")]
+        datasets = self.manifest.datasets()
         snapshot = Snapshot(
             files={name: self.files(name) for name in datasets},
-            published_at=datetime.fromisoformat(self._meta("published_at", _EPOCH)),
-            events_through=int(self._meta("event_seq")),
-            deliveries_through=int(self._meta("delivery_seq")),
-            fold_seq=int(self._meta("fold_seq")),
-            metrics_as_of=_time_or_none(self._meta("evaluated_at", "")),
-            watermark=_time_or_none(self._meta("watermark", "")),
+            published_at=datetime.fromisoformat(self.manifest.meta("published_at", _EPOCH)),
+            events_through=int(self.manifest.meta("event_seq")),
+            deliveries_through=int(self.manifest.meta("delivery_seq")),
+            fold_seq=int(self.manifest.meta("fold_seq")),
+            metrics_as_of=_time_or_none(self.manifest.meta("evaluated_at", "")),
+            watermark=_time_or_none(self.manifest.meta("watermark", "")),
             location=str(self.root),
         )
         write_catalog(self.catalog, snapshot)
-        self._set_meta("location", self.root)
+        self.manifest.set_meta("location", self.root)
 
     def _scalar(self, sql: str, params: Sequence[Any] = ()) -> Any:
         rows = self.live.execute(sql, list(params)).fetchall()
@@ -292,8 +246,8 @@ class Publisher:
     def _heads(self) -> Heads:
         tables = self._tables()
         self._present = tables
-        last_event = int(self._meta("event_seq"))
-        last_delivery = int(self._meta("delivery_seq"))
+        last_event = int(self.manifest.meta("event_seq"))
+        last_delivery = int(self.manifest.meta("delivery_seq"))
         event_seq = last_event
         delivery_seq = last_delivery
         if "events" in tables:
@@ -335,10 +289,11 @@ class Publisher:
         return Heads(event_seq, delivery_seq, fold_seq, counts, evaluated_at, watermark)
 
     def _publish_snapshot(self, cycle: _Cycle, heads: Heads) -> bool:
-        last_event = int(self._meta("event_seq"))
-        last_delivery = int(self._meta("delivery_seq"))
-        last_fold = int(self._meta("fold_seq"))
-        changed = int(self._meta("generation")) == 0  # the first cycle always writes a catalog
+        last_event = int(self.manifest.meta("event_seq"))
+        last_delivery = int(self.manifest.meta("delivery_seq"))
+        last_fold = int(self.manifest.meta("fold_seq"))
+        # The first cycle always writes a catalog.
+        changed = int(self.manifest.meta("generation")) == 0
         if heads.event_seq > last_event:
             changed = True
             self._append(cycle, EVENTS, "events", "event_seq", last_event, heads.event_seq)
@@ -349,8 +304,7 @@ class Publisher:
             self._append(
                 cycle, DELIVERIES, "deliveries", "delivery_seq", last_delivery, heads.delivery_seq
             )
-            self.state.executemany(
-                "INSERT OR IGNORE INTO tracked VALUES (?, ?, ?, ?, 0)",
+            self.manifest.track(
                 self.live.execute(
                     "SELECT delivery_seq, status, reason, event_count FROM deliveries "
                     "WHERE delivery_seq > ? AND delivery_seq <= ? AND status = 'quarantined'",
@@ -376,7 +330,7 @@ class Publisher:
                 # the history of the figures, appended by fold (metric_history)
                 changes = f"({changes_sql()}) AS changes"
                 self._append(cycle, METRIC_CHANGES, changes, "fold_seq", last_fold, heads.fold_seq)
-        if heads.counts != self._meta("counts", "") and "ingest_counts" in self._present:
+        if heads.counts != self.manifest.meta("counts", "") and "ingest_counts" in self._present:
             changed = True
             self._replace_whole(cycle, INGEST_COUNTS, "SELECT {cols} FROM ingest_counts")
         return changed
@@ -399,31 +353,23 @@ class Publisher:
 
     def _last_heads(self) -> tuple[int, int, int, str]:
         return (
-            int(self._meta("event_seq")),
-            int(self._meta("delivery_seq")),
-            int(self._meta("fold_seq")),
-            self._meta("counts", ""),
+            int(self.manifest.meta("event_seq")),
+            int(self.manifest.meta("delivery_seq")),
+            int(self.manifest.meta("fold_seq")),
+            self.manifest.meta("counts", ""),
         )
 
     def _apply(self, cycle: _Cycle, heads: Heads, *, new_generation: bool) -> None:
-        now = self.clock()
-        self.state.executemany(
-            "INSERT INTO retired VALUES (?, ?) ON CONFLICT (path) DO NOTHING",
-            [(path, now) for path in cycle.retired],
-        )
-        self.state.executemany(
-            "DELETE FROM files WHERE path = ?", [(path,) for path in cycle.retired]
-        )
-        self.state.executemany("INSERT INTO files VALUES (?, ?, ?, ?, ?, ?)", cycle.added)
+        self.manifest.record(cycle.added, cycle.retired, self.clock())
         if new_generation:
-            self._set_meta("generation", cycle.generation)
-            self._set_meta("published_at", datetime.now(UTC).isoformat())
-            self._set_meta("evaluated_at", _iso(heads.evaluated_at))
-            self._set_meta("watermark", _iso(heads.watermark))
-        self._set_meta("event_seq", heads.event_seq)
-        self._set_meta("delivery_seq", heads.delivery_seq)
-        self._set_meta("fold_seq", heads.fold_seq)
-        self._set_meta("counts", heads.counts)
+            self.manifest.set_meta("generation", cycle.generation)
+            self.manifest.set_meta("published_at", datetime.now(UTC).isoformat())
+            self.manifest.set_meta("evaluated_at", _iso(heads.evaluated_at))
+            self.manifest.set_meta("watermark", _iso(heads.watermark))
+        self.manifest.set_meta("event_seq", heads.event_seq)
+        self.manifest.set_meta("delivery_seq", heads.delivery_seq)
+        self.manifest.set_meta("fold_seq", heads.fold_seq)
+        self.manifest.set_meta("counts", heads.counts)
 
     # ------------------------------------------------------------------ writing files
 
@@ -463,7 +409,7 @@ class Publisher:
         )
         relative = f"{dataset.name}/s{lo + 1:012d}-{hi:012d}-g{cycle.generation:09d}.parquet"
         self._place(cycle, temporary, relative)
-        cycle.added.append((dataset.name, "", relative, count, lo + 1, hi))
+        cycle.added.append(PartFile(dataset.name, "", relative, count, lo + 1, hi))
         cycle.rows += count
 
     def _replace_whole(self, cycle: _Cycle, dataset: Dataset, select: str) -> None:
@@ -472,11 +418,8 @@ class Publisher:
         count = self._copy(self.live, select.format(cols=cols), temporary)
         relative = f"{dataset.name}/g{cycle.generation:09d}.parquet"
         self._place(cycle, temporary, relative)
-        cycle.retired += [
-            r[0]
-            for r in self.state.execute("SELECT path FROM files WHERE dataset = ?", [dataset.name])
-        ]
-        cycle.added.append((dataset.name, "", relative, count, None, None))
+        cycle.retired += self.manifest.paths(dataset.name)
+        cycle.added.append(PartFile(dataset.name, "", relative, count, None, None))
         cycle.rows += count
 
     def _write_partitioned(
@@ -498,25 +441,15 @@ class Publisher:
                 for index, written in enumerate(sorted(directory.glob("*.parquet"))):
                     relative = f"{dataset.name}/day={part}/g{cycle.generation:09d}-{index}.parquet"
                     self._place(cycle, written, relative)
-                    cycle.added.append((dataset.name, part, relative, 0, None, None))
+                    cycle.added.append(PartFile(dataset.name, part, relative, 0, None, None))
             shutil.rmtree(out, ignore_errors=True)
         for part in parts:
-            cycle.retired += [
-                r[0]
-                for r in self.state.execute(
-                    "SELECT path FROM files WHERE dataset = ? AND part = ?", [dataset.name, part]
-                )
-            ]
+            cycle.retired += self.manifest.paths(dataset.name, part)
 
     def _old_files(self, dataset: Dataset, parts: set[str]) -> list[str]:
         files: list[str] = []
         for part in sorted(parts):
-            files += [
-                str(self.root / r[0])
-                for r in self.state.execute(
-                    "SELECT path FROM files WHERE dataset = ? AND part = ?", [dataset.name, part]
-                )
-            ]
+            files += [str(self.root / path) for path in self.manifest.paths(dataset.name, part)]
         return files
 
     # ------------------------------------------------------------------ datasets
@@ -527,9 +460,8 @@ class Publisher:
         name = spec.dataset.name
         if name in self._columns_checked:
             return True
-        row = self.state.execute("SELECT path FROM files WHERE dataset = ? LIMIT 1", [name])
-        found = row.fetchone()
-        same = found is None or pq.read_schema(self.root / found[0]).names == [
+        found = self.manifest.any_file(name)
+        same = found is None or pq.read_schema(self.root / found).names == [
             c.name for c in spec.dataset.columns
         ]
         if same:
@@ -543,13 +475,8 @@ class Publisher:
         `rebuild`, write every entity anew and retire every published file of the dataset."""
         dataset = spec.dataset
         if rebuild:
-            cycle.retired += [
-                r[0]
-                for r in self.state.execute(
-                    "SELECT path FROM files WHERE dataset = ?", [dataset.name]
-                )
-            ]
-            self.state.execute("DELETE FROM keys WHERE dataset = ?", [dataset.name])
+            cycle.retired += self.manifest.paths(dataset.name)
+            self.manifest.forget_keys(dataset.name)
         cols = ", ".join(f"CAST({c.expression} AS {c.type}) AS {c.name}" for c in dataset.columns)
         changed = _arrow(
             self.live,
@@ -566,15 +493,7 @@ class Publisher:
             )
         ]
         new_parts = [str(p) for p in changed.column("_part").to_pylist()]
-        self.state.execute("DELETE FROM wanted")
-        self.state.executemany("INSERT OR IGNORE INTO wanted VALUES (?)", [(k,) for k in keys])
-        old_parts = {
-            str(r[0])
-            for r in self.state.execute(
-                "SELECT DISTINCT k.part FROM wanted w JOIN keys k ON k.dataset = ? AND k.k = w.k",
-                [dataset.name],
-            )
-        }
+        old_parts = self.manifest.key_parts(dataset.name, keys)
         affected = set(new_parts) | old_parts
         old_files = [] if rebuild else self._old_files(dataset, affected)
         names = ", ".join(c.name for c in dataset.columns)
@@ -601,11 +520,7 @@ class Publisher:
             )
         finally:
             live.unregister("_pub_changed")
-        self.state.executemany(
-            "INSERT INTO keys VALUES (?, ?, ?) ON CONFLICT (dataset, k) "
-            "DO UPDATE SET part = excluded.part",
-            [(dataset.name, k, p) for k, p in zip(keys, new_parts, strict=True)],
-        )
+        self.manifest.set_key_parts(dataset.name, zip(keys, new_parts, strict=True))
 
     def _enrich(self, spec: _State, changed: pa.Table, old_files: list[str]) -> pa.Table:
         """Fill the columns taken from raw bodies: kept from the last publish when the entity's
@@ -693,38 +608,30 @@ class Publisher:
 
     def _recheck_quarantine(self, cycle: _Cycle, last_delivery: int) -> bool:
         """Did a published quarantined delivery change (a replay)? Then rewrite the overrides."""
-        tracked = self.state.execute(
-            "SELECT delivery_seq, status, reason, event_count FROM tracked "
-            "WHERE status = 'quarantined' AND delivery_seq <= ?",
-            [last_delivery],
-        ).fetchall()
+        tracked = self.manifest.quarantined(last_delivery)
         if not tracked or "deliveries" not in self._present:
             return False
-        seqs = ", ".join(str(int(r[0])) for r in tracked)
-        current = self.live.execute(
-            "SELECT delivery_seq, status, reason, event_count FROM deliveries "
-            f"WHERE delivery_seq BETWEEN {int(tracked[0][0])} AND {int(tracked[-1][0])} "
-            f"AND delivery_seq IN ({seqs})"
-        ).fetchall()
-        known = {int(r[0]): tuple(r[1:]) for r in tracked}
-        moved = [r for r in current if tuple(r[1:]) != known[int(r[0])]]
+        seqs = ", ".join(str(int(d.delivery_seq)) for d in tracked)
+        current = [
+            TrackedDelivery(*r)
+            for r in self.live.execute(
+                "SELECT delivery_seq, status, reason, event_count FROM deliveries "
+                f"WHERE delivery_seq BETWEEN {int(tracked[0].delivery_seq)} "
+                f"AND {int(tracked[-1].delivery_seq)} AND delivery_seq IN ({seqs})"
+            ).fetchall()
+        ]
+        known = {int(d.delivery_seq): d for d in tracked}
+        moved = [d for d in current if d != known[int(d.delivery_seq)]]  # status, reason, count
         if not moved:
             return False
-        self.state.executemany(
-            "UPDATE tracked SET status = ?, reason = ?, event_count = ?, overridden = 1 "
-            "WHERE delivery_seq = ?",
-            [(r[1], r[2], r[3], r[0]) for r in moved],
-        )
-        overrides = self.state.execute(
-            "SELECT delivery_seq, status, reason, event_count FROM tracked WHERE overridden = 1 "
-            "ORDER BY delivery_seq"
-        ).fetchall()
+        self.manifest.override(moved)
+        overrides = self.manifest.overrides()
         frame = pa.table(
             {
-                "delivery_seq": pa.array([r[0] for r in overrides], pa.int64()),
-                "status": pa.array([r[1] for r in overrides], pa.string()),
-                "reason": pa.array([r[2] for r in overrides], pa.string()),
-                "event_count": pa.array([r[3] for r in overrides], pa.int32()),
+                "delivery_seq": pa.array([d.delivery_seq for d in overrides], pa.int64()),
+                "status": pa.array([d.status for d in overrides], pa.string()),
+                "reason": pa.array([d.reason for d in overrides], pa.string()),
+                "event_count": pa.array([d.event_count for d in overrides], pa.int32()),
             }
         )
         self.live.register("_pub_overrides", frame)
@@ -739,23 +646,15 @@ class Publisher:
     def _compact(self, cycle: _Cycle, dataset: Dataset, seq: str) -> None:
         """Merge the newest run of `fanout` same-size parts into one (repeatedly)."""
         while True:
-            parts = self.state.execute(
-                "SELECT path, rows, lo, hi FROM files WHERE dataset = ? ORDER BY lo",
-                [dataset.name],
-            ).fetchall()
             retired = set(cycle.retired)
-            parts = [p for p in parts if p[0] not in retired]
-            parts += [
-                (a[2], a[3], a[4], a[5])
-                for a in cycle.added
-                if a[0] == dataset.name and a[2] not in retired
-            ]
-            parts.sort(key=lambda p: int(p[2]))
+            parts = [p for p in self.manifest.parts(dataset.name) if p.path not in retired]
+            parts += [a for a in cycle.added if a.dataset == dataset.name and a.path not in retired]
+            parts.sort(key=lambda p: int(p.lo or 0))
             run = _tail_run(parts, self.fanout)
             if run is None:
                 return
-            files = [str(self.root / p[0]) for p in run]
-            lo, hi = int(run[0][2]), int(run[-1][3])
+            files = [str(self.root / p.path) for p in run]
+            lo, hi = int(run[0].lo or 0), int(run[-1].hi or 0)
             temporary = self._tmp_dir(cycle, f"{dataset.name}-merge").with_suffix(".parquet")
             with duckdb.connect(":memory:") as merger:
                 count = self._copy(
@@ -766,33 +665,30 @@ class Publisher:
                 )
             relative = f"{dataset.name}/s{lo:012d}-{hi:012d}-g{cycle.generation:09d}m.parquet"
             self._place(cycle, temporary, relative)
-            merged = {p[0] for p in run}
-            fresh = [a for a in cycle.added if a[2] in merged]
+            merged = {p.path for p in run}
+            fresh = [a for a in cycle.added if a.path in merged]
             for item in fresh:  # written this cycle and merged at once: never published
                 cycle.added.remove(item)
-                (self.root / item[2]).unlink(missing_ok=True)
-            cycle.retired += [p for p in merged if p not in {a[2] for a in fresh}]
-            cycle.added.append((dataset.name, "", relative, count, lo, hi))
+                (self.root / item.path).unlink(missing_ok=True)
+            cycle.retired += [p for p in merged if p not in {a.path for a in fresh}]
+            cycle.added.append(PartFile(dataset.name, "", relative, count, lo, hi))
 
     def _delete_expired(self) -> int:
         cutoff = self.clock() - self.grace_seconds
-        expired = [
-            str(r[0])
-            for r in self.state.execute("SELECT path FROM retired WHERE at <= ?", [cutoff])
-        ]
+        expired = self.manifest.expired(cutoff)
         for relative in expired:
             path = self.root / relative
             path.unlink(missing_ok=True)
             with suppress(OSError):
                 path.parent.rmdir()  # an emptied day directory
-        self.state.executemany("DELETE FROM retired WHERE path = ?", [(p,) for p in expired])
+        self.manifest.forget_retired(expired)
         return len(expired)
 
     def close(self) -> None:
         with suppress(Exception):
             self.live.close()
         with suppress(Exception):
-            self.state.close()
+            self.manifest.close()
 
 
 def _nonzero(dataset: Dataset) -> str:
@@ -812,12 +708,12 @@ def _size_class(rows: int, fanout: int) -> int:
     return max(0, int(math.log(max(rows, 1) / COMPACT_BASE_ROWS, fanout)) + 1)
 
 
-def _tail_run(parts: list[Any], fanout: int) -> list[Any] | None:
+def _tail_run(parts: list[PartFile], fanout: int) -> list[PartFile] | None:
     """The newest `fanout` parts if they share one (non-final) size class."""
     if len(parts) < fanout:
         return None
     tail = parts[-fanout:]
-    classes = {_size_class(int(p[1]), fanout) for p in tail}
+    classes = {_size_class(int(p.rows), fanout) for p in tail}
     if len(classes) == 1 and -1 not in classes:
         return list(tail)
     return None

@@ -13,8 +13,8 @@ from typing import IO
 
 import duckdb
 
+from shoppulse.publish.catalog import published_dir
 from shoppulse.publish.publisher import LOCK_FILE, Publisher, PublishReport
-from shoppulse.sql import published_dir
 
 log = logging.getLogger("shoppulse.publish")
 

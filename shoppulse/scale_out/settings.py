@@ -9,6 +9,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_LOG_URL = "nats://127.0.0.1:4222"
 STREAM = "SHOPPULSE"
+#: Seconds within which the stream recognises a repeated message id (`log init --duplicate-window`).
+DEFAULT_DUPLICATE_WINDOW = 120.0
 
 
 class LogSettings(BaseSettings):

@@ -19,7 +19,7 @@ from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfi
 from nats.js.errors import NotFoundError
 
 from shoppulse.scale_out.connection import LogClient, LogUnavailable, connect
-from shoppulse.scale_out.settings import LogSettings
+from shoppulse.scale_out.settings import DEFAULT_DUPLICATE_WINDOW, LogSettings
 
 SUBJECT_PREFIX = "shoppulse"
 DELIVERIES = f"{SUBJECT_PREFIX}.deliveries"
@@ -27,7 +27,6 @@ REJECTIONS = f"{SUBJECT_PREFIX}.rejections"
 SUBJECTS = (f"{DELIVERIES}.*", f"{REJECTIONS}.*")
 
 DEFAULT_MAX_BYTES = 8 * 1024**3
-DEFAULT_DUPLICATE_WINDOW = 120.0
 DEFAULT_MAX_AGE_DAYS = 7.0
 
 _UNITS = {"": 1, "b": 1, "k": 1000, "m": 1000**2, "g": 1000**3, "t": 1000**4}

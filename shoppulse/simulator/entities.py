@@ -17,9 +17,9 @@ from shoppulse.simulator.model import (
     DeliveryKind,
 )
 from shoppulse.simulator.money import (
-    _ZERO,
-    _convert,
-    _round,
+    ZERO,
+    from_usd,
+    round_money,
 )
 
 # ----------------------------------------------------------------------------- templates
@@ -47,16 +47,16 @@ def _load_templates() -> tuple[dict[str, bytes], dict[str, dict[str, Any]], list
     return bodies, items, list(catalog["products"])
 
 
-_BODIES, _ITEMS, _CATALOG = _load_templates()
+_BODIES, _ITEMS, CATALOG = _load_templates()
 
 
-def _fresh(name: str) -> dict[str, Any]:
+def fresh_body(name: str) -> dict[str, Any]:
     """A new, deep copy of a template body (its line-item list empty)."""
     body: dict[str, Any] = orjson.loads(_BODIES[name])
     return body
 
 
-def _fresh_item(name: str) -> dict[str, Any]:
+def fresh_item(name: str) -> dict[str, Any]:
     """A shallow copy of a template line item: callers replace, never mutate, nested values."""
     return dict(_ITEMS[name])
 
@@ -65,7 +65,10 @@ def _fresh_item(name: str) -> dict[str, Any]:
 
 
 @dataclass(frozen=True, slots=True)
-class _Store:
+class Store:
+    """A simulated store: its source id, shop domain, UTC offset, tax rate and the shop id in
+    its URLs."""
+
     source: str
     domain: str
     offset: timezone
@@ -73,11 +76,12 @@ class _Store:
     key: str
 
 
-_OFFSETS = (-5, 1, -8, 5.5, 0, 10, -3, 9)
-_TAX_RATES = ("0.06", "0.19", "0.0875", "0.20", "0.10", "0.07", "0.21", "0.08")
-_FIRST = ("Alex", "Sam", "Maria", "Jon", "Aiko", "Lena", "Omar", "Priya", "Chen", "Noah")
-_LAST = ("Smith", "Garcia", "Muller", "Tanaka", "Okafor", "Rossi", "Nguyen", "Silva", "Kim")
-_CODES = (
+#: What the simulated stores are like, picked by seed: UTC offsets, tax rates, names, codes.
+UTC_OFFSET_HOURS = (-5, 1, -8, 5.5, 0, 10, -3, 9)
+TAX_RATES = ("0.06", "0.19", "0.0875", "0.20", "0.10", "0.07", "0.21", "0.08")
+FIRST_NAMES = ("Alex", "Sam", "Maria", "Jon", "Aiko", "Lena", "Omar", "Priya", "Chen", "Noah")
+LAST_NAMES = ("Smith", "Garcia", "Muller", "Tanaka", "Okafor", "Rossi", "Nguyen", "Silva", "Kim")
+DISCOUNT_CODES = (
     ("WELCOME10", "percentage", "10"),
     ("SPRING15", "percentage", "15"),
     ("VIP20", "percentage", "20"),
@@ -87,7 +91,9 @@ _CODES = (
 
 
 @dataclass(slots=True)
-class _Line:
+class Line:
+    """One line of a cart, checkout or order: a catalog product, its quantity and price."""
+
     product: dict[str, Any]
     quantity: int
     price: Decimal
@@ -100,14 +106,18 @@ class _Line:
 
 
 @dataclass(frozen=True, slots=True)
-class _Discount:
+class Discount:
+    """A discount code applied to a checkout or order."""
+
     code: str
     kind: str
     value: Decimal  #: percent, or an amount in the basket's currency
 
 
 @dataclass(frozen=True, slots=True)
-class _Totals:
+class Totals:
+    """An order's amounts, consistent with each other (see `order_totals`)."""
+
     gross: Decimal
     allocations: tuple[Decimal, ...]
     discounts: Decimal
@@ -118,24 +128,26 @@ class _Totals:
     weight: int
 
 
-def _totals(lines: list[_Line], discount: _Discount | None, currency: str, tax: Decimal) -> _Totals:
+def order_totals(
+    lines: list[Line], discount: Discount | None, currency: str, tax: Decimal
+) -> Totals:
     """Consistent order arithmetic: gross = sum(price x qty); discounts = sum of allocations."""
-    zero = _round(_ZERO, currency)
+    zero = round_money(ZERO, currency)
     gross = sum((line.total for line in lines), zero)
     allocations: list[Decimal] = [zero] * len(lines)
     if discount is not None and discount.kind == "percentage":
-        allocations = [_round(line.total * discount.value / 100, currency) for line in lines]
+        allocations = [round_money(line.total * discount.value / 100, currency) for line in lines]
     elif discount is not None and gross >= 4 * discount.value:  # the code's minimum purchase
         amount = discount.value
         for n, line in enumerate(lines[:-1]):
-            allocations[n] = _round(amount * line.total / gross, currency)
+            allocations[n] = round_money(amount * line.total / gross, currency)
         allocations[-1] = amount - sum(allocations[:-1], zero)
     discounts = sum(allocations, zero)
     subtotal = gross - discounts
-    shipping = _ZERO if subtotal >= _convert("100", currency) else _convert("7.50", currency)
-    tax_amount = _round(subtotal * tax, currency)
+    shipping = ZERO if subtotal >= from_usd("100", currency) else from_usd("7.50", currency)
+    tax_amount = round_money(subtotal * tax, currency)
     weight = sum(int(line.product["grams"]) * line.quantity for line in lines)
-    return _Totals(
+    return Totals(
         gross,
         tuple(allocations),
         discounts,
@@ -148,49 +160,57 @@ def _totals(lines: list[_Line], discount: _Discount | None, currency: str, tax: 
 
 
 @dataclass(slots=True)
-class _Cart:
+class Cart:
+    """A shopper's cart."""
+
     token: str
-    lines: list[_Line]
+    lines: list[Line]
     created: datetime | None = None
     updated: datetime | None = None
 
 
 @dataclass(slots=True)
-class _Checkout:
+class Checkout:
+    """A checkout started from a cart."""
+
     id: int
     token: str
-    cart: _Cart
-    discount: _Discount | None
+    cart: Cart
+    discount: Discount | None
     email: str | None = None
     created: datetime | None = None
     updated: datetime | None = None
 
 
 @dataclass(slots=True)
-class _Order:
+class Order:
+    """An order, with what has happened to it so far (payment, fulfilment, refunds)."""
+
     id: int
     number: int
     token: str
     currency: str
-    lines: list[_Line]
-    totals: _Totals
-    discount: _Discount | None
+    lines: list[Line]
+    totals: Totals
+    discount: Discount | None
     customer: tuple[int, str, str, str]
     test: bool
-    cart: _Cart | None
-    checkout: _Checkout | None
+    cart: Cart | None
+    checkout: Checkout | None
     financial_status: str
     fulfillment_status: str | None = None
     cancelled_at: datetime | None = None
     created: datetime | None = None
     updated: datetime | None = None
     body: bytes | None = None
-    returned: Decimal = _ZERO
+    returned: Decimal = ZERO
     refund_count: int = 0
 
 
 @dataclass(frozen=True, slots=True)
-class _Resend:
+class Resend:
+    """A delivery to send again later: a retry or a stale version."""
+
     source: str
     topic: str
     delivery_id: str
@@ -198,4 +218,5 @@ class _Resend:
     kind: DeliveryKind
 
 
-_Due = Iterator[int] | _Resend
+#: What the generator has scheduled: a shopper's next step, or a delivery to resend.
+Due = Iterator[int] | Resend

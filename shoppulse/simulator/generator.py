@@ -15,23 +15,23 @@ from typing import Any
 import orjson
 
 from shoppulse.simulator.entities import (
-    _CATALOG,
-    _CODES,
-    _FIRST,
-    _LAST,
-    _OFFSETS,
-    _TAX_RATES,
-    _Cart,
-    _Checkout,
-    _Discount,
-    _Due,
-    _fresh,
-    _fresh_item,
-    _Line,
-    _Order,
-    _Resend,
-    _Store,
-    _totals,
+    CATALOG,
+    DISCOUNT_CODES,
+    FIRST_NAMES,
+    LAST_NAMES,
+    TAX_RATES,
+    UTC_OFFSET_HOURS,
+    Cart,
+    Checkout,
+    Discount,
+    Due,
+    Line,
+    Order,
+    Resend,
+    Store,
+    fresh_body,
+    fresh_item,
+    order_totals,
 )
 from shoppulse.simulator.model import (
     DeliveryCounts,
@@ -39,29 +39,29 @@ from shoppulse.simulator.model import (
     SimDelivery,
     SimulationConfig,
     StoreTruth,
-    _add,
+    add_amount,
 )
 from shoppulse.simulator.money import (
-    _MS,
-    _ZERO,
-    _convert,
-    _fmt,
-    _local,
-    _money_set,
-    _number,
-    _put_money,
-    _round,
-    _zulu,
+    MILLISECOND,
+    ZERO,
+    from_usd,
+    local_time,
+    money_number,
+    money_set,
+    money_text,
+    put_money,
+    round_money,
+    utc_time,
 )
 
 
 def _discount_codes(
-    discount: _Discount | None, amount: Decimal, currency: str
+    discount: Discount | None, amount: Decimal, currency: str
 ) -> list[dict[str, Any]]:
     """Shopify's `discount_codes` of a checkout or order: the code applied, if it took off any."""
     if discount is None or not amount:
         return []
-    return [{"code": discount.code, "amount": _fmt(amount, currency), "type": discount.kind}]
+    return [{"code": discount.code, "amount": money_text(amount, currency), "type": discount.kind}]
 
 
 class Simulator:
@@ -79,16 +79,16 @@ class Simulator:
             microsecond=config.start.microsecond // 1000 * 1000
         )
         self._stores = tuple(
-            _Store(
+            Store(
                 source=source,
                 domain=f"{source}.myshopify.com",
-                offset=timezone(timedelta(hours=_OFFSETS[n % len(_OFFSETS)])),
-                tax_rate=Decimal(_TAX_RATES[n % len(_TAX_RATES)]),
+                offset=timezone(timedelta(hours=UTC_OFFSET_HOURS[n % len(UTC_OFFSET_HOURS)])),
+                tax_rate=Decimal(TAX_RATES[n % len(TAX_RATES)]),
                 key=str(548380009 + n),
             )
             for n, source in enumerate(config.sources)
         )
-        self._heap: list[tuple[int, int, _Due]] = []
+        self._heap: list[tuple[int, int, Due]] = []
         self._seq = 0
         self._index = 0
         self._now = self._start
@@ -130,7 +130,7 @@ class Simulator:
         self._now = self._start + timedelta(milliseconds=elapsed_ms)
         if self._heap and (not start_new or self._heap[0][0] <= index):
             item = heapq.heappop(self._heap)[2]
-            if isinstance(item, _Resend):
+            if isinstance(item, Resend):
                 self._emit(item.source, item.topic, item.body, item.kind, item.delivery_id)
             else:
                 self._resume(item)
@@ -146,7 +146,7 @@ class Simulator:
         if delay is not None:
             self._later(delay, journey)
 
-    def _later(self, delay: int, item: _Due) -> None:
+    def _later(self, delay: int, item: Due) -> None:
         self._seq += 1
         heapq.heappush(self._heap, (self._index + max(1, delay), self._seq, item))
 
@@ -177,7 +177,7 @@ class Simulator:
         setattr(counts, kind, getattr(counts, kind) + 1)
         counts.topics[topic] += 1
         if will_retry:
-            retry = _Resend(source, topic, delivery_id, body, "retry")
+            retry = Resend(source, topic, delivery_id, body, "retry")
             self._later(self._rng.randint(3, 40), retry)
 
     # ------------------------------------------------------------------ random helpers
@@ -194,31 +194,31 @@ class Simulator:
     def _stamp(self, last: datetime | None, backdate: timedelta) -> datetime:
         """Now (minus `backdate`), kept strictly after the entity's previous version."""
         moment = self._now - backdate
-        return moment if last is None or moment > last else last + _MS
+        return moment if last is None or moment > last else last + MILLISECOND
 
     def _step(self, backdate: timedelta) -> int:
         """Deliveries until a shopper's next action: backdated shoppers replay quickly."""
         return self._rng.randint(1, 4) if backdate else self._rng.randint(2, 40)
 
-    def _line(self, currency: str) -> _Line:
-        product = self._rng.choice(_CATALOG)
-        return _Line(
+    def _line(self, currency: str) -> Line:
+        product = self._rng.choice(CATALOG)
+        return Line(
             product=product,
             quantity=self._rng.choice((1, 1, 1, 2, 2, 3)),
-            price=_convert(product["price"], currency),
+            price=from_usd(product["price"], currency),
             line_id=self._big_id(),
             key=self._hex(),
         )
 
-    def _discount(self, currency: str) -> _Discount | None:
+    def _discount(self, currency: str) -> Discount | None:
         if self._rng.random() >= self.mix.discount:
             return None
-        code, kind, value = self._rng.choice(_CODES)
-        amount = Decimal(value) if kind == "percentage" else _convert(value, currency)
-        return _Discount(code, kind, amount)
+        code, kind, value = self._rng.choice(DISCOUNT_CODES)
+        amount = Decimal(value) if kind == "percentage" else from_usd(value, currency)
+        return Discount(code, kind, amount)
 
     def _customer(self) -> tuple[int, str, str, str]:
-        first, last = self._rng.choice(_FIRST), self._rng.choice(_LAST)
+        first, last = self._rng.choice(FIRST_NAMES), self._rng.choice(LAST_NAMES)
         email = f"{first}.{last}.{self._rng.randrange(10**6)}@example.com".lower()
         return self._big_id(), first, last, email
 
@@ -235,9 +235,9 @@ class Simulator:
             backdate = timedelta(milliseconds=self._rng.randrange(3_600_000, 10_800_000))
         return self._cart_journey(store, currency, backdate)
 
-    def _cart_journey(self, store: _Store, currency: str, backdate: timedelta) -> Iterator[int]:
+    def _cart_journey(self, store: Store, currency: str, backdate: timedelta) -> Iterator[int]:
         rng, truth = self._rng, self.truth[store.source]
-        cart = _Cart(self._hex(), [self._line(currency) for _ in range(rng.choice((1, 1, 2, 3)))])
+        cart = Cart(self._hex(), [self._line(currency) for _ in range(rng.choice((1, 1, 2, 3)))])
         self._emit_cart(store, cart, currency, "carts/create", backdate)
         truth.carts_created += 1
         for _ in range(rng.choice((0, 0, 1, 1, 2, 3))):
@@ -251,7 +251,7 @@ class Simulator:
         if rng.random() >= self.mix.checkout:
             return
         yield self._step(backdate)
-        checkout = _Checkout(self._big_id(), self._hex(), cart, self._discount(currency))
+        checkout = Checkout(self._big_id(), self._hex(), cart, self._discount(currency))
         self._emit_checkout(store, checkout, currency, "checkouts/create", backdate)
         truth.checkouts_started += 1
         for _ in range(rng.choice((0, 1, 1, 2))):
@@ -262,19 +262,19 @@ class Simulator:
             return
         # A backdated checkout completes now: a late order recovering an abandoned cart.
         yield rng.randint(20, 120) if backdate else self._step(backdate)
-        lines = [_Line(x.product, x.quantity, x.price, x.line_id, x.key) for x in cart.lines]
+        lines = [Line(x.product, x.quantity, x.price, x.line_id, x.key) for x in cart.lines]
         yield from self._order_journey(
             store, currency, lines, checkout.discount, cart, checkout, recovered=bool(backdate)
         )
 
     def _order_journey(
         self,
-        store: _Store,
+        store: Store,
         currency: str,
-        lines: list[_Line],
-        discount: _Discount | None,
-        cart: _Cart | None,
-        checkout: _Checkout | None,
+        lines: list[Line],
+        discount: Discount | None,
+        cart: Cart | None,
+        checkout: Checkout | None,
         *,
         recovered: bool = False,
     ) -> Iterator[int]:
@@ -283,13 +283,13 @@ class Simulator:
         customer = self._customer()
         if checkout is not None and checkout.email:  # the address given at checkout
             customer = (*customer[:3], checkout.email)
-        order = _Order(
+        order = Order(
             id=self._big_id(),
             number=1000 + self._order_numbers[store.source],
             token=self._hex(),
             currency=currency,
             lines=lines,
-            totals=_totals(lines, discount, currency, store.tax_rate),
+            totals=order_totals(lines, discount, currency, store.tax_rate),
             discount=discount,
             customer=customer,
             test=rng.random() < mix.test_order,
@@ -303,8 +303,8 @@ class Simulator:
             truth.test_orders += 1
         else:
             truth.orders += 1
-            _add(truth.gross_sales, currency, order.totals.gross)
-            _add(truth.discounts, currency, order.totals.discounts)
+            add_amount(truth.gross_sales, currency, order.totals.gross)
+            add_amount(truth.discounts, currency, order.totals.discounts)
             if cart is not None:
                 truth.carts_converted += 1
                 truth.carts_recovered += recovered
@@ -321,9 +321,9 @@ class Simulator:
             truth.cancelled_orders += 1
             if not order.test:
                 truth.orders -= 1
-                _add(truth.gross_sales, currency, -order.totals.gross)
-                _add(truth.discounts, currency, -order.totals.discounts)
-                _add(truth.returns, currency, -order.returned)
+                add_amount(truth.gross_sales, currency, -order.totals.gross)
+                add_amount(truth.discounts, currency, -order.totals.discounts)
+                add_amount(truth.returns, currency, -order.returned)
                 truth.refunds -= order.refund_count
             if rng.random() < 0.5:  # the cancellation refunds everything: not a return
                 yield self._step(timedelta(0))
@@ -343,17 +343,17 @@ class Simulator:
     # ------------------------------------------------------------------ emitters
 
     def _emit_cart(
-        self, store: _Store, cart: _Cart, currency: str, topic: str, backdate: timedelta
+        self, store: Store, cart: Cart, currency: str, topic: str, backdate: timedelta
     ) -> None:
         cart.updated = self._stamp(cart.updated, backdate)
         cart.created = cart.created or cart.updated
-        body = _fresh("carts_create")
+        body = fresh_body("carts_create")
         body["id"] = body["token"] = cart.token
         body["note"] = None
-        body["created_at"] = _zulu(cart.created)
-        body["updated_at"] = _zulu(cart.updated)
+        body["created_at"] = utc_time(cart.created)
+        body["updated_at"] = utc_time(cart.updated)
         for line in cart.lines:
-            item = _fresh_item("carts_create")
+            item = fresh_item("carts_create")
             variant = line.product["variant_id"]
             item.update(
                 id=variant,
@@ -373,29 +373,29 @@ class Simulator:
                 ("discounted_price", line.price),
                 ("line_price", line.total),
                 ("original_line_price", line.total),
-                ("total_discount", _ZERO),
+                ("total_discount", ZERO),
             ):
-                _put_money(item, name, amount, currency)
+                put_money(item, name, amount, currency)
             del item["original_price_set"]  # Shopify sends no set for it
             body["line_items"].append(item)
         self._emit(store.source, topic, orjson.dumps(body))
 
     def _emit_checkout(
-        self, store: _Store, checkout: _Checkout, currency: str, topic: str, backdate: timedelta
+        self, store: Store, checkout: Checkout, currency: str, topic: str, backdate: timedelta
     ) -> None:
         checkout.updated = self._stamp(checkout.updated, backdate)
         checkout.created = checkout.created or checkout.updated
         lines = checkout.cart.lines
-        totals = _totals(lines, checkout.discount, currency, store.tax_rate)
-        body = _fresh("checkouts_create")
+        totals = order_totals(lines, checkout.discount, currency, store.tax_rate)
+        body = fresh_body("checkouts_create")
         body.update(
             id=checkout.id,
             token=checkout.token,
             cart_token=checkout.cart.token,
             name=f"#{checkout.id}",
             email=checkout.email,
-            created_at=_local(checkout.created, store.offset),
-            updated_at=_local(checkout.updated, store.offset),
+            created_at=local_time(checkout.created, store.offset),
+            updated_at=local_time(checkout.updated, store.offset),
             currency=currency,
             presentment_currency=currency,
             total_weight=totals.weight,
@@ -404,30 +404,34 @@ class Simulator:
             discount_codes=_discount_codes(checkout.discount, totals.discounts, currency),
             tax_lines=[
                 {
-                    "price": _fmt(totals.tax, currency),
+                    "price": money_text(totals.tax, currency),
                     "rate": orjson.Fragment(str(store.tax_rate).encode()),
                     "title": "Tax",
                     "channel_liable": False,
                 }
             ],
             shipping_lines=[
-                {"title": "Standard", "code": "Standard", "price": _fmt(totals.shipping, currency)}
+                {
+                    "title": "Standard",
+                    "code": "Standard",
+                    "price": money_text(totals.shipping, currency),
+                }
             ],
-            total_discounts=_fmt(totals.discounts, currency),
-            total_line_items_price=_fmt(totals.gross, currency),
-            subtotal_price=_fmt(totals.subtotal, currency),
-            total_tax=_fmt(totals.tax, currency),
-            total_price=_fmt(totals.total, currency),
+            total_discounts=money_text(totals.discounts, currency),
+            total_line_items_price=money_text(totals.gross, currency),
+            subtotal_price=money_text(totals.subtotal, currency),
+            total_tax=money_text(totals.tax, currency),
+            total_price=money_text(totals.total, currency),
         )
         body["customer"].update(email=checkout.email, currency=currency)
         for line, allocation in zip(lines, totals.allocations, strict=True):
-            item = _fresh_item("checkouts_create")
+            item = fresh_item("checkouts_create")
             item.update(
                 key=line.key,
                 quantity=line.quantity,
-                price=_fmt(line.price, currency),
-                variant_price=_fmt(line.price, currency),
-                line_price=_fmt(line.total, currency),
+                price=money_text(line.price, currency),
+                variant_price=money_text(line.price, currency),
+                line_price=money_text(line.total, currency),
                 sku=line.product["sku"],
                 title=line.product["title"],
                 presentment_title=line.product["title"],
@@ -441,12 +445,14 @@ class Simulator:
                 applied_discounts=[],
                 discount_allocations=[]
                 if not allocation
-                else [{"amount": _fmt(allocation, currency), "discount_application_index": 0}],
+                else [
+                    {"amount": money_text(allocation, currency), "discount_application_index": 0}
+                ],
             )
             body["line_items"].append(item)
         self._emit(store.source, topic, orjson.dumps(body))
 
-    def _emit_order(self, store: _Store, order: _Order, topic: str) -> None:
+    def _emit_order(self, store: Store, order: Order, topic: str) -> None:
         previous = order.body
         order.updated = self._stamp(order.updated, timedelta(0))
         order.created = order.created or order.updated
@@ -456,20 +462,20 @@ class Simulator:
         order.body = raw
         rng = self._rng
         if previous is not None and rng.random() < self.mix.out_of_order:
-            stale = _Resend(store.source, "orders/updated", self._uuid(), previous, "stale")
+            stale = Resend(store.source, "orders/updated", self._uuid(), previous, "stale")
             self._later(rng.randint(2, 20), stale)
         if rng.random() < self.mix.unusable:
             del body["total_line_items_price"], body["total_line_items_price_set"]
-            broken = _Resend(
+            broken = Resend(
                 store.source, "orders/updated", self._uuid(), orjson.dumps(body), "unusable"
             )
             self._later(rng.randint(2, 20), broken)
 
-    def _order_body(self, store: _Store, order: _Order) -> dict[str, Any]:
+    def _order_body(self, store: Store, order: Order) -> dict[str, Any]:
         assert order.created is not None and order.updated is not None
         cur, totals = order.currency, order.totals
         customer_id, first, last, email = order.customer
-        body = _fresh("orders_create")
+        body = fresh_body("orders_create")
         checkout = order.checkout
         body.update(
             id=order.id,
@@ -484,10 +490,12 @@ class Simulator:
             source_name="web" if checkout else "pos",
             confirmation_number=order.token[:9].upper(),
             confirmed=True,
-            created_at=_local(order.created, store.offset),
-            processed_at=_local(order.created, store.offset),
-            updated_at=_local(order.updated, store.offset),
-            cancelled_at=_local(order.cancelled_at, store.offset) if order.cancelled_at else None,
+            created_at=local_time(order.created, store.offset),
+            processed_at=local_time(order.created, store.offset),
+            updated_at=local_time(order.updated, store.offset),
+            cancelled_at=local_time(order.cancelled_at, store.offset)
+            if order.cancelled_at
+            else None,
             cancel_reason="customer" if order.cancelled_at else None,
             closed_at=None,
             currency=cur,
@@ -503,16 +511,16 @@ class Simulator:
             tags="",
             taxes_included=False,
             total_weight=totals.weight,
-            total_outstanding=_fmt(
-                totals.total if order.financial_status == "pending" else _ZERO, cur
+            total_outstanding=money_text(
+                totals.total if order.financial_status == "pending" else ZERO, cur
             ),
-            total_tip_received=_fmt(_ZERO, cur),
+            total_tip_received=money_text(ZERO, cur),
             tax_lines=[
                 {
-                    "price": _fmt(totals.tax, cur),
+                    "price": money_text(totals.tax, cur),
                     "rate": orjson.Fragment(str(store.tax_rate).encode()),
                     "title": "Tax",
-                    "price_set": _money_set(totals.tax, cur),
+                    "price_set": money_set(totals.tax, cur),
                     "channel_liable": False,
                 }
             ],
@@ -542,14 +550,14 @@ class Simulator:
             ("current_total_tax", totals.tax),
             ("current_total_price", totals.total),
         ):
-            _put_money(body, name, amount, cur)
+            put_money(body, name, amount, cur)
         for name, amount in (
             ("total_shipping_price_set", totals.shipping),
             ("current_shipping_price_set", totals.shipping),
-            ("total_cash_rounding_payment_adjustment_set", _ZERO),
-            ("total_cash_rounding_refund_adjustment_set", _ZERO),
+            ("total_cash_rounding_payment_adjustment_set", ZERO),
+            ("total_cash_rounding_refund_adjustment_set", ZERO),
         ):
-            body[name] = _money_set(amount, cur)
+            body[name] = money_set(amount, cur)
         body["customer"].update(
             id=customer_id,
             first_name=first,
@@ -577,13 +585,13 @@ class Simulator:
             "discount_allocations": [],
         }
         for name in ("price", "discounted_price"):
-            _put_money(line, name, price, cur)
-        line["current_discounted_price_set"] = _money_set(price, cur)
+            put_money(line, name, price, cur)
+        line["current_discounted_price_set"] = money_set(price, cur)
         return line
 
     @staticmethod
-    def _order_item(line: _Line, allocation: Decimal, cur: str, order: _Order) -> dict[str, Any]:
-        item = _fresh_item("orders_create")
+    def _order_item(line: Line, allocation: Decimal, cur: str, order: Order) -> dict[str, Any]:
+        item = fresh_item("orders_create")
         product = line.product
         fulfilled = order.fulfillment_status == "fulfilled"
         item.update(
@@ -608,61 +616,61 @@ class Simulator:
             if not allocation
             else [
                 {
-                    "amount": _fmt(allocation, cur),
-                    "amount_set": _money_set(allocation, cur),
+                    "amount": money_text(allocation, cur),
+                    "amount_set": money_set(allocation, cur),
                     "discount_application_index": 0,
                 }
             ],
         )
-        _put_money(item, "price", line.price, cur)
-        _put_money(item, "total_discount", allocation, cur)
+        put_money(item, "price", line.price, cur)
+        put_money(item, "total_discount", allocation, cur)
         return item
 
-    def _emit_refund(self, store: _Store, order: _Order, which: list[int], *, full: bool) -> None:
+    def _emit_refund(self, store: Store, order: Order, which: list[int], *, full: bool) -> None:
         cur, totals = order.currency, order.totals
         created = self._stamp(order.updated, timedelta(0))
         refund_id = self._big_id()
-        body = _fresh("refunds_create")
+        body = fresh_body("refunds_create")
         body.update(
             id=refund_id,
             order_id=order.id,
             admin_graphql_api_id=f"gid://shopify/Refund/{refund_id}",
-            created_at=_local(created, store.offset),
-            processed_at=_local(created, store.offset),
+            created_at=local_time(created, store.offset),
+            processed_at=local_time(created, store.offset),
             note="Order cancelled"
             if full
             else self._rng.choice(("Things were damaged", "Wrong size", "Arrived late")),
             restock=full,
             user_id=None,
         )
-        body["total_duties_set"] = _money_set(_ZERO, cur)
-        amount = _ZERO
+        body["total_duties_set"] = money_set(ZERO, cur)
+        amount = ZERO
         for n in which:
             line, allocation = order.lines[n], totals.allocations[n]
             units = line.quantity if full else self._rng.randint(1, line.quantity)
-            subtotal = _round((line.total - allocation) * units / line.quantity, cur)
+            subtotal = round_money((line.total - allocation) * units / line.quantity, cur)
             amount += subtotal
-            item = _fresh_item("refunds_create")
+            item = fresh_item("refunds_create")
             item.update(
                 id=self._big_id(),
                 quantity=units,
                 line_item_id=line.line_id,
                 restock_type="cancel" if full else "no_restock",
-                subtotal=_number(subtotal, cur),
-                total_tax=_number(_ZERO, cur),
+                subtotal=money_number(subtotal, cur),
+                total_tax=money_number(ZERO, cur),
             )
-            item["subtotal_set"] = _money_set(subtotal, cur)
-            item["total_tax_set"] = _money_set(_ZERO, cur)
+            item["subtotal_set"] = money_set(subtotal, cur)
+            item["total_tax_set"] = money_set(ZERO, cur)
             item["line_item"] = self._order_item(line, allocation, cur, order)
             body["refund_line_items"].append(item)
         transaction = body["transactions"][0]
         transaction.update(
             id=self._big_id(),
             order_id=order.id,
-            amount=_fmt(amount, cur),
+            amount=money_text(amount, cur),
             currency=cur,
-            created_at=_local(created, store.offset),
-            processed_at=_local(created, store.offset),
+            created_at=local_time(created, store.offset),
+            processed_at=local_time(created, store.offset),
             test=order.test,
             payment_id=f"#{order.number}.1",
             message="Refund",
@@ -676,7 +684,7 @@ class Simulator:
         if order.cancelled_at is None and not order.test:
             truth = self.truth[store.source]
             truth.refunds += 1
-            _add(truth.returns, cur, amount)
+            add_amount(truth.returns, cur, amount)
         order.returned += amount
         order.refund_count += 1
 

@@ -10,7 +10,7 @@ from decimal import Decimal
 from typing import Literal
 
 from shoppulse.simulator.money import (
-    _ZERO,
+    ZERO,
 )
 
 DEFAULT_URL = "http://127.0.0.1:8000"
@@ -19,7 +19,8 @@ SHOPIFY_API_VERSION = "2026-01"
 DeliveryKind = Literal["fresh", "retry", "stale", "unusable"]
 Expected = Literal["stored", "duplicate", "quarantined"]
 
-_EXPECTED: dict[str, Expected] = {
+#: The answer a healthy, empty ShopPulse gives to each kind of delivery.
+EXPECTED_OUTCOME: dict[str, Expected] = {
     "fresh": "stored",
     "stale": "stored",
     "retry": "duplicate",
@@ -107,7 +108,7 @@ class SimDelivery:
     @property
     def expected(self) -> Expected:
         """The answer a healthy, empty ShopPulse gives: stored, duplicate or quarantined."""
-        return _EXPECTED[self.kind]
+        return EXPECTED_OUTCOME[self.kind]
 
 
 @dataclass(slots=True)
@@ -140,7 +141,7 @@ class StoreTruth:
             if isinstance(mine, dict):
                 total = dict(mine)
                 for code, amount in theirs.items():
-                    total[code] = total.get(code, _ZERO) + amount
+                    total[code] = total.get(code, ZERO) + amount
                 setattr(merged, item.name, total)
             else:
                 setattr(merged, item.name, mine + theirs)
@@ -163,5 +164,6 @@ class DeliveryCounts:
         return self.fresh + self.stale
 
 
-def _add(amounts: dict[str, Decimal], currency: str, amount: Decimal) -> None:
-    amounts[currency] = amounts.get(currency, _ZERO) + amount
+def add_amount(amounts: dict[str, Decimal], currency: str, amount: Decimal) -> None:
+    """Add `amount` to the running total of its currency."""
+    amounts[currency] = amounts.get(currency, ZERO) + amount

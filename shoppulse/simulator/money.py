@@ -45,7 +45,7 @@ _MINOR_DIGITS = {
     "OMR": 3,
     "TND": 3,
 }
-_ZERO = Decimal(0)
+ZERO = Decimal(0)
 
 
 @functools.cache
@@ -53,41 +53,48 @@ def _quantum(currency: str) -> Decimal:
     return Decimal(1).scaleb(-_MINOR_DIGITS.get(currency, 2))
 
 
-def _round(amount: Decimal, currency: str) -> Decimal:
+def round_money(amount: Decimal, currency: str) -> Decimal:
+    """`amount` rounded half up to the currency's minor unit."""
     return amount.quantize(_quantum(currency), ROUND_HALF_UP)
 
 
 @functools.lru_cache(maxsize=8192)
-def _fmt(amount: Decimal, currency: str) -> str:
-    return format(_round(amount, currency), "f")
+def money_text(amount: Decimal, currency: str) -> str:
+    """`amount` as stores write it in JSON: a string with the currency's minor digits."""
+    return format(round_money(amount, currency), "f")
 
 
-def _convert(usd: str, currency: str) -> Decimal:
-    return _round(Decimal(usd) * Decimal(_PER_USD.get(currency, "1")), currency)
+def from_usd(usd: str, currency: str) -> Decimal:
+    """A plausible price in `currency` for a catalog price in US dollars."""
+    return round_money(Decimal(usd) * Decimal(_PER_USD.get(currency, "1")), currency)
 
 
-def _money_set(amount: Decimal, currency: str) -> dict[str, Any]:
-    money = {"amount": _fmt(amount, currency), "currency_code": currency}
+def money_set(amount: Decimal, currency: str) -> dict[str, Any]:
+    """Shopify's `*_set` object: the amount in shop and presentment money (the same here)."""
+    money = {"amount": money_text(amount, currency), "currency_code": currency}
     return {"shop_money": money, "presentment_money": dict(money)}
 
 
-def _put_money(obj: dict[str, Any], name: str, amount: Decimal, currency: str) -> None:
+def put_money(obj: dict[str, Any], name: str, amount: Decimal, currency: str) -> None:
     """`name` as a plain string and `name_set` with shop and presentment money, equal."""
-    obj[name] = _fmt(amount, currency)
-    obj[f"{name}_set"] = _money_set(amount, currency)
+    obj[name] = money_text(amount, currency)
+    obj[f"{name}_set"] = money_set(amount, currency)
 
 
-def _number(amount: Decimal, currency: str) -> orjson.Fragment:
+def money_number(amount: Decimal, currency: str) -> orjson.Fragment:
     """An exact decimal written as a JSON number (Shopify sends a few amounts that way)."""
-    return orjson.Fragment(_fmt(amount, currency).encode())
+    return orjson.Fragment(money_text(amount, currency).encode())
 
 
-_MS = timedelta(milliseconds=1)
+#: The precision of the timestamps stores write.
+MILLISECOND = timedelta(milliseconds=1)
 
 
-def _local(moment: datetime, offset: timezone) -> str:
+def local_time(moment: datetime, offset: timezone) -> str:
+    """`moment` in the store's local time, ISO 8601 with milliseconds and the offset."""
     return moment.astimezone(offset).isoformat(timespec="milliseconds")
 
 
-def _zulu(moment: datetime) -> str:
+def utc_time(moment: datetime) -> str:
+    """`moment` in UTC, ISO 8601 with milliseconds and a `Z`."""
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -13,8 +13,8 @@ import httpx
 
 from ingest.providers import get_provider
 from shoppulse.simulator.model import (
-    _EXPECTED,
     DEFAULT_URL,
+    EXPECTED_OUTCOME,
     SHOPIFY_API_VERSION,
     SimDelivery,
 )
@@ -188,7 +188,7 @@ async def send(
                 report.client_errors += 1
             else:
                 report.server_errors += 1
-            if outcome in _EXPECTED.values() and outcome != delivery.expected:
+            if outcome in EXPECTED_OUTCOME.values() and outcome != delivery.expected:
                 report.unexpected += 1
             return
 

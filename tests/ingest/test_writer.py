@@ -6,11 +6,13 @@ import asyncio
 import zlib
 from dataclasses import replace
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 
 import duckdb
 import pytest
 
+from ingest.events import OrderLine
 from ingest.providers.base import build_event
 from ingest.storage import writer as writer_module
 from ingest.storage.bodies import unpack
@@ -155,3 +157,37 @@ def test_a_batch_that_fails_while_appending_leaves_nothing_for_the_next(tmp_path
     finally:
         writer.stop()
     assert events_per_delivery(con) == [(1, "a", 1), (2, "h", 1)]
+
+
+@pytest.mark.parametrize(
+    "amount", ["123.45", "-0.0001", "99999999999999.9999", "-99999999999999.9999", "1E+3", "0"]
+)
+def test_money_is_stored_exactly_whatever_its_notation(tmp_path: Path, amount: str) -> None:
+    """Amounts are appended as text: the stored DECIMAL equals the event's amount exactly."""
+    value = Decimal(amount)
+    now = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+    line = OrderLine(quantity=3, unit_price=value, discount=-value)
+    event = build_event(
+        kind="order",
+        action="create",
+        entity_id="o-1",
+        created_at=now,
+        updated_at=now,
+        currency="USD",
+        gross_sales=value,
+        discounts=value,
+        lines=(line,),
+    )
+    con = open_database(tmp_path / "live.duckdb")
+    writer = Writer(con)
+    writer.start()
+    try:
+        stored = asyncio.run(
+            writer.submit(Delivery("shop", "m", "orders/create", now, "{}", b"{}", None, [event]))
+        )
+    finally:
+        writer.stop()
+    assert stored is Outcome.STORED
+    row = con.execute("SELECT gross_sales, discounts, refund_amount FROM events").fetchone()
+    assert row == (value, value, None)
+    assert con.execute("SELECT unit_price, discount FROM event_lines").fetchone() == (value, -value)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from shoppulse.commands.dashboard import CLI
+from shoppulse.commands.up import CLI
 from tests.e2e.server import ServiceProcess, write_sources
 from tests.scale_out.signed import add_signing_key
 

@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from ingest.settings import Settings
-from metrics.catalog import METRICS
+from metrics.definitions import METRICS
 from shoppulse.scale_out.intake_app import create_intake_app
 from shoppulse.scale_out.store_app import create_store_app
 from shoppulse.service import create_app

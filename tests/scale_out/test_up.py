@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from shoppulse.commands._processes import port_in_use
-from shoppulse.commands.dashboard import CLI
+from shoppulse.commands.up import CLI
 from shoppulse.scale_out.connection import LogUnavailable, connect
 from shoppulse.scale_out.settings import LogSettings
 from tests.dashboard.store import wait_for

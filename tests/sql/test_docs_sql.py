@@ -8,7 +8,9 @@ from pathlib import Path
 import duckdb
 
 from shoppulse.publish import Publisher
-from shoppulse.sql import VIEWS, catalog_path, open_catalog
+from shoppulse.publish.catalog import catalog_path
+from shoppulse.publish.views import VIEWS
+from shoppulse.sql import open_catalog
 
 DOC = (Path(__file__).parents[2] / "docs" / "sql.md").read_text(encoding="utf-8")
 

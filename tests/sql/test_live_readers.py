@@ -23,7 +23,7 @@ import duckdb
 import pytest
 
 from ingest.providers import get_provider
-from shoppulse.sql import catalog_path
+from shoppulse.publish.catalog import catalog_path
 from tests.conftest import SECRET, fixture_json
 from tests.e2e.server import ServiceProcess, http_client
 

@@ -16,8 +16,9 @@ from fastapi.testclient import TestClient
 from ingest.settings import Settings
 from ingest.sources import Source
 from shoppulse.publish import Publisher, PublishReport, PublishWorker
+from shoppulse.publish.catalog import catalog_path
 from shoppulse.service import create_app
-from shoppulse.sql import catalog_path, open_catalog
+from shoppulse.sql import open_catalog
 from tests.conftest import FrozenClock, signed_post
 from tests.metrics.shop import WEEK, Shop, figures
 

@@ -15,8 +15,8 @@ from typer.testing import CliRunner
 from ingest.settings import Settings
 from ingest.sources import Source
 from shoppulse.cli import app
+from shoppulse.publish.views import VIEWS
 from shoppulse.service import create_app
-from shoppulse.sql import VIEWS
 from tests.conftest import FrozenClock
 from tests.metrics.shop import Shop
 
