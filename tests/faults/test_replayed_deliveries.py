@@ -12,7 +12,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.conftest import FrozenClock
-from tests.fuzz.adapters import NOW, TIMESTAMP, query, samples, service, sign
+from tests.fuzz.adapters import NOW, TIMESTAMP, samples, service, sign
+from tests.helpers.app import rows
 
 TOLERANCE = 300
 TIMESTAMPED = ["stripe", "standard", "bigcommerce"]
@@ -20,7 +21,7 @@ ALL_TIME = {"from": "1970-01-01T00:00:00Z", "to": "2200-01-01T00:00:00Z"}
 
 
 def stored(client: TestClient) -> tuple[int, int]:
-    [(deliveries, events)] = query(
+    [(deliveries, events)] = rows(
         client, "SELECT (SELECT count(*) FROM deliveries), (SELECT count(*) FROM events)"
     )
     return int(deliveries), int(events)

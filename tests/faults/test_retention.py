@@ -14,6 +14,7 @@ from ingest.sources import Source
 from ingest.storage.retention import purge_raw_bodies
 from shoppulse.service import create_app
 from tests.conftest import FrozenClock, fixture_bytes, signed_post
+from tests.helpers.app import state_of
 
 ORDER = fixture_bytes("shopify", "orders_create.json")
 WAIT = 10.0
@@ -57,7 +58,7 @@ def test_the_periodic_purge_clears_old_accepted_bodies_only(
         update={"raw_body_retention_days": 30, "purge_interval_seconds": 0.05}
     )
     with TestClient(create_app(fast, sources, clock=clock)) as client:
-        purge = client.app.state.retention  # type: ignore[attr-defined]
+        purge = state_of(client).retention
         post(client, "old-accepted")
         post(client, "old-quarantined", b"{not json")
         clock.now += timedelta(days=20)
@@ -115,7 +116,7 @@ def test_zero_days_keeps_bodies_forever(
         post(client, "kept")
         clock.now += timedelta(days=10_000)
         time.sleep(0.3)
-        assert client.app.state.retention.runs == 0  # type: ignore[attr-defined]
+        assert state_of(client).retention.runs == 0
         assert bodies(client) == {"kept": ("accepted", True)}
 
 
@@ -126,7 +127,7 @@ def test_a_backlog_is_purged_in_chunks_between_batches(
         for index in range(7):
             post(client, f"d{index}")
         clock.now += timedelta(days=settings.raw_body_retention_days + 1)
-        purge = client.app.state.retention  # type: ignore[attr-defined]
+        purge = state_of(client).retention
         purge.chunk = 3
         purge.run_soon()
         wait_until(lambda: purge.purged_total == 7, "every body purged")

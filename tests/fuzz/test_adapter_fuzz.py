@@ -27,12 +27,12 @@ from ingest.providers import PROVIDERS
 from tests.fuzz.adapters import (
     PROVIDER_NAMES,
     WRONG_SECRET,
-    query,
     samples,
     service,
     sign,
 )
 from tests.fuzz.strategies import DELIVERY_IDS, TOPICS, bodies, extra_headers
+from tests.helpers.app import rows
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -71,7 +71,7 @@ def figures(client: TestClient) -> dict[str, Any]:
 
 
 def counts(client: TestClient, source: str) -> tuple[int, int]:
-    [(deliveries, events)] = query(
+    [(deliveries, events)] = rows(
         client,
         "SELECT (SELECT count(*) FROM deliveries WHERE source = ?), "
         "(SELECT count(*) FROM events WHERE source = ?)",
@@ -86,15 +86,15 @@ def check_stored_or_quarantined(client: TestClient, provider: str, response: Any
     answer = response.json()
     if answer["status"] == "ping":
         return "ping"
-    rows = query(
+    stored = rows(
         client,
         "SELECT d.status, d.reason, d.event_count, "
         "(SELECT count(*) FROM events e WHERE e.delivery_seq = d.delivery_seq) "
         "FROM deliveries d WHERE d.source = ? AND d.delivery_id = ?",
         [provider, answer["delivery_id"]],
     )
-    assert len(rows) == 1, answer
-    status, reason, event_count, events = rows[0]
+    assert len(stored) == 1, answer
+    status, reason, event_count, events = stored[0]
     assert event_count == events
     if response.status_code == 202:
         assert answer["status"] == "quarantined" and status == "quarantined"

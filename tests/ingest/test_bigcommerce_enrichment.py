@@ -27,6 +27,7 @@ from ingest.settings import Settings
 from ingest.sources import Source
 from shoppulse.service import create_app
 from tests.conftest import SECRET, FrozenClock, fixture_json, signed_post
+from tests.helpers.app import service_of, state_of
 from tests.ingest.bigcommerce_stand_in import (
     STORE_HASH,
     TOKEN,
@@ -70,7 +71,7 @@ def deliver(client: TestClient, clock: FrozenClock, name: str, **changes: Any) -
 
 
 def figures(client: TestClient) -> dict[str, Any]:
-    client.app.state.service.worker.fold_now()  # type: ignore[attr-defined]
+    service_of(client).worker.fold_now()
     body: dict[str, Any] = client.get("/api/v1/metrics", params=WINDOW).json()
     return body
 
@@ -128,14 +129,15 @@ def test_service_fills_in_amounts_and_refetches_after_a_status_change(
         assert len(stand_in.order_requests(250)) == 2
         assert client.get("/api/v1/metrics/check").json()["equal"] is True
         events = (
-            client.app.state.service.con.cursor()  # type: ignore[attr-defined]
+            service_of(client)
+            .con.cursor()
             .execute("SELECT count(*), count(DISTINCT event_seq), count(currency) FROM events")
             .fetchone()
         )
         assert events == (4, 4, 2)  # two webhook events, two enriched ones
         # The enriched versions are fills: the gross sales they added say so (the status webhook,
         # a newer version without amounts, took the first fill's 225.00 away again).
-        con = client.app.state.service.con.cursor()  # type: ignore[attr-defined]
+        con = service_of(client).con.cursor()
         origins = con.execute("SELECT origin, count(*) FROM events GROUP BY 1 ORDER BY 1")
         assert origins.fetchall() == [("fill", 2), ("webhook", 2)]
         causes = con.execute(
@@ -152,7 +154,7 @@ def test_without_credentials_orders_count_without_amounts(
     tmp_path: Path, stand_in: StandIn, clock: FrozenClock
 ) -> None:
     with app_for(tmp_path, bc_source("bc"), clock) as client:
-        assert not client.app.state.enricher.active  # type: ignore[attr-defined]
+        assert not state_of(client).enricher.active
         deliver(client, clock, "store_order_created.json")
         deliver(client, clock, "store_cart_converted.json")
         time.sleep(0.3)
@@ -176,7 +178,7 @@ def test_backoff_on_transient_errors_and_giving_up_on_404(
     with app_for(tmp_path, bc_source("bc"), clock) as client:
         deliver(client, clock, "store_order_created.json")
         deliver(client, clock, "store_cart_converted.json")
-        service = client.app.state.service  # type: ignore[attr-defined]
+        service = service_of(client)
         enricher = OrderEnricher(
             service.con,
             service.writer,
@@ -261,10 +263,12 @@ def test_the_orders_products_become_its_lines_page_by_page(
     with app_for(tmp_path, bc_source("bc", stand_in.url), clock) as client:
         deliver(client, clock, "store_order_created.json")
         wait_for(lambda: figures(client)["orders_without_amounts"] == 0)
-        cursor = client.app.state.service.con.cursor()  # type: ignore[attr-defined]
-        name, gross, seq = cursor.execute(
+        cursor = service_of(client).con.cursor()
+        found = cursor.execute(
             "SELECT name, gross_sales, event_seq FROM events WHERE currency IS NOT NULL"
         ).fetchone()
+        assert found is not None
+        name, gross, seq = found
         lines = cursor.execute(
             "SELECT line, product_id, variant_id, sku, title, quantity, unit_price, discount "
             "FROM event_lines WHERE event_seq = ? ORDER BY line",

@@ -16,12 +16,13 @@ from ingest.sources import ConfigError, Source, check_secrets, load_sources
 from ingest.storage.bodies import unpack
 from shoppulse.service import create_app
 from tests.conftest import SECRET, FrozenClock, fixture_bytes, signed_post
+from tests.helpers.app import service_of
 
 ORDER = fixture_bytes("shopify", "orders_create.json")
 
 
 def count(client: TestClient, sql: str) -> int:
-    row = client.app.state.service.con.cursor().execute(sql).fetchone()  # type: ignore[attr-defined]
+    row = service_of(client).con.cursor().execute(sql).fetchone()
     assert row is not None
     return int(row[0])
 
@@ -203,7 +204,8 @@ def test_authentic_but_unusable_is_quarantined(
     advice = {"invalid JSON": NOT_JSON, "unknown topic 'products/update'": UNSUBSCRIBE}
     assert response.json()["next"] == f"stored in quarantine; {advice.get(reason, FIX_MAPPING)}"
     rows = (
-        client.app.state.service.con.cursor()  # type: ignore[attr-defined]
+        service_of(client)
+        .con.cursor()
         .execute(
             "SELECT status, reason, body, topic, body_codec FROM deliveries WHERE delivery_id = 'q'"
         )
@@ -224,7 +226,7 @@ def test_overloaded_writer_answers_503_and_stores_nothing_unacknowledged(
 ) -> None:
     tight = settings.model_copy(update={"queue_max": 1, "batch_linger_ms": 0})
     with TestClient(create_app(tight, sources, clock=clock)) as client:
-        writer = client.app.state.service.writer  # type: ignore[attr-defined]
+        writer = service_of(client).writer
         release = threading.Event()
         started = threading.Event()
 
@@ -259,7 +261,7 @@ def test_overloaded_writer_answers_503_and_stores_nothing_unacknowledged(
 
 
 def test_database_failure_is_503_then_recovers(client: TestClient) -> None:
-    con = client.app.state.service.con.cursor()  # type: ignore[attr-defined]
+    con = service_of(client).con.cursor()
     con.execute("ALTER TABLE events RENAME TO events_away")
     response = signed_post(client, "acme", "shopify", ORDER, topic="orders/create", delivery_id="f")
     assert_error(response, 503, "unavailable")

@@ -16,6 +16,7 @@ from ingest.providers import get_provider
 from ingest.providers.base import SignatureError
 from ingest.storage.bodies import unpack
 from tests.conftest import OTHER_SECRET, SECRET, fixture_bytes, fixture_json, signed_post
+from tests.helpers.app import service_of
 
 SHOPIFY = get_provider("shopify")
 
@@ -36,7 +37,7 @@ FIXTURE_TOPICS = {
 def stored(
     client: TestClient, sql: str, params: list[object] | None = None
 ) -> list[tuple[object, ...]]:
-    cursor = client.app.state.service.con.cursor()  # type: ignore[attr-defined]
+    cursor = service_of(client).con.cursor()
     found: list[tuple[object, ...]] = cursor.execute(sql, params or []).fetchall()
     return found
 
@@ -90,7 +91,7 @@ def test_every_fixture_is_stored(client: TestClient, name: str, topic: str) -> N
 
 
 def _event(client: TestClient, delivery_id: str) -> dict[str, object]:
-    cursor = client.app.state.service.con.cursor()  # type: ignore[attr-defined]
+    cursor = service_of(client).con.cursor()
     cursor.execute(
         "SELECT e.* FROM events e JOIN deliveries d USING (delivery_seq) WHERE d.delivery_id = ?",
         [delivery_id],
@@ -126,7 +127,7 @@ def test_order_name_and_line_items_are_stored_with_the_event(client: TestClient)
     signed_post(client, "acme", "shopify", body, topic="orders/create", delivery_id="o1")
     event = _event(client, "o1")
     assert event["name"] == payload["name"] == "#9999"
-    cursor = client.app.state.service.con.cursor()  # type: ignore[attr-defined]
+    cursor = service_of(client).con.cursor()
     lines = cursor.execute(
         "SELECT line, product_id, variant_id, sku, title, quantity, unit_price, discount "
         "FROM event_lines WHERE event_seq = ? ORDER BY line",

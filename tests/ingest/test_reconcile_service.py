@@ -17,6 +17,7 @@ from ingest.settings import Settings
 from ingest.sources import Source
 from shoppulse.service import create_app
 from tests.conftest import SECRET, FrozenClock, make_source
+from tests.helpers.app import service_of
 from tests.ingest.bigcommerce_stand_in import v2_order
 from tests.ingest.store_api_stand_in import (
     BC_TOKEN,
@@ -97,7 +98,7 @@ def test_missed_orders_and_sessions_are_filled_and_reported(tmp_path: Path, api:
         )
 
         # The filled deliveries carry their provenance; a second run stores nothing more.
-        con = client.app.state.service.con.cursor()  # type: ignore[attr-defined]
+        con = service_of(client).con.cursor()
         rows = con.execute(
             "SELECT delivery_id, headers FROM deliveries WHERE source = 'bc'"
         ).fetchall()

@@ -35,6 +35,7 @@ from tests.conftest import (
     signed_post,
 )
 from tests.e2e.server import ServiceProcess, write_sources
+from tests.helpers.app import service_of
 
 PAST = datetime(2000, 1, 1, tzinfo=UTC)
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -192,7 +193,7 @@ def test_cli_replays_with_the_service_stopped(quarantined_db: Path, tmp_path: Pa
     # The service started afterwards folds the replayed events into the figures.
     settings = Settings(db_path=quarantined_db, batch_linger_ms=0.5)
     with TestClient(create_app(settings, sources_map(), clock=FrozenClock(NOW))) as client:
-        client.app.state.service.worker.fold_now()  # type: ignore[attr-defined]
+        service_of(client).worker.fold_now()
         body = client.get(
             "/api/v1/metrics",
             params={"from": "2017-01-01T00:00:00Z", "to": "2023-01-01T00:00:00Z"},
@@ -266,7 +267,7 @@ def test_replay_endpoint_moves_deliveries_through_the_writer(
         # Events stored after the replay get seqs after the replayed ones (the writer's counter).
         later = shop_order("1002", processed_at="2025-12-31T23:00:00Z")
         assert send(client, "acme", later, "orders/create", "d-later") == "stored"
-        client.app.state.service.worker.fold_now()  # type: ignore[attr-defined]
+        service_of(client).worker.fold_now()
         figures = client.get(
             "/api/v1/metrics",
             params={"from": "2017-01-01T00:00:00Z", "to": "2026-01-01T00:00:00Z"},

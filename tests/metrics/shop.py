@@ -16,6 +16,7 @@ from ingest.sources import Source
 from metrics.recompute import Difference, check
 from shoppulse.service import create_app
 from tests.conftest import SECRET, FrozenClock, fixture_json, signed_post
+from tests.helpers.app import service_of
 
 CART = fixture_json("shopify", "carts_create.json")
 CHECKOUT = fixture_json("shopify", "checkouts_create.json")
@@ -151,7 +152,7 @@ class Shop:
 
 def figures(client: TestClient, **params: str) -> dict[str, Any]:
     """Fold everything committed at the app's clock, then read /api/v1/metrics."""
-    client.app.state.service.worker.fold_now()  # type: ignore[attr-defined]
+    service_of(client).worker.fold_now()
     response = client.get("/api/v1/metrics", params=params)
     assert response.status_code == 200, response.text
     return response.json()  # type: ignore[no-any-return]
@@ -165,7 +166,7 @@ def start_service(settings: Settings, sources: dict[str, Source], clock: FrozenC
 
 
 def differences(client: TestClient, now: datetime | None = None) -> list[Difference]:
-    service = client.app.state.service  # type: ignore[attr-defined]
+    service = service_of(client)
     service.worker.fold_now()
     return check(
         service.con.cursor(),

@@ -9,6 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.conftest import FrozenClock
+from tests.helpers.app import service_of
 from tests.metrics.shop import Shop, figures
 
 DAY = datetime(2026, 6, 1, tzinfo=UTC)
@@ -167,7 +168,7 @@ def test_as_of_after_compaction_resolves_to_the_end_of_the_hour(
             shop.order(order, DAY + timedelta(hours=8), gross="10.00")
         answered[clock.now] = figures(client, **DAYS)["orders"]
     assert list(answered.values()) == [1, 2, 2, 3]
-    worker = client.app.state.service.worker  # type: ignore[attr-defined]
+    worker = service_of(client).worker
     clock.now += timedelta(days=8)  # older than the per-fold period: merged per hour
     figures(client)
     worker.write_state_now()

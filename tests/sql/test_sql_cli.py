@@ -18,6 +18,7 @@ from shoppulse.cli import app
 from shoppulse.publish.views import VIEWS
 from shoppulse.service import create_app
 from tests.conftest import FrozenClock
+from tests.helpers.app import service_of
 from tests.metrics.shop import Shop
 
 T0 = datetime(2026, 1, 10, 9, 0, tzinfo=UTC)
@@ -39,7 +40,7 @@ def stopped_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         shop.cart("c1", T0)
         shop.order("o1", T0, gross="100.00", discounts="10.00", cart_token="c1")
         shop.order("o2", T0 + timedelta(hours=1), gross="50.00")
-        client.app.state.service.worker.fold_now()  # type: ignore[attr-defined]
+        service_of(client).worker.fold_now()
     yield db_path
 
 
