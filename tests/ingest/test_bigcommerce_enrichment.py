@@ -11,7 +11,7 @@ import copy
 import json
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -28,6 +28,7 @@ from ingest.sources import Source
 from shoppulse.service import create_app
 from tests.conftest import SECRET, FrozenClock, fixture_json, signed_post
 from tests.helpers.app import service_of, state_of
+from tests.helpers.waiting import wait_for
 from tests.ingest.bigcommerce_stand_in import (
     STORE_HASH,
     TOKEN,
@@ -76,13 +77,6 @@ def figures(client: TestClient) -> dict[str, Any]:
     return body
 
 
-def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
-
-
 def app_for(tmp_path: Path, source: Source, clock: FrozenClock) -> TestClient:
     settings = Settings(
         db_path=tmp_path / "data" / "shoppulse.duckdb",
@@ -102,7 +96,7 @@ def test_service_fills_in_amounts_and_refetches_after_a_status_change(
     stand_in.replies["250"] = [(200, v2_order(250, created=created, modified=created), {})]
     with app_for(tmp_path, bc_source("bc", stand_in.url), clock) as client:
         deliver(client, clock, "store_order_created.json")
-        wait_for(lambda: figures(client)["orders_without_amounts"] == 0)
+        wait_for(lambda: figures(client)["orders_without_amounts"] == 0, "the enriched amounts", 10)
         body = figures(client)
         assert body["orders"] == 1
         # 225.00 gross; 10.00 discount + 5.00 coupon; in the transactional currency (EUR).
@@ -123,7 +117,7 @@ def test_service_fills_in_amounts_and_refetches_after_a_status_change(
             (200, v2_order(250, created=created, modified=changed, subtotal="300.0000"), {})
         ]
         deliver(client, clock, "store_order_statusUpdated.json", created_at=1561479935)
-        wait_for(lambda: figures(client)["gross_sales"] == "300.00")
+        wait_for(lambda: figures(client)["gross_sales"] == "300.00", "the enriched gross sales", 10)
         body = figures(client)
         assert (body["orders"], body["orders_without_amounts"]) == (1, 0)
         assert len(stand_in.order_requests(250)) == 2
@@ -191,7 +185,11 @@ def test_backoff_on_transient_errors_and_giving_up_on_404(
         with caplog.at_level(logging.INFO, logger="shoppulse.enrichment"):
             enricher.start()
             try:
-                wait_for(lambda: enricher.enriched == 1 and enricher.gave_up == 1)
+                wait_for(
+                    lambda: enricher.enriched == 1 and enricher.gave_up == 1,
+                    "one order enriched, one given up",
+                    10,
+                )
             finally:
                 enricher.stop()
         first, second, third = stand_in.order_requests(250)
@@ -262,7 +260,7 @@ def test_the_orders_products_become_its_lines_page_by_page(
     ]
     with app_for(tmp_path, bc_source("bc", stand_in.url), clock) as client:
         deliver(client, clock, "store_order_created.json")
-        wait_for(lambda: figures(client)["orders_without_amounts"] == 0)
+        wait_for(lambda: figures(client)["orders_without_amounts"] == 0, "the enriched amounts", 10)
         cursor = service_of(client).con.cursor()
         found = cursor.execute(
             "SELECT name, gross_sales, event_seq FROM events WHERE currency IS NOT NULL"

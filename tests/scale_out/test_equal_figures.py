@@ -17,9 +17,10 @@ from shoppulse.scale_out.store_app import create_store_app
 from shoppulse.service import create_app
 from shoppulse.simulator import Mix
 from tests.conftest import SECRET, FrozenClock, make_source
+from tests.helpers.waiting import wait_for
 from tests.scale_out.nats import NatsNode
 from tests.scale_out.signed import signed_settings
-from tests.scale_out.traffic import START, post, simulated, wait_for
+from tests.scale_out.traffic import START, post, simulated
 
 pytestmark = pytest.mark.timeout(120)
 
