@@ -27,7 +27,7 @@ from ingest.settings import Settings
 from ingest.sources import Source
 from shoppulse.service import create_app
 from tests.conftest import SECRET, FrozenClock, fixture_json, signed_post
-from tests.helpers.app import service_of, state_of
+from tests.helpers.app import figures, service_of, state_of
 from tests.helpers.waiting import wait_for
 from tests.ingest.bigcommerce_stand_in import (
     STORE_HASH,
@@ -71,12 +71,6 @@ def deliver(client: TestClient, clock: FrozenClock, name: str, **changes: Any) -
     return payload
 
 
-def figures(client: TestClient) -> dict[str, Any]:
-    service_of(client).worker.fold_now()
-    body: dict[str, Any] = client.get("/api/v1/metrics", params=WINDOW).json()
-    return body
-
-
 def app_for(tmp_path: Path, source: Source, clock: FrozenClock) -> TestClient:
     settings = Settings(
         db_path=tmp_path / "data" / "shoppulse.duckdb",
@@ -96,8 +90,12 @@ def test_service_fills_in_amounts_and_refetches_after_a_status_change(
     stand_in.replies["250"] = [(200, v2_order(250, created=created, modified=created), {})]
     with app_for(tmp_path, bc_source("bc", stand_in.url), clock) as client:
         deliver(client, clock, "store_order_created.json")
-        wait_for(lambda: figures(client)["orders_without_amounts"] == 0, "the enriched amounts", 10)
-        body = figures(client)
+        wait_for(
+            lambda: figures(client, **WINDOW)["orders_without_amounts"] == 0,
+            "the enriched amounts",
+            10,
+        )
+        body = figures(client, **WINDOW)
         assert body["orders"] == 1
         # 225.00 gross; 10.00 discount + 5.00 coupon; in the transactional currency (EUR).
         assert body["currency"] == "EUR"
@@ -117,8 +115,12 @@ def test_service_fills_in_amounts_and_refetches_after_a_status_change(
             (200, v2_order(250, created=created, modified=changed, subtotal="300.0000"), {})
         ]
         deliver(client, clock, "store_order_statusUpdated.json", created_at=1561479935)
-        wait_for(lambda: figures(client)["gross_sales"] == "300.00", "the enriched gross sales", 10)
-        body = figures(client)
+        wait_for(
+            lambda: figures(client, **WINDOW)["gross_sales"] == "300.00",
+            "the enriched gross sales",
+            10,
+        )
+        body = figures(client, **WINDOW)
         assert (body["orders"], body["orders_without_amounts"]) == (1, 0)
         assert len(stand_in.order_requests(250)) == 2
         assert client.get("/api/v1/metrics/check").json()["equal"] is True
@@ -152,7 +154,7 @@ def test_without_credentials_orders_count_without_amounts(
         deliver(client, clock, "store_order_created.json")
         deliver(client, clock, "store_cart_converted.json")
         time.sleep(0.3)
-        body = figures(client)
+        body = figures(client, **WINDOW)
         assert (body["orders"], body["orders_without_amounts"]) == (2, 2)
         assert body["gross_sales"] is None and body["by_currency"][0]["currency"] is None
     assert stand_in.requests == []
@@ -199,7 +201,7 @@ def test_backoff_on_transient_errors_and_giving_up_on_404(
         assert "order 252 of bc stays without amounts: order 252 does not exist (404)" in (
             caplog.text
         )
-        body = figures(client)
+        body = figures(client, **WINDOW)
         assert (body["orders"], body["orders_without_amounts"]) == (2, 1)
         assert body["by_currency"][1]["gross_sales"] == "225.00"
         assert client.get("/api/v1/metrics/check").json()["equal"] is True
@@ -260,7 +262,11 @@ def test_the_orders_products_become_its_lines_page_by_page(
     ]
     with app_for(tmp_path, bc_source("bc", stand_in.url), clock) as client:
         deliver(client, clock, "store_order_created.json")
-        wait_for(lambda: figures(client)["orders_without_amounts"] == 0, "the enriched amounts", 10)
+        wait_for(
+            lambda: figures(client, **WINDOW)["orders_without_amounts"] == 0,
+            "the enriched amounts",
+            10,
+        )
         cursor = service_of(client).con.cursor()
         found = cursor.execute(
             "SELECT name, gross_sales, event_seq FROM events WHERE currency IS NOT NULL"

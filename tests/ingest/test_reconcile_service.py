@@ -17,7 +17,7 @@ from ingest.settings import Settings
 from ingest.sources import Source
 from shoppulse.service import create_app
 from tests.conftest import SECRET, FrozenClock, make_source
-from tests.helpers.app import service_of
+from tests.helpers.app import figures, service_of
 from tests.helpers.waiting import wait_for
 from tests.ingest.bigcommerce_stand_in import v2_order
 from tests.ingest.store_api_stand_in import (
@@ -30,7 +30,7 @@ from tests.ingest.test_bigcommerce_enrichment import WINDOW as BC_WINDOW
 from tests.ingest.test_bigcommerce_enrichment import deliver
 from tests.ingest.test_reconcile_apis import session
 from tests.ingest.test_reconcile_property import reconcile, store_sources
-from tests.metrics.shop import WEEK, figures
+from tests.metrics.shop import WEEK
 
 T0 = datetime(2025, 12, 10, 12, 0, tzinfo=UTC)
 

@@ -150,14 +150,6 @@ class Shop:
         return self.send("refunds/create", payload, **kw)
 
 
-def figures(client: TestClient, **params: str) -> dict[str, Any]:
-    """Fold everything committed at the app's clock, then read /api/v1/metrics."""
-    service_of(client).worker.fold_now()
-    response = client.get("/api/v1/metrics", params=params)
-    assert response.status_code == 200, response.text
-    return response.json()  # type: ignore[no-any-return]
-
-
 def start_service(settings: Settings, sources: dict[str, Source], clock: FrozenClock) -> TestClient:
     """The real app with its lifespan running (a restart is `__exit__` and another start)."""
     client = TestClient(create_app(settings, sources, clock=clock))

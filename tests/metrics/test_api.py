@@ -13,8 +13,8 @@ from ingest.sources import Source
 from shoppulse.cli import app as cli
 from shoppulse.service import create_app
 from tests.conftest import FrozenClock
-from tests.helpers.app import service_of
-from tests.metrics.shop import WEEK, Shop, figures
+from tests.helpers.app import figures, service_of
+from tests.metrics.shop import WEEK, Shop
 
 T0 = datetime(2026, 4, 6, 10, 0, tzinfo=UTC)
 

@@ -12,8 +12,8 @@ from ingest.settings import Settings
 from ingest.sources import Source
 from shoppulse.service import create_app
 from tests.conftest import FrozenClock, fixture_bytes, make_source, signed_post
-from tests.helpers.app import service_of
-from tests.metrics.shop import WEEK, Shop, differences, figures
+from tests.helpers.app import figures, service_of
+from tests.metrics.shop import WEEK, Shop, differences
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 

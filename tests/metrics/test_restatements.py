@@ -9,8 +9,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.conftest import FrozenClock
-from tests.helpers.app import service_of
-from tests.metrics.shop import Shop, figures
+from tests.helpers.app import figures, service_of
+from tests.metrics.shop import Shop
 
 DAY = datetime(2026, 6, 1, tzinfo=UTC)
 DAYS = {"from": DAY.isoformat(), "to": (DAY + timedelta(days=3)).isoformat()}

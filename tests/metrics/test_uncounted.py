@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 from fastapi.testclient import TestClient
 
 from tests.conftest import fixture_bytes, signed_post
-from tests.helpers.app import service_of
-from tests.metrics.shop import WEEK, Shop, figures
+from tests.helpers.app import figures, service_of
+from tests.metrics.shop import WEEK, Shop
 
 T0 = datetime(2025, 12, 31, 9, 0, tzinfo=UTC)  # before the test clock
 

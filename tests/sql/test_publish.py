@@ -20,8 +20,8 @@ from shoppulse.publish.catalog import catalog_path
 from shoppulse.service import create_app
 from shoppulse.sql import open_catalog
 from tests.conftest import FrozenClock, signed_post
-from tests.helpers.app import service_of, state_of
-from tests.metrics.shop import WEEK, Shop, figures
+from tests.helpers.app import figures, service_of, state_of
+from tests.metrics.shop import WEEK, Shop
 
 T0 = datetime(2026, 1, 10, 9, 0, tzinfo=UTC)
 
