@@ -34,7 +34,8 @@ def assert_error(response: httpx.Response, status: int, code: str) -> dict[str, 
     assert body["error"]["status"] == status
     assert body["error"]["code"] == code
     assert isinstance(body["error"]["message"], str) and body["error"]["message"]
-    return body["error"]  # type: ignore[no-any-return]
+    error: dict[str, object] = body["error"]
+    return error
 
 
 def test_duplicate_delivery_is_acknowledged_once(client: TestClient) -> None:

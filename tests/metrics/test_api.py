@@ -98,7 +98,8 @@ def test_timeseries_by_grain(client: TestClient, clock: FrozenClock) -> None:
             "/api/v1/metrics/timeseries", params={"metric": metric, "grain": grain, **WEEK}
         )
         assert response.status_code == 200, response.text
-        return response.json()["points"]  # type: ignore[no-any-return]
+        points: list[dict[str, object]] = response.json()["points"]
+        return points
 
     assert [p["value"] for p in series("orders", "minute")] == [1, 1, 1]
     assert [p["value"] for p in series("orders", "hour")] == [2, 1]
