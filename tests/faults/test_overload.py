@@ -21,6 +21,7 @@ from ingest.sources import Source
 from shoppulse.service import create_app
 from tests.conftest import SECRET, FrozenClock, fixture_json, signed_post
 from tests.e2e.server import ServiceProcess, http_client
+from tests.helpers.app import service_of
 from tests.helpers.processes import rss_mb
 
 ORDER: dict[str, Any] = fixture_json("shopify", "orders_create.json")
@@ -36,8 +37,7 @@ def test_requests_beyond_max_in_flight_get_503_at_once(
 ) -> None:
     tight = settings.model_copy(update={"max_in_flight": 3, "retry_after_seconds": 7})
     with TestClient(create_app(tight, sources, clock=clock)) as client:
-        app: Any = client.app
-        writer = app.state.service.writer
+        writer = service_of(client).writer
         release, holding = threading.Event(), threading.Event()
 
         def hold(_: object) -> None:
@@ -58,7 +58,7 @@ def test_requests_beyond_max_in_flight_get_503_at_once(
         for thread in waiting:
             thread.start()
         deadline = time.monotonic() + 5
-        while app.state.service.intake.in_flight < 3:
+        while service_of(client).intake.in_flight < 3:
             assert time.monotonic() < deadline
             time.sleep(0.005)
         started = time.perf_counter()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Any
 
 from fastapi.testclient import TestClient
 
@@ -14,7 +13,7 @@ from ingest.sources import Source
 from ingest.storage.retention import purge_raw_bodies
 from shoppulse.service import create_app
 from tests.conftest import FrozenClock, fixture_bytes, signed_post
-from tests.helpers.app import state_of
+from tests.helpers.app import rows, service_of, state_of
 
 ORDER = fixture_bytes("shopify", "orders_create.json")
 WAIT = 10.0
@@ -29,19 +28,13 @@ def wait_until(condition: Callable[[], bool], what: str) -> None:
 
 def bodies(client: TestClient) -> dict[str, tuple[str, bool]]:
     """delivery_id -> (status, whether its raw body is still stored)."""
-    app: Any = client.app
-    rows = (
-        app.state.service.con.cursor()
-        .execute("SELECT delivery_id, status, body IS NOT NULL FROM deliveries")
-        .fetchall()
-    )
-    return {row[0]: (row[1], bool(row[2])) for row in rows}
+    found = rows(client, "SELECT delivery_id, status, body IS NOT NULL FROM deliveries")
+    return {row[0]: (row[1], bool(row[2])) for row in found}
 
 
 def event_count(client: TestClient) -> int:
-    app: Any = client.app
-    row = app.state.service.con.cursor().execute("SELECT count(*) FROM events").fetchone()
-    return int(row[0])
+    [(count,)] = rows(client, "SELECT count(*) FROM events")
+    return int(count)
 
 
 def post(client: TestClient, delivery_id: str, body: bytes = ORDER) -> None:
@@ -141,8 +134,7 @@ def test_purge_raw_bodies_counts_what_it_cleared(
     with TestClient(create_app(settings, sources, clock=clock)) as client:
         post(client, "x")
         post(client, "y")
-        app: Any = client.app
-        cursor = app.state.service.con.cursor()
+        cursor = service_of(client).con.cursor()
         assert purge_raw_bodies(cursor, clock.now - timedelta(seconds=1)) == 0
         assert purge_raw_bodies(cursor, clock.now + timedelta(seconds=1), limit=1) == 1
         assert purge_raw_bodies(cursor, clock.now + timedelta(seconds=1)) == 1
