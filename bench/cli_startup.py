@@ -25,7 +25,12 @@ HEAVY = ("polars", "duckdb", "fastapi", "pyarrow", "streamlit", "numpy", "nats",
 #: This interpreter running the `shoppulse` command, followed by its arguments.
 CLI = (sys.executable, "-c", "from shoppulse.cli import main; main()")
 BARE = (sys.executable, "-c", "pass")
-COMMANDS = (("--help",), ("sql", "--help"), ("quarantine", "--help"), ("log", "init", "--help"))
+COMMANDS: tuple[tuple[str, ...], ...] = (
+    ("--help",),
+    ("sql", "--help"),
+    ("quarantine", "--help"),
+    ("log", "init", "--help"),
+)
 
 
 def timed_run(command: tuple[str, ...]) -> tuple[float, float]:

@@ -104,7 +104,10 @@ def measure(
     queries: list[tuple[str, Callable[[AsOf | None], object]]] = [
         ("/metrics, a month", lambda at: window_figures(con, month, now, at)),
         ("/metrics, one day", lambda at: window_figures(con, day, now, at)),
-        ("/timeseries net_sales by day", lambda at: timeseries(con, net_sales, "day", month, at)),
+        (
+            "/timeseries net_sales by day",
+            lambda at: timeseries(con, net_sales, "day", month, as_of=at),
+        ),
     ]
     results = []
     for name, query in queries:

@@ -49,7 +49,7 @@ def quote(text: str) -> str:
 
 
 def _cols(*spec: tuple[str, str] | tuple[str, str, str]) -> tuple[Column, ...]:
-    return tuple(Column(s[0], s[1], s[2] if len(s) == 3 else s[0]) for s in spec)  # type: ignore[misc]
+    return tuple(Column(s[0], s[1], s[2] if len(s) == 3 else s[0]) for s in spec)
 
 
 TS = "TIMESTAMPTZ"

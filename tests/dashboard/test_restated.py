@@ -22,7 +22,8 @@ from shoppulse.settings import Settings
 from tests.conftest import SECRET, FrozenClock, make_source
 from tests.dashboard.test_page import app_for
 from tests.e2e.server import ServiceProcess
-from tests.metrics.shop import Shop, figures
+from tests.helpers.app import figures
+from tests.metrics.shop import Shop
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(90)]
 

@@ -20,7 +20,7 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Protocol
+from typing import Protocol, Self
 
 import httpx
 
@@ -164,7 +164,7 @@ class ServiceProcess:
             or line.startswith("Traceback")
         ]
 
-    def start(self, timeout: float = START_TIMEOUT) -> ServiceProcess:
+    def start(self, timeout: float = START_TIMEOUT) -> Self:
         """Start the service and wait until /healthz answers (raise ServiceError otherwise)."""
         if self.running:
             raise ServiceError("the service is already running")
@@ -239,7 +239,7 @@ class ServiceProcess:
                 ) from None
         return self.process.returncode
 
-    def __enter__(self) -> ServiceProcess:
+    def __enter__(self) -> Self:
         if not self.running:
             self.start()
         return self

@@ -29,6 +29,7 @@ from ingest.sources import Source
 from shoppulse.service import create_app
 from shoppulse.settings import Settings
 from tests.conftest import FrozenClock, fixture_json, signed_post
+from tests.helpers.app import service_of
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -198,7 +199,6 @@ def test_a_checkpoint_on_a_full_disk_needs_a_restart_and_loses_nothing(
             sender = Sender(client)
             assert sender.send(20) == [200] * 20  # in the WAL, not yet checkpointed
             filler = fill(small, 0)
-            app: Any = client.app
             done = threading.Event()
 
             def checkpoint(con: duckdb.DuckDBPyConnection) -> None:
@@ -207,7 +207,7 @@ def test_a_checkpoint_on_a_full_disk_needs_a_restart_and_loses_nothing(
                 finally:
                     done.set()
 
-            app.state.service.writer.run_job(checkpoint)  # as DuckDB's automatic one would
+            service_of(client).writer.run_job(checkpoint)  # as DuckDB's automatic one would
             assert done.wait(10)
             sender.send(5)
             filler.unlink()  # space alone does not bring the stopped database back
@@ -234,8 +234,7 @@ def test_the_disk_guard_trips_and_recovers(
     settings: Settings, sources: dict[str, Source], clock: FrozenClock
 ) -> None:
     with TestClient(create_app(settings, sources, clock=clock)) as client:
-        app: Any = client.app
-        intake = app.state.service.intake
+        intake = service_of(client).intake
         sender = Sender(client)
         assert sender.send(2) == [200, 200]
         free_mb = shutil.disk_usage(settings.db_path.parent).free // MB
@@ -252,8 +251,7 @@ def test_a_storage_failure_under_concurrent_load_acknowledges_only_what_is_store
     settings: Settings, sources: dict[str, Source], clock: FrozenClock
 ) -> None:
     with TestClient(create_app(settings, sources, clock=clock)) as client:
-        app: Any = client.app
-        con = app.state.service.con.cursor()
+        con = service_of(client).con.cursor()
         sender = Sender(client)
         stop = threading.Event()
         errors: list[BaseException] = []

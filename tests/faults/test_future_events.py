@@ -17,6 +17,7 @@ from shoppulse.settings import Settings
 from tests.conftest import FrozenClock, fixture_json, make_source, signed_post
 from tests.fuzz.adapters import SECRET as STANDARD_SECRET
 from tests.fuzz.adapters import sign
+from tests.helpers.app import service_of
 
 ORDER: dict[str, Any] = fixture_json("shopify", "orders_create.json")
 STANDARD: dict[str, Any] = fixture_json("standard", "events.json")
@@ -34,9 +35,9 @@ def post_order(client: TestClient, body: bytes, delivery_id: str) -> Any:
 
 
 def stored(client: TestClient, delivery_id: str) -> tuple[str, str | None, bytes | None, int]:
-    app: Any = client.app
     row = (
-        app.state.service.con.cursor()
+        service_of(client)
+        .con.cursor()
         .execute(
             "SELECT status, reason, body, (SELECT count(*) FROM events e "
             "WHERE e.delivery_seq = d.delivery_seq), body_codec FROM deliveries d "
@@ -50,8 +51,7 @@ def stored(client: TestClient, delivery_id: str) -> tuple[str, str | None, bytes
 
 
 def live_figures(client: TestClient) -> dict[str, Any]:
-    app: Any = client.app
-    app.state.service.worker.fold_now()
+    service_of(client).worker.fold_now()
     body = client.get("/api/v1/metrics").json()
     return {k: v for k, v in body.items() if k not in {"as_of", "freshness_seconds"}}
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -22,6 +21,8 @@ from shoppulse.service import create_app
 from shoppulse.settings import Settings
 from tests.conftest import SECRET, FrozenClock, fixture_json, signed_post
 from tests.e2e.server import ServiceProcess, http_client
+from tests.helpers.app import service_of
+from tests.helpers.processes import rss_mb
 
 ORDER: dict[str, Any] = fixture_json("shopify", "orders_create.json")
 SHOPIFY = get_provider("shopify")
@@ -36,8 +37,7 @@ def test_requests_beyond_max_in_flight_get_503_at_once(
 ) -> None:
     tight = settings.model_copy(update={"max_in_flight": 3, "retry_after_seconds": 7})
     with TestClient(create_app(tight, sources, clock=clock)) as client:
-        app: Any = client.app
-        writer = app.state.service.writer
+        writer = service_of(client).writer
         release, holding = threading.Event(), threading.Event()
 
         def hold(_: object) -> None:
@@ -58,7 +58,7 @@ def test_requests_beyond_max_in_flight_get_503_at_once(
         for thread in waiting:
             thread.start()
         deadline = time.monotonic() + 5
-        while app.state.service.intake.in_flight < 3:
+        while service_of(client).intake.in_flight < 3:
             assert time.monotonic() < deadline
             time.sleep(0.005)
         started = time.perf_counter()
@@ -86,13 +86,6 @@ def test_requests_beyond_max_in_flight_get_503_at_once(
     with duckdb.connect(str(settings.db_path), read_only=True) as con:
         stored = {row[0] for row in con.execute("SELECT delivery_id FROM deliveries").fetchall()}
     assert stored == {"o0", "o1", "o2", "after"}
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise AssertionError("no VmRSS")
 
 
 @pytest.mark.slow

@@ -12,10 +12,10 @@ from fastapi.testclient import TestClient
 
 from ingest.redaction import PERSONAL_FIELDS, REDACTED, redact, redacted_body
 from ingest.storage.bodies import unpack
-from tests.fuzz.adapters import PROVIDER_NAMES, Sample, query, samples, service, sign
+from tests.fuzz.adapters import PROVIDER_NAMES, Sample, samples, service, sign
+from tests.helpers.app import rows, service_of, stored_figures
 
 EMAIL = re.compile(rb"[\w.+-]+@[\w-]+\.[\w.-]+")
-ALL_TIME = {"from": "1970-01-01T00:00:00Z", "to": "2200-01-01T00:00:00Z"}
 SAMPLES = [sample for provider in PROVIDER_NAMES for sample in samples(provider)]
 
 
@@ -45,22 +45,18 @@ def send_all(client: TestClient) -> dict[str, Sample]:
 
 
 def snapshot(client: TestClient) -> dict[str, Any]:
-    app: Any = client.app
-    app.state.service.worker.fold_now()
-    events = query(
+    service_of(client).worker.fold_now()
+    events = rows(
         client,
         "SELECT * EXCLUDE (event_seq, delivery_seq) FROM events ORDER BY event_seq",
     )
-    statuses = query(client, "SELECT delivery_id, status, reason FROM deliveries ORDER BY 1")
-    figures = client.get("/api/v1/metrics", params=ALL_TIME).json()
-    figures.pop("as_of")
-    figures.pop("freshness_seconds")
-    return {"events": events, "deliveries": statuses, "figures": figures}
+    statuses = rows(client, "SELECT delivery_id, status, reason FROM deliveries ORDER BY 1")
+    return {"events": events, "deliveries": statuses, "figures": stored_figures(client)}
 
 
 def stored_bodies(client: TestClient) -> dict[str, tuple[str, bytes]]:
-    rows = query(client, "SELECT delivery_id, status, body, body_codec FROM deliveries")
-    return {row[0]: (row[1], unpack(row[2], row[3]) or b"") for row in rows if row[2] is not None}
+    found = rows(client, "SELECT delivery_id, status, body, body_codec FROM deliveries")
+    return {row[0]: (row[1], unpack(row[2], row[3]) or b"") for row in found if row[2] is not None}
 
 
 def test_redaction_changes_the_stored_bodies_but_not_the_metrics(tmp_path: Path) -> None:

@@ -12,25 +12,18 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.conftest import FrozenClock
-from tests.fuzz.adapters import NOW, TIMESTAMP, query, samples, service, sign
+from tests.fuzz.adapters import NOW, TIMESTAMP, samples, service, sign
+from tests.helpers.app import rows, stored_figures
 
 TOLERANCE = 300
 TIMESTAMPED = ["stripe", "standard", "bigcommerce"]
-ALL_TIME = {"from": "1970-01-01T00:00:00Z", "to": "2200-01-01T00:00:00Z"}
 
 
 def stored(client: TestClient) -> tuple[int, int]:
-    [(deliveries, events)] = query(
+    [(deliveries, events)] = rows(
         client, "SELECT (SELECT count(*) FROM deliveries), (SELECT count(*) FROM events)"
     )
     return int(deliveries), int(events)
-
-
-def figures(client: TestClient) -> dict[str, Any]:
-    app: Any = client.app
-    app.state.service.worker.fold_now()
-    body = client.get("/api/v1/metrics", params=ALL_TIME).json()
-    return {k: v for k, v in body.items() if k not in {"as_of", "freshness_seconds"}}
 
 
 def accepted_sample(provider: str) -> Any:
@@ -48,7 +41,7 @@ def test_a_captured_delivery_resent_after_the_tolerance_is_rejected(
     with service(tmp_path, clock=clock) as client:
         first = client.post(f"/webhooks/{provider}", content=sample.body, headers=headers)
         assert first.status_code == 200 and first.json()["status"] == "stored", first.text
-        after_first = stored(client), figures(client)
+        after_first = stored(client), stored_figures(client)
 
         clock.now = NOW + timedelta(seconds=60)  # a retry within the window: a duplicate
         again = client.post(f"/webhooks/{provider}", content=sample.body, headers=headers)
@@ -70,7 +63,7 @@ def test_a_captured_delivery_resent_after_the_tolerance_is_rejected(
             client.post(f"/webhooks/{provider}", content=sample.body, headers=ahead).status_code
             == 401
         )
-        assert (stored(client), figures(client)) == after_first
+        assert (stored(client), stored_figures(client)) == after_first
 
 
 @pytest.mark.parametrize("provider", ["shopify", "woocommerce"])
@@ -81,7 +74,7 @@ def test_a_retry_hours_later_is_a_duplicate(provider: str, tmp_path: Path) -> No
         headers = sign(provider, sample.body, topic=sample.topic, delivery_id="attempt-1")
         first = client.post(f"/webhooks/{provider}", content=sample.body, headers=headers)
         assert first.status_code == 200 and first.json()["status"] == "stored", first.text
-        after_first = stored(client), figures(client)
+        after_first = stored(client), stored_figures(client)
 
         clock.now = NOW + timedelta(hours=5)
         # Shopify re-sends the same webhook id; WooCommerce makes a new delivery id per attempt,
@@ -101,6 +94,6 @@ def test_a_retry_hours_later_is_a_duplicate(provider: str, tmp_path: Path) -> No
             "source": provider,
             "delivery_id": first.json()["delivery_id"],
         }
-        assert (stored(client), figures(client)) == after_first
+        assert (stored(client), stored_figures(client)) == after_first
         stats = client.get("/api/v1/ingest/stats").json()["sources"][provider]
         assert stats["accepted"] == 1 and stats["duplicate"] == 1

@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Any
 
 from fastapi.testclient import TestClient
 
@@ -14,6 +13,7 @@ from ingest.storage.retention import purge_raw_bodies
 from shoppulse.service import create_app
 from shoppulse.settings import Settings
 from tests.conftest import FrozenClock, fixture_bytes, signed_post
+from tests.helpers.app import rows, service_of, state_of
 
 ORDER = fixture_bytes("shopify", "orders_create.json")
 WAIT = 10.0
@@ -28,19 +28,13 @@ def wait_until(condition: Callable[[], bool], what: str) -> None:
 
 def bodies(client: TestClient) -> dict[str, tuple[str, bool]]:
     """delivery_id -> (status, whether its raw body is still stored)."""
-    app: Any = client.app
-    rows = (
-        app.state.service.con.cursor()
-        .execute("SELECT delivery_id, status, body IS NOT NULL FROM deliveries")
-        .fetchall()
-    )
-    return {row[0]: (row[1], bool(row[2])) for row in rows}
+    found = rows(client, "SELECT delivery_id, status, body IS NOT NULL FROM deliveries")
+    return {row[0]: (row[1], bool(row[2])) for row in found}
 
 
 def event_count(client: TestClient) -> int:
-    app: Any = client.app
-    row = app.state.service.con.cursor().execute("SELECT count(*) FROM events").fetchone()
-    return int(row[0])
+    [(count,)] = rows(client, "SELECT count(*) FROM events")
+    return int(count)
 
 
 def post(client: TestClient, delivery_id: str, body: bytes = ORDER) -> None:
@@ -57,7 +51,7 @@ def test_the_periodic_purge_clears_old_accepted_bodies_only(
         update={"raw_body_retention_days": 30, "purge_interval_seconds": 0.05}
     )
     with TestClient(create_app(fast, sources, clock=clock)) as client:
-        purge = client.app.state.retention  # type: ignore[attr-defined]
+        purge = state_of(client).retention
         post(client, "old-accepted")
         post(client, "old-quarantined", b"{not json")
         clock.now += timedelta(days=20)
@@ -115,7 +109,7 @@ def test_zero_days_keeps_bodies_forever(
         post(client, "kept")
         clock.now += timedelta(days=10_000)
         time.sleep(0.3)
-        assert client.app.state.retention.runs == 0  # type: ignore[attr-defined]
+        assert state_of(client).retention.runs == 0
         assert bodies(client) == {"kept": ("accepted", True)}
 
 
@@ -126,7 +120,7 @@ def test_a_backlog_is_purged_in_chunks_between_batches(
         for index in range(7):
             post(client, f"d{index}")
         clock.now += timedelta(days=settings.raw_body_retention_days + 1)
-        purge = client.app.state.retention  # type: ignore[attr-defined]
+        purge = state_of(client).retention
         purge.chunk = 3
         purge.run_soon()
         wait_until(lambda: purge.purged_total == 7, "every body purged")
@@ -140,8 +134,7 @@ def test_purge_raw_bodies_counts_what_it_cleared(
     with TestClient(create_app(settings, sources, clock=clock)) as client:
         post(client, "x")
         post(client, "y")
-        app: Any = client.app
-        cursor = app.state.service.con.cursor()
+        cursor = service_of(client).con.cursor()
         assert purge_raw_bodies(cursor, clock.now - timedelta(seconds=1)) == 0
         assert purge_raw_bodies(cursor, clock.now + timedelta(seconds=1), limit=1) == 1
         assert purge_raw_bodies(cursor, clock.now + timedelta(seconds=1)) == 1

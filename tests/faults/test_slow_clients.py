@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import socket
 import time
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -20,6 +19,7 @@ from ingest.providers import get_provider
 from tests.conftest import SECRET, fixture_json
 from tests.e2e.server import ServiceProcess
 from tests.faults.conftest import BODY_TIMEOUT
+from tests.helpers.processes import rss_mb
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 
@@ -52,13 +52,6 @@ def open_upload(service: ServiceProcess, number: int, sent: int, declared: int) 
     sock = socket.create_connection(("127.0.0.1", service.port), timeout=10)
     sock.sendall(request_head(headers, declared) + body[:sent])
     return sock
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise AssertionError("no VmRSS")
 
 
 def stats(service: ServiceProcess) -> dict[str, Any]:

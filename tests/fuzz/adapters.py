@@ -94,12 +94,3 @@ def service(
     app = create_app(settings, sources, clock=clock or FrozenClock(NOW))
     with TestClient(app) as client:
         yield client
-
-
-def query(client: TestClient, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
-    app: Any = client.app
-    cursor = app.state.service.con.cursor()
-    try:
-        return list(cursor.execute(sql, params or []).fetchall())
-    finally:
-        cursor.close()

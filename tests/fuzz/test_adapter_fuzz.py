@@ -27,12 +27,12 @@ from ingest.providers import PROVIDERS
 from tests.fuzz.adapters import (
     PROVIDER_NAMES,
     WRONG_SECRET,
-    query,
     samples,
     service,
     sign,
 )
 from tests.fuzz.strategies import DELIVERY_IDS, TOPICS, bodies, extra_headers
+from tests.helpers.app import rows, stored_figures
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -46,8 +46,6 @@ FUZZ = settings(
 
 #: Headers a random extra header may not replace: the framing and the content type.
 FRAMING = {"content-type", "content-length", "transfer-encoding", "connection", "expect", "host"}
-ALL_TIME = {"from": "1970-01-01T00:00:00Z", "to": "2200-01-01T00:00:00Z"}
-VOLATILE = {"as_of", "freshness_seconds"}
 
 
 @pytest.fixture(scope="module")
@@ -62,16 +60,8 @@ def reserved(provider: str) -> set[str]:
     return FRAMING | {name.lower() for name in signed}
 
 
-def figures(client: TestClient) -> dict[str, Any]:
-    """Every metric over all time, after folding what is committed."""
-    app: Any = client.app
-    app.state.service.worker.fold_now()
-    body = client.get("/api/v1/metrics", params=ALL_TIME).json()
-    return {key: value for key, value in body.items() if key not in VOLATILE}
-
-
 def counts(client: TestClient, source: str) -> tuple[int, int]:
-    [(deliveries, events)] = query(
+    [(deliveries, events)] = rows(
         client,
         "SELECT (SELECT count(*) FROM deliveries WHERE source = ?), "
         "(SELECT count(*) FROM events WHERE source = ?)",
@@ -86,15 +76,15 @@ def check_stored_or_quarantined(client: TestClient, provider: str, response: Any
     answer = response.json()
     if answer["status"] == "ping":
         return "ping"
-    rows = query(
+    stored = rows(
         client,
         "SELECT d.status, d.reason, d.event_count, "
         "(SELECT count(*) FROM events e WHERE e.delivery_seq = d.delivery_seq) "
         "FROM deliveries d WHERE d.source = ? AND d.delivery_id = ?",
         [provider, answer["delivery_id"]],
     )
-    assert len(rows) == 1, answer
-    status, reason, event_count, events = rows[0]
+    assert len(stored) == 1, answer
+    status, reason, event_count, events = stored[0]
     assert event_count == events
     if response.status_code == 202:
         assert answer["status"] == "quarantined" and status == "quarantined"
@@ -173,7 +163,7 @@ def test_inauthentic_deliveries_are_401_and_change_nothing(
         headers = sign(provider, sample.body, topic=sample.topic, delivery_id=f"seed-{index}")
         response = client.post(f"/webhooks/{provider}", content=sample.body, headers=headers)
         assert response.status_code in (200, 202), response.text
-    before = figures(client)
+    before = stored_figures(client)
     stored_before = counts(client, provider)
     rejected_before = rejected(client, provider)
 
@@ -204,7 +194,7 @@ def test_inauthentic_deliveries_are_401_and_change_nothing(
 
     run()
     assert counts(client, provider) == stored_before
-    assert figures(client) == before
+    assert stored_figures(client) == before
     assert rejected(client, provider) > rejected_before
 
 

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 import orjson
@@ -205,7 +206,7 @@ def woo_orders(stream: Stream, rng: random.Random, count: int, source: str = "wo
             order.update(status="cancelled", date_modified_gmt=gmt(moment))
             versions.append(("order.updated", copy.deepcopy(order)))
         for topic, body in versions:
-            stream.sends.append(lambda c, t=topic, b=body: _woo_send(c, source, t, b))
+            stream.sends.append(partial(_woo_send, source=source, topic=topic, body=body))
         stream.woo_truth.append(order)
 
 
@@ -247,7 +248,7 @@ def bigcommerce_orders(stream: Stream, rng: random.Random, count: int, source: s
             }
             hooks.append(hook)
         for hook in hooks:
-            stream.sends.append(lambda c, h=hook: _bc_send(c, source, h))
+            stream.sends.append(partial(_bc_send, source=source, hook=hook))
         stream.bc_truth.append(
             v2_order(
                 order_id,
@@ -321,8 +322,9 @@ def stripe_sessions(stream: Stream, rng: random.Random, count: int, source: str 
 
 
 def _stripe_send(source: str, topic: str, at: datetime, obj: dict[str, Any]) -> Send:
+    event_id = f"evt_{obj['id']}_{topic}"
     event = {
-        "id": f"evt_{obj['id']}_{topic}",
+        "id": event_id,
         "object": "event",
         "type": topic,
         "created": int(at.timestamp()),
@@ -337,7 +339,7 @@ def _stripe_send(source: str, topic: str, at: datetime, obj: dict[str, Any]) -> 
             "stripe",
             orjson.dumps(event),
             topic=topic,
-            delivery_id=event["id"],
+            delivery_id=event_id,
             secret=SECRET,
             timestamp=int(FROZEN.timestamp()),
         )

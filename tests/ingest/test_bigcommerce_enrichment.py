@@ -11,7 +11,7 @@ import copy
 import json
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -27,6 +27,8 @@ from ingest.sources import Source
 from shoppulse.service import create_app
 from shoppulse.settings import Settings
 from tests.conftest import SECRET, FrozenClock, fixture_json, signed_post
+from tests.helpers.app import figures, service_of, state_of
+from tests.helpers.waiting import wait_for
 from tests.ingest.bigcommerce_stand_in import (
     STORE_HASH,
     TOKEN,
@@ -54,7 +56,7 @@ def bc_source(source_id: str, api_url: str | None = None) -> Source:
 
 
 def deliver(client: TestClient, clock: FrozenClock, name: str, **changes: Any) -> dict[str, Any]:
-    payload = copy.deepcopy(fixture_json("bigcommerce", name))
+    payload: dict[str, Any] = copy.deepcopy(fixture_json("bigcommerce", name))
     payload.update(changes)
     response = signed_post(
         client,
@@ -67,19 +69,6 @@ def deliver(client: TestClient, clock: FrozenClock, name: str, **changes: Any) -
     )
     assert response.status_code == 200, response.text
     return payload
-
-
-def figures(client: TestClient) -> dict[str, Any]:
-    client.app.state.service.worker.fold_now()  # type: ignore[attr-defined]
-    body: dict[str, Any] = client.get("/api/v1/metrics", params=WINDOW).json()
-    return body
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
 
 
 def app_for(tmp_path: Path, source: Source, clock: FrozenClock) -> TestClient:
@@ -101,8 +90,12 @@ def test_service_fills_in_amounts_and_refetches_after_a_status_change(
     stand_in.replies["250"] = [(200, v2_order(250, created=created, modified=created), {})]
     with app_for(tmp_path, bc_source("bc", stand_in.url), clock) as client:
         deliver(client, clock, "store_order_created.json")
-        wait_for(lambda: figures(client)["orders_without_amounts"] == 0)
-        body = figures(client)
+        wait_for(
+            lambda: figures(client, **WINDOW)["orders_without_amounts"] == 0,
+            "the enriched amounts",
+            10,
+        )
+        body = figures(client, **WINDOW)
         assert body["orders"] == 1
         # 225.00 gross; 10.00 discount + 5.00 coupon; in the transactional currency (EUR).
         assert body["currency"] == "EUR"
@@ -122,22 +115,25 @@ def test_service_fills_in_amounts_and_refetches_after_a_status_change(
             (200, v2_order(250, created=created, modified=changed, subtotal="300.0000"), {})
         ]
         deliver(client, clock, "store_order_statusUpdated.json", created_at=1561479935)
-        wait_for(lambda: figures(client)["gross_sales"] == "300.00")
-        body = figures(client)
+        wait_for(
+            lambda: figures(client, **WINDOW)["gross_sales"] == "300.00",
+            "the enriched gross sales",
+            10,
+        )
+        body = figures(client, **WINDOW)
         assert (body["orders"], body["orders_without_amounts"]) == (1, 0)
         assert len(stand_in.order_requests(250)) == 2
         assert client.get("/api/v1/metrics/check").json()["equal"] is True
         events = (
-            client.app.state.service.con.cursor()
-            .execute(  # type: ignore[attr-defined]
-                "SELECT count(*), count(DISTINCT event_seq), count(currency) FROM events"
-            )
+            service_of(client)
+            .con.cursor()
+            .execute("SELECT count(*), count(DISTINCT event_seq), count(currency) FROM events")
             .fetchone()
         )
         assert events == (4, 4, 2)  # two webhook events, two enriched ones
         # The enriched versions are fills: the gross sales they added say so (the status webhook,
         # a newer version without amounts, took the first fill's 225.00 away again).
-        con = client.app.state.service.con.cursor()  # type: ignore[attr-defined]
+        con = service_of(client).con.cursor()
         origins = con.execute("SELECT origin, count(*) FROM events GROUP BY 1 ORDER BY 1")
         assert origins.fetchall() == [("fill", 2), ("webhook", 2)]
         causes = con.execute(
@@ -154,11 +150,11 @@ def test_without_credentials_orders_count_without_amounts(
     tmp_path: Path, stand_in: StandIn, clock: FrozenClock
 ) -> None:
     with app_for(tmp_path, bc_source("bc"), clock) as client:
-        assert not client.app.state.enricher.active  # type: ignore[attr-defined]
+        assert not state_of(client).enricher.active
         deliver(client, clock, "store_order_created.json")
         deliver(client, clock, "store_cart_converted.json")
         time.sleep(0.3)
-        body = figures(client)
+        body = figures(client, **WINDOW)
         assert (body["orders"], body["orders_without_amounts"]) == (2, 2)
         assert body["gross_sales"] is None and body["by_currency"][0]["currency"] is None
     assert stand_in.requests == []
@@ -178,7 +174,7 @@ def test_backoff_on_transient_errors_and_giving_up_on_404(
     with app_for(tmp_path, bc_source("bc"), clock) as client:
         deliver(client, clock, "store_order_created.json")
         deliver(client, clock, "store_cart_converted.json")
-        service = client.app.state.service  # type: ignore[attr-defined]
+        service = service_of(client)
         enricher = OrderEnricher(
             service.con,
             service.writer,
@@ -191,7 +187,11 @@ def test_backoff_on_transient_errors_and_giving_up_on_404(
         with caplog.at_level(logging.INFO, logger="shoppulse.enrichment"):
             enricher.start()
             try:
-                wait_for(lambda: enricher.enriched == 1 and enricher.gave_up == 1)
+                wait_for(
+                    lambda: enricher.enriched == 1 and enricher.gave_up == 1,
+                    "one order enriched, one given up",
+                    10,
+                )
             finally:
                 enricher.stop()
         first, second, third = stand_in.order_requests(250)
@@ -201,7 +201,7 @@ def test_backoff_on_transient_errors_and_giving_up_on_404(
         assert "order 252 of bc stays without amounts: order 252 does not exist (404)" in (
             caplog.text
         )
-        body = figures(client)
+        body = figures(client, **WINDOW)
         assert (body["orders"], body["orders_without_amounts"]) == (2, 1)
         assert body["by_currency"][1]["gross_sales"] == "225.00"
         assert client.get("/api/v1/metrics/check").json()["equal"] is True
@@ -262,11 +262,17 @@ def test_the_orders_products_become_its_lines_page_by_page(
     ]
     with app_for(tmp_path, bc_source("bc", stand_in.url), clock) as client:
         deliver(client, clock, "store_order_created.json")
-        wait_for(lambda: figures(client)["orders_without_amounts"] == 0)
-        cursor = client.app.state.service.con.cursor()  # type: ignore[attr-defined]
-        name, gross, seq = cursor.execute(
+        wait_for(
+            lambda: figures(client, **WINDOW)["orders_without_amounts"] == 0,
+            "the enriched amounts",
+            10,
+        )
+        cursor = service_of(client).con.cursor()
+        found = cursor.execute(
             "SELECT name, gross_sales, event_seq FROM events WHERE currency IS NOT NULL"
         ).fetchone()
+        assert found is not None
+        name, gross, seq = found
         lines = cursor.execute(
             "SELECT line, product_id, variant_id, sku, title, quantity, unit_price, discount "
             "FROM event_lines WHERE event_seq = ? ORDER BY line",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -15,24 +16,26 @@ from ingest.storage.bodies import unpack
 from shoppulse.service import create_app
 from shoppulse.settings import Settings
 from tests.conftest import SECRET, FrozenClock, fixture_bytes, signed_post
+from tests.helpers.app import service_of
 
 ORDER = fixture_bytes("shopify", "orders_create.json")
 
 
 def count(client: TestClient, sql: str) -> int:
-    row = client.app.state.service.con.cursor().execute(sql).fetchone()  # type: ignore[attr-defined]
+    row = service_of(client).con.cursor().execute(sql).fetchone()
     assert row is not None
     return int(row[0])
 
 
-def assert_error(response: object, status: int, code: str) -> dict[str, object]:
-    assert response.status_code == status, response.text  # type: ignore[attr-defined]
-    body = response.json()  # type: ignore[attr-defined]
+def assert_error(response: httpx.Response, status: int, code: str) -> dict[str, object]:
+    assert response.status_code == status, response.text
+    body = response.json()
     assert set(body) == {"error"}
     assert body["error"]["status"] == status
     assert body["error"]["code"] == code
     assert isinstance(body["error"]["message"], str) and body["error"]["message"]
-    return body["error"]  # type: ignore[no-any-return]
+    error: dict[str, object] = body["error"]
+    return error
 
 
 def test_duplicate_delivery_is_acknowledged_once(client: TestClient) -> None:
@@ -133,7 +136,7 @@ def test_oversized_body_is_413(
         # no Content-Length: the limit is enforced while streaming
         response = client.post(
             "/webhooks/acme",
-            content=chunks(),  # type: ignore[arg-type]
+            content=chunks(),
             headers={"content-type": "application/json"},
         )
         assert_error(response, 413, "body_too_large")
@@ -202,8 +205,9 @@ def test_authentic_but_unusable_is_quarantined(
     advice = {"invalid JSON": NOT_JSON, "unknown topic 'products/update'": UNSUBSCRIBE}
     assert response.json()["next"] == f"stored in quarantine; {advice.get(reason, FIX_MAPPING)}"
     rows = (
-        client.app.state.service.con.cursor()
-        .execute(  # type: ignore[attr-defined]
+        service_of(client)
+        .con.cursor()
+        .execute(
             "SELECT status, reason, body, topic, body_codec FROM deliveries WHERE delivery_id = 'q'"
         )
         .fetchall()
@@ -223,7 +227,7 @@ def test_overloaded_writer_answers_503_and_stores_nothing_unacknowledged(
 ) -> None:
     tight = settings.model_copy(update={"queue_max": 1, "batch_linger_ms": 0})
     with TestClient(create_app(tight, sources, clock=clock)) as client:
-        writer = client.app.state.service.writer  # type: ignore[attr-defined]
+        writer = service_of(client).writer
         release = threading.Event()
         started = threading.Event()
 
@@ -258,7 +262,7 @@ def test_overloaded_writer_answers_503_and_stores_nothing_unacknowledged(
 
 
 def test_database_failure_is_503_then_recovers(client: TestClient) -> None:
-    con = client.app.state.service.con.cursor()  # type: ignore[attr-defined]
+    con = service_of(client).con.cursor()
     con.execute("ALTER TABLE events RENAME TO events_away")
     response = signed_post(client, "acme", "shopify", ORDER, topic="orders/create", delivery_id="f")
     assert_error(response, 503, "unavailable")

@@ -36,6 +36,7 @@ from tests.conftest import (
     make_source,
     signed_post,
 )
+from tests.helpers.app import query
 
 PLATFORM = "bigcommerce"
 SOURCE = "bc"
@@ -69,17 +70,6 @@ def normalize(payload: Any, headers: dict[str, str] | None = None) -> list[Canon
 
 def at(unix: int) -> datetime:
     return datetime.fromtimestamp(unix, UTC)
-
-
-def query(client: TestClient, sql: str) -> list[dict[str, Any]]:
-    app: Any = client.app  # a FastAPI app; TestClient types it as a bare ASGI callable
-    cursor = app.state.service.con.cursor()
-    try:
-        result = cursor.execute(sql)
-        names = [column[0] for column in result.description]
-        return [dict(zip(names, row, strict=True)) for row in result.fetchall()]
-    finally:
-        cursor.close()
 
 
 def test_all_eight_published_examples_are_covered() -> None:

@@ -16,6 +16,7 @@ from ingest.providers import get_provider
 from ingest.providers.base import SignatureError
 from ingest.storage.bodies import unpack
 from tests.conftest import OTHER_SECRET, SECRET, fixture_bytes, fixture_json, signed_post
+from tests.helpers.app import service_of
 
 SHOPIFY = get_provider("shopify")
 
@@ -36,8 +37,9 @@ FIXTURE_TOPICS = {
 def stored(
     client: TestClient, sql: str, params: list[object] | None = None
 ) -> list[tuple[object, ...]]:
-    cursor = client.app.state.service.con.cursor()  # type: ignore[attr-defined]
-    return cursor.execute(sql, params or []).fetchall()
+    cursor = service_of(client).con.cursor()
+    found: list[tuple[object, ...]] = cursor.execute(sql, params or []).fetchall()
+    return found
 
 
 def test_sign_matches_shopify_scheme() -> None:
@@ -82,14 +84,15 @@ def test_every_fixture_is_stored(client: TestClient, name: str, topic: str) -> N
     row = rows[0]
     assert row[0] == topic
     assert row[1] == "accepted" and row[2] is None
-    assert row[6] == "zlib" and unpack(row[3], row[6]) == body  # type: ignore[arg-type]
+    assert row[6] == "zlib" and isinstance(row[3], bytes)
+    assert unpack(row[3], row[6]) == body
     assert row[4] == 1
     assert "x-shopify-hmac-sha256" not in str(row[5])  # signatures are never kept
     assert "x-shopify-topic" in str(row[5])
 
 
 def _event(client: TestClient, delivery_id: str) -> dict[str, object]:
-    cursor = client.app.state.service.con.cursor()  # type: ignore[attr-defined]
+    cursor = service_of(client).con.cursor()
     cursor.execute(
         "SELECT e.* FROM events e JOIN deliveries d USING (delivery_seq) WHERE d.delivery_id = ?",
         [delivery_id],
@@ -125,7 +128,7 @@ def test_order_name_and_line_items_are_stored_with_the_event(client: TestClient)
     signed_post(client, "acme", "shopify", body, topic="orders/create", delivery_id="o1")
     event = _event(client, "o1")
     assert event["name"] == payload["name"] == "#9999"
-    cursor = client.app.state.service.con.cursor()  # type: ignore[attr-defined]
+    cursor = service_of(client).con.cursor()
     lines = cursor.execute(
         "SELECT line, product_id, variant_id, sku, title, quantity, unit_price, discount "
         "FROM event_lines WHERE event_seq = ? ORDER BY line",

@@ -31,6 +31,7 @@ from shoppulse.service import create_app
 from shoppulse.settings import Settings
 from tests.conftest import FIXTURES as FIXTURE_DIR
 from tests.conftest import WEBHOOKS, FrozenClock, fixture_bytes, fixture_json, make_source
+from tests.helpers.app import query
 
 PLATFORM = "standard"
 SOURCE = "custom-store"
@@ -75,17 +76,6 @@ def signed(
 def post(client: TestClient, body: bytes, *, msg: str, secret: str = SECRET, ts: int = TS) -> Any:
     headers = StandardWebhooks().sign(body, secret, topic="events", delivery_id=msg, timestamp=ts)
     return client.post(f"/webhooks/{SOURCE}", content=body, headers=headers)
-
-
-def query(client: TestClient, sql: str) -> list[dict[str, Any]]:
-    app: Any = client.app  # a FastAPI app; TestClient types it as a bare ASGI callable
-    cursor = app.state.service.con.cursor()
-    try:
-        result = cursor.execute(sql)
-        names = [column[0] for column in result.description]
-        return [dict(zip(names, row, strict=True)) for row in result.fetchall()]
-    finally:
-        cursor.close()
 
 
 # ----------------------------------------------------------------------------- published vectors

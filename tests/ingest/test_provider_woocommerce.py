@@ -34,6 +34,7 @@ from tests.conftest import (
     make_source,
     signed_post,
 )
+from tests.helpers.app import query
 
 PLATFORM = "woocommerce"
 SOURCE = "woo"
@@ -72,17 +73,6 @@ def order(name: str = "order.updated.json", **changes: Any) -> dict[str, Any]:
 
 def normalize(payload: Any, topic: str = "order.updated") -> list[CanonicalEvent]:
     return WooCommerce().normalize(topic, payload, {})
-
-
-def query(client: TestClient, sql: str) -> list[dict[str, Any]]:
-    app: Any = client.app  # a FastAPI app; TestClient types it as a bare ASGI callable
-    cursor = app.state.service.con.cursor()
-    try:
-        result = cursor.execute(sql)
-        names = [column[0] for column in result.description]
-        return [dict(zip(names, row, strict=True)) for row in result.fetchall()]
-    finally:
-        cursor.close()
 
 
 def utc(text: str) -> datetime:

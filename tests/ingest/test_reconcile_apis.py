@@ -102,7 +102,7 @@ def test_shopify_pages_orders_and_line_items_and_waits_out_throttling(api: Store
     order_ids = [str(n) for n in range(1, 46)]
     assert [r.entity_id for r in records] == [*order_ids[:5], "77", *order_ids[5:]]
     big = records[2].events[0]
-    assert (big.gross_sales, big.currency, big.cart_token) == (750, "CAD", "cart-3")
+    assert (big.gross_sales, big.currency, big.cart_token) == (Decimal(750), "CAD", "cart-3")
     assert big.name == "#1003" and big.lines is not None and len(big.lines) == 300
     first = big.lines[0]
     assert (first.product_id, first.variant_id, first.sku, first.unit_price) == (
@@ -203,7 +203,11 @@ def test_bigcommerce_pages_until_a_short_page_and_maps_like_enrichment(api: Stor
     records = fetch_all(bigcommerce(api.url))
     assert len(records) == 260
     event = records[0].events[0]
-    assert (event.gross_sales, event.discounts, event.currency) == (225, 15, "EUR")
+    assert (event.gross_sales, event.discounts, event.currency) == (
+        Decimal(225),
+        Decimal(15),
+        "EUR",
+    )
     listing = [t for _, t in api.requests if "/v2/orders?" in t]
     assert len(listing) == 3  # the 429, then two pages (250 and a short one)
 
@@ -268,7 +272,7 @@ def test_stripe_pages_with_has_more_and_skips_open_sessions(api: StoreApi) -> No
         "refund",
         "re_1",
         "pi_0003",
-        5,
+        Decimal(5),
     )
 
 

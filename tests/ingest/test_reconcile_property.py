@@ -23,6 +23,7 @@ from ingest.sources import Source
 from shoppulse.service import create_app
 from shoppulse.settings import Settings
 from tests.conftest import SECRET, FrozenClock
+from tests.helpers.app import figures
 from tests.ingest.reconcile_streams import (
     Stream,
     bigcommerce_orders,
@@ -40,7 +41,7 @@ from tests.ingest.store_api_stand_in import (
     StoreApi,
     running_store_api,
 )
-from tests.metrics.shop import WEEK, figures
+from tests.metrics.shop import WEEK
 
 SINCE = "2025-12-01T00:00:00Z"
 

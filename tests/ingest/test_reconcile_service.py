@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,6 +17,8 @@ from ingest.sources import Source
 from shoppulse.service import create_app
 from shoppulse.settings import Settings
 from tests.conftest import SECRET, FrozenClock, make_source
+from tests.helpers.app import figures, service_of
+from tests.helpers.waiting import wait_for
 from tests.ingest.bigcommerce_stand_in import v2_order
 from tests.ingest.store_api_stand_in import (
     BC_TOKEN,
@@ -28,7 +30,7 @@ from tests.ingest.test_bigcommerce_enrichment import WINDOW as BC_WINDOW
 from tests.ingest.test_bigcommerce_enrichment import deliver
 from tests.ingest.test_reconcile_apis import session
 from tests.ingest.test_reconcile_property import reconcile, store_sources
-from tests.metrics.shop import WEEK, figures
+from tests.metrics.shop import WEEK
 
 T0 = datetime(2025, 12, 10, 12, 0, tzinfo=UTC)
 
@@ -54,13 +56,6 @@ def service(tmp_path: Path, url: str, **settings: Any) -> TestClient:
     values.update(settings)
     config = Settings(db_path=tmp_path / "data" / "shoppulse.duckdb", **values)
     return TestClient(create_app(config, sources(url), clock=FrozenClock()))
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
 
 
 def test_missed_orders_and_sessions_are_filled_and_reported(tmp_path: Path, api: StoreApi) -> None:
@@ -97,7 +92,7 @@ def test_missed_orders_and_sessions_are_filled_and_reported(tmp_path: Path, api:
         )
 
         # The filled deliveries carry their provenance; a second run stores nothing more.
-        con = client.app.state.service.con.cursor()  # type: ignore[attr-defined]
+        con = service_of(client).con.cursor()
         rows = con.execute(
             "SELECT delivery_id, headers FROM deliveries WHERE source = 'bc'"
         ).fetchall()
@@ -153,7 +148,7 @@ def test_the_schedule_runs_each_source_with_overlapping_windows(
             body: list[dict[str, Any]] = client.get("/api/v1/reconciliation").json()["runs"]
             return [r for r in body if r["source"] == "bc" and r["status"] == "ok"]
 
-        wait_for(lambda: len(runs()) >= 2)
+        wait_for(lambda: len(runs()) >= 2, "two reconciliation runs")
         first, second = sorted(runs(), key=lambda r: r["run_id"])[:2]
         assert first["trigger"] == second["trigger"] == "schedule"
         # The clock is frozen: the first run covers the lookback (a day), the second starts an
@@ -171,7 +166,10 @@ def test_a_bigcommerce_order_its_webhook_brought_is_current_despite_the_dispatch
     clock = FrozenClock()
     with service(tmp_path, api.url) as client:
         deliver(client, clock, "store_order_created.json")  # enrichment fetches its amounts
-        wait_for(lambda: figures(client, **BC_WINDOW, source="bc")["orders_without_amounts"] == 0)
+        wait_for(
+            lambda: figures(client, **BC_WINDOW, source="bc")["orders_without_amounts"] == 0,
+            "every order with its amounts",
+        )
         report = reconcile(client, source="bc", since="2019-06-01T00:00:00Z")[0]
         assert (report["current"], report["older"], report["filled"]) == (1, 0, 0)
 
@@ -234,7 +232,10 @@ def test_a_source_may_have_its_own_interval(tmp_path: Path, api: StoreApi) -> No
     config = Settings(db_path=tmp_path / "shoppulse.duckdb", reconcile_interval_seconds=0)
     app = create_app(config, {"bc": hourly, "st": stores["st"]}, clock=FrozenClock())
     with TestClient(app) as client:
-        wait_for(lambda: len(client.get("/api/v1/reconciliation").json()["runs"]) >= 2)
+        wait_for(
+            lambda: len(client.get("/api/v1/reconciliation").json()["runs"]) >= 2,
+            "two reconciliation runs",
+        )
         status = client.get("/api/v1/reconciliation").json()
         assert {r["source"] for r in status["runs"]} == {"bc"}  # st has no schedule
         assert status["sources"]["bc"]["interval_seconds"] == 0.2

@@ -35,6 +35,7 @@ from tests.conftest import (
     signed_post,
 )
 from tests.e2e.server import ServiceProcess, write_sources
+from tests.helpers.app import service_of
 
 PAST = datetime(2000, 1, 1, tzinfo=UTC)
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -177,9 +178,11 @@ def test_cli_replays_with_the_service_stopped(quarantined_db: Path, tmp_path: Pa
     assert state["d-cart"] == ("accepted", None, 1)
     assert state["w1"] == ("accepted", None, 1)
     assert state["d-broken-json"][0] == "quarantined"
-    assert state["d-broken-json"][1].startswith("invalid JSON")
-    far = state["d-far-future"]
-    assert far[0] == "quarantined" and "2099-01-01" in far[1] and "service clock 2000" not in far[1]
+    broken_reason = state["d-broken-json"][1]
+    assert broken_reason is not None and broken_reason.startswith("invalid JSON")
+    far_status, far_reason, _ = state["d-far-future"]
+    assert far_status == "quarantined" and far_reason is not None
+    assert "2099-01-01" in far_reason and "service clock 2000" not in far_reason
     assert assert_event_seqs_unique(quarantined_db) == 4  # 1 before, 3 replayed
 
     again = run("replay", *common)
@@ -190,7 +193,7 @@ def test_cli_replays_with_the_service_stopped(quarantined_db: Path, tmp_path: Pa
     # The service started afterwards folds the replayed events into the figures.
     settings = Settings(db_path=quarantined_db, batch_linger_ms=0.5)
     with TestClient(create_app(settings, sources_map(), clock=FrozenClock(NOW))) as client:
-        client.app.state.service.worker.fold_now()  # type: ignore[attr-defined]
+        service_of(client).worker.fold_now()
         body = client.get(
             "/api/v1/metrics",
             params={"from": "2017-01-01T00:00:00Z", "to": "2023-01-01T00:00:00Z"},
@@ -264,7 +267,7 @@ def test_replay_endpoint_moves_deliveries_through_the_writer(
         # Events stored after the replay get seqs after the replayed ones (the writer's counter).
         later = shop_order("1002", processed_at="2025-12-31T23:00:00Z")
         assert send(client, "acme", later, "orders/create", "d-later") == "stored"
-        client.app.state.service.worker.fold_now()  # type: ignore[attr-defined]
+        service_of(client).worker.fold_now()
         figures = client.get(
             "/api/v1/metrics",
             params={"from": "2017-01-01T00:00:00Z", "to": "2026-01-01T00:00:00Z"},

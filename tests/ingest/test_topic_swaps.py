@@ -31,6 +31,7 @@ from tests.conftest import (
     make_source,
     signed_post,
 )
+from tests.helpers.app import service_of
 
 SHOPIFY_ORDER = fixture_bytes("shopify", "orders_create.json")
 SHOPIFY_CHECKOUT = fixture_bytes("shopify", "checkouts_create.json")
@@ -55,7 +56,7 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
 
 
 def rows(client: TestClient, sql: str, *params: object) -> list[tuple[Any, ...]]:
-    con: duckdb.DuckDBPyConnection = client.app.state.service.con  # type: ignore[attr-defined]
+    con: duckdb.DuckDBPyConnection = service_of(client).con
     cursor = con.cursor()
     try:
         return cursor.execute(sql, list(params)).fetchall()
@@ -143,7 +144,7 @@ def test_every_shopify_body_under_its_own_topic_is_stored(
 
 
 def woo_orders(client: TestClient) -> int:
-    client.app.state.service.worker.fold_now()  # type: ignore[attr-defined]
+    service_of(client).worker.fold_now()
     answer = client.get("/api/v1/metrics", params={"source": "woo", **WOO_DAY})
     assert answer.status_code == 200, answer.text
     return int(answer.json()["orders"])

@@ -69,9 +69,11 @@ def answers_in_code() -> set[tuple[int, str]]:
                 if not isinstance(args[0], ast.Constant):
                     continue  # a status passed through (an error's own, or OUTCOME_STATUS)
                 status = args[0].value
+                assert isinstance(status, int), ast.unparse(node)
                 if name == "error_answer":
                     code = args[1]
                     assert isinstance(code, ast.Constant), ast.unparse(node)
+                    assert isinstance(code.value, str), ast.unparse(node)
                     found.add((status, code.value))
                 else:
                     body = args[1]
@@ -83,6 +85,7 @@ def answers_in_code() -> set[tuple[int, str]]:
                     }
                     status_field = fields["status"]
                     assert isinstance(status_field, ast.Constant), ast.unparse(node)
+                    assert isinstance(status_field.value, str), ast.unparse(node)
                     found.add((status, status_field.value))
     return found
 

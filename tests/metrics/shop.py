@@ -16,6 +16,7 @@ from metrics.recompute import Difference, check
 from shoppulse.service import create_app
 from shoppulse.settings import Settings
 from tests.conftest import SECRET, FrozenClock, fixture_json, signed_post
+from tests.helpers.app import service_of
 
 CART = fixture_json("shopify", "carts_create.json")
 CHECKOUT = fixture_json("shopify", "checkouts_create.json")
@@ -149,14 +150,6 @@ class Shop:
         return self.send("refunds/create", payload, **kw)
 
 
-def figures(client: TestClient, **params: str) -> dict[str, Any]:
-    """Fold everything committed at the app's clock, then read /api/v1/metrics."""
-    client.app.state.service.worker.fold_now()  # type: ignore[attr-defined]
-    response = client.get("/api/v1/metrics", params=params)
-    assert response.status_code == 200, response.text
-    return response.json()  # type: ignore[no-any-return]
-
-
 def start_service(settings: Settings, sources: dict[str, Source], clock: FrozenClock) -> TestClient:
     """The real app with its lifespan running (a restart is `__exit__` and another start)."""
     client = TestClient(create_app(settings, sources, clock=clock))
@@ -165,7 +158,7 @@ def start_service(settings: Settings, sources: dict[str, Source], clock: FrozenC
 
 
 def differences(client: TestClient, now: datetime | None = None) -> list[Difference]:
-    service = client.app.state.service  # type: ignore[attr-defined]
+    service = service_of(client)
     service.worker.fold_now()
     return check(
         service.con.cursor(),

@@ -13,7 +13,8 @@ from shoppulse.cli import app as cli
 from shoppulse.service import create_app
 from shoppulse.settings import Settings
 from tests.conftest import FrozenClock
-from tests.metrics.shop import WEEK, Shop, figures
+from tests.helpers.app import figures, service_of
+from tests.metrics.shop import WEEK, Shop
 
 T0 = datetime(2026, 4, 6, 10, 0, tzinfo=UTC)
 
@@ -90,14 +91,15 @@ def test_timeseries_by_grain(client: TestClient, clock: FrozenClock) -> None:
     shop.order("1", T0, gross="10.00")
     shop.order("2", T0 + timedelta(minutes=1), gross="20.00")
     shop.order("3", T0 + timedelta(hours=2), gross="30.00")
-    client.app.state.service.worker.fold_now()  # type: ignore[attr-defined]
+    service_of(client).worker.fold_now()
 
     def series(metric: str, grain: str) -> list[dict[str, object]]:
         response = client.get(
             "/api/v1/metrics/timeseries", params={"metric": metric, "grain": grain, **WEEK}
         )
         assert response.status_code == 200, response.text
-        return response.json()["points"]  # type: ignore[no-any-return]
+        points: list[dict[str, object]] = response.json()["points"]
+        return points
 
     assert [p["value"] for p in series("orders", "minute")] == [1, 1, 1]
     assert [p["value"] for p in series("orders", "hour")] == [2, 1]
@@ -113,7 +115,7 @@ def test_rates_in_timeseries(client: TestClient, clock: FrozenClock) -> None:
     shop.cart("b", T0)
     shop.order("1", T0, cart_token="a")
     clock.now = T0 + timedelta(hours=2)
-    client.app.state.service.worker.fold_now()  # type: ignore[attr-defined]
+    service_of(client).worker.fold_now()
     response = client.get(
         "/api/v1/metrics/timeseries",
         params={"metric": "cart_conversion_rate", "grain": "day", **WEEK},
@@ -149,7 +151,7 @@ def test_recompute_cli_finds_a_tampered_aggregate_and_rebuild_repairs_it(
 ) -> None:
     with TestClient(create_app(settings, sources, clock=clock)) as client:
         Shop(client).order("1", T0, gross="10.00")
-        client.app.state.service.worker.fold_now()  # type: ignore[attr-defined]
+        service_of(client).worker.fold_now()
     runner = CliRunner()
     result = runner.invoke(cli, ["recompute", "--db", str(settings.db_path)])
     assert result.exit_code == 0, result.output
@@ -222,7 +224,7 @@ def test_a_configured_source_without_data_and_a_removed_source_with_data_answer_
         "fresh": Source.model_validate({"id": "fresh", "provider": "shopify", "secrets": ["s"]})
     }
     with TestClient(create_app(settings, newer, clock=clock)) as client:
-        client.app.state.service.worker.fold_now()  # type: ignore[attr-defined]
+        service_of(client).worker.fold_now()
         assert figures(client, source="acme", **WEEK)["orders"] == 1
         assert figures(client, source="fresh", **WEEK)["orders"] == 0
         assert client.get("/api/v1/metrics", params={"source": "nope"}).status_code == 404

@@ -12,7 +12,8 @@ from ingest.sources import Source
 from shoppulse.service import create_app
 from shoppulse.settings import Settings
 from tests.conftest import FrozenClock, fixture_bytes, make_source, signed_post
-from tests.metrics.shop import WEEK, Shop, differences, figures
+from tests.helpers.app import figures, service_of
+from tests.metrics.shop import WEEK, Shop, differences
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
@@ -269,7 +270,7 @@ def test_compaction_merges_old_folds_per_hour_and_keeps_every_figure(
         )
         figures(client, **WEEK)
         clock.now += timedelta(minutes=1)
-    service = client.app.state.service  # type: ignore[attr-defined]
+    service = service_of(client)
     con = service.con.cursor()
 
     def change_rows() -> int:
@@ -303,7 +304,7 @@ def test_compaction_merges_old_folds_per_hour_and_keeps_every_figure(
 
 
 def test_cold_state_is_found_again_by_a_late_update(client: TestClient, shop: Shop) -> None:
-    worker = client.app.state.service.worker  # type: ignore[attr-defined]
+    worker = service_of(client).worker
     shop.cart("cartZ", T0)
     shop.order("z1", T0, gross="10.00", cart_token="cartZ")
     shop.refund("rz", "z1", T0, ["4.00"])
@@ -312,7 +313,7 @@ def test_cold_state_is_found_again_by_a_late_update(client: TestClient, shop: Sh
     shop.order("z2", T0, gross="1.00")  # something else changes meanwhile
     figures(client, **WEEK)
     assert worker.demote_now() >= 3  # cartZ, z1 and its refund are now cold
-    con = client.app.state.service.con.cursor()  # type: ignore[attr-defined]
+    con = service_of(client).con.cursor()
     assert con.execute("SELECT count(*) FROM metrics_orders_cold").fetchall()[0][0] == 1
     # late events for the cold order and its refund are found and replace the cold rows
     shop.order(

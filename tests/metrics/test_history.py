@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from shoppulse.service import create_app
 from shoppulse.settings import Settings
 from tests.conftest import SECRET, FrozenClock, make_source
+from tests.helpers.app import service_of
 from tests.metrics.shop import Shop
 from tests.metrics.test_incremental_equals_recompute import (
     SOURCES,
@@ -78,7 +79,7 @@ def _get(client: TestClient, path: str, params: dict[str, str]) -> Any:
 
 
 def _observe(client: TestClient) -> list[Any]:
-    client.app.state.service.worker.fold_now()  # type: ignore[attr-defined]
+    service_of(client).worker.fold_now()
     return [_get(client, path, params) for path, params in ASKED]
 
 

@@ -15,6 +15,7 @@ from metrics.engine import MetricsEngine
 from metrics.recompute import Difference, check
 from metrics.worker import MetricsWorker
 from tests.conftest import FrozenClock
+from tests.helpers.app import service_of
 from tests.metrics.shop import Shop, differences
 
 SPECS = (F.ORDER, F.REFUND, F.CHECKOUT, F.CART)
@@ -22,7 +23,7 @@ SPECS = (F.ORDER, F.REFUND, F.CHECKOUT, F.CART)
 
 def _worker(client: TestClient) -> MetricsWorker:
     """The service's metrics worker, with its thread stopped: the test folds by hand."""
-    worker: MetricsWorker = client.app.state.service.worker  # type: ignore[attr-defined]
+    worker: MetricsWorker = service_of(client).worker
     worker.stop()
     return worker
 
@@ -232,7 +233,7 @@ def test_state_lost_in_a_crash_is_folded_again(client: TestClient, clock: Frozen
     state = _state(restarted)
     for table, frame in expected.items():
         assert state[table].height == frame.height > 0, table
-        assert state[table].equals(frame.cast(dict(state[table].schema))), table
+        assert state[table].equals(frame.cast(state[table].schema)), table
     assert differences(client) == []
 
 

@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from shoppulse.settings import Settings
 from tests.conftest import SECRET, FrozenClock, make_source
+from tests.helpers.app import service_of
 from tests.metrics.shop import Shop, differences, start_service
 
 T0 = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
@@ -218,7 +219,7 @@ def _send(shop: Shop, op: Send) -> None:
 
 def _crash_image(client: TestClient, into: Path) -> list[tuple[Path, Path | None]]:
     """Copies of the live database files as a crash would leave them now: (file, copy or None)."""
-    service = client.app.state.service  # type: ignore[attr-defined]
+    service = service_of(client)
     into.mkdir(exist_ok=True)
     files = [service.settings.db_path, service.settings.db_path.with_name("live.duckdb.wal")]
     # No fold is running while the lock is held, and every delivery sent so far was committed
@@ -277,7 +278,7 @@ def test_incremental_equals_recompute(steps: list[object], state_write_seconds: 
             elif isinstance(op, Advance):
                 clock.now += timedelta(minutes=op.minutes)
             elif isinstance(op, Demote):
-                client.app.state.service.worker.demote_now()  # type: ignore[attr-defined]
+                service_of(client).worker.demote_now()
             elif isinstance(op, Restart):
                 client.__exit__(None, None, None)
                 client = start()

@@ -27,6 +27,7 @@ from ingest.sources import Source
 from shoppulse.service import create_app
 from shoppulse.settings import Settings
 from tests.conftest import SECRET, FrozenClock, fixture_json, make_source, signed_post
+from tests.helpers.app import service_of, state_of
 from tests.ingest.bigcommerce_stand_in import (
     STORE_HASH,
     TOKEN,
@@ -152,12 +153,12 @@ def test_mixed_platforms_match_the_hand_computation(
         )
         assert duplicate.json()["status"] == "duplicate"
 
-        enricher = client.app.state.enricher  # type: ignore[attr-defined]
+        enricher = state_of(client).enricher
         deadline = time.monotonic() + 10
         while not (enricher.enriched == 1 and enricher.gave_up == 1):
             assert time.monotonic() < deadline, "the enricher did not finish"
             time.sleep(0.05)
-        client.app.state.service.worker.fold_now()  # type: ignore[attr-defined]
+        service_of(client).worker.fold_now()
         body = client.get("/api/v1/metrics", params=WINDOW).json()
         by_source = {
             source: client.get("/api/v1/metrics", params={**WINDOW, "source": source}).json()

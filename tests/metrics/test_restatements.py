@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
 from tests.conftest import FrozenClock
-from tests.metrics.shop import Shop, figures
+from tests.helpers.app import figures, service_of
+from tests.metrics.shop import Shop
 
 DAY = datetime(2026, 6, 1, tzinfo=UTC)
 DAYS = {"from": DAY.isoformat(), "to": (DAY + timedelta(days=3)).isoformat()}
@@ -19,10 +21,11 @@ def clock() -> FrozenClock:
     return FrozenClock(DAY + timedelta(hours=9))
 
 
-def _restated(client: TestClient, **params: str) -> dict[str, object]:
+def _restated(client: TestClient, **params: str) -> dict[str, Any]:
     response = client.get("/api/v1/metrics/restatements", params={**DAYS, **params})
     assert response.status_code == 200, response.text
-    return response.json()  # type: ignore[no-any-return]
+    body: dict[str, Any] = response.json()
+    return body
 
 
 def test_a_day_restated_by_a_late_order_a_cancellation_and_a_refund(
@@ -50,13 +53,13 @@ def test_a_day_restated_by_a_late_order_a_cancellation_and_a_refund(
 
     body = _restated(client, metric="net_sales", grain="day")
     assert body["definition_version"] == 1
-    [day] = body["buckets"]  # type: ignore[misc]
+    [day] = body["buckets"]
     assert day["bucket"] == DAY.isoformat() and day["currency"] == "USD"
     assert (day["first_reported"], day["now"], day["difference"]) == ("150.00", "120.00", "-30.00")
     assert day["causes"] == {"cancellation": "-50.00", "late_delivery": "30.00", "refund": "-10.00"}
 
     # With a settle delay of two hours the day was first reported with all of it.
-    [settled] = _restated(client, grain="day", settle=str(2 * 3600))["buckets"]  # type: ignore[misc]
+    [settled] = _restated(client, grain="day", settle=str(2 * 3600))["buckets"]
     assert (settled["first_reported"], settled["difference"], settled["causes"]) == (
         "120.00",
         "0.00",
@@ -79,20 +82,20 @@ def test_abandonment_reversed_by_a_later_order(client: TestClient, clock: Frozen
     shop.order("X1", DAY + timedelta(hours=11), gross="10.00", cart_token="X")
     figures(client)
     body = _restated(client, metric="carts_abandoned", grain="hour")
-    [hour] = body["buckets"]  # type: ignore[misc]
+    [hour] = body["buckets"]
     # The 09:00 hour closed at 10:00 with the cart still open: the timeout restated it, the
     # order restated it back.
     assert (hour["first_reported"], hour["now"]) == (0, 0)
     assert hour["causes"] == {"abandonment": 1, "abandonment_reversed": -1}
     converted = _restated(client, metric="carts_converted", grain="hour")["buckets"]
-    assert converted[0]["causes"] == {"abandonment_reversed": 1}  # type: ignore[index]
+    assert converted[0]["causes"] == {"abandonment_reversed": 1}
 
 
 def test_open_buckets_are_not_restated(client: TestClient, clock: FrozenClock) -> None:
     Shop(client).order("A", DAY + timedelta(hours=8), gross="5.00")
     figures(client)
     assert _restated(client, grain="day")["buckets"] == []  # the day has not ended
-    assert len(_restated(client, grain="hour")["buckets"]) == 1  # type: ignore[arg-type]
+    assert len(_restated(client, grain="hour")["buckets"]) == 1
 
 
 @pytest.mark.parametrize(
@@ -149,7 +152,7 @@ def test_a_delivery_replayed_out_of_quarantine_restates_as_replay(
     figures(client)
     [day] = [
         b
-        for b in _restated(client, metric="orders", grain="day")["buckets"]  # type: ignore[union-attr]
+        for b in _restated(client, metric="orders", grain="day")["buckets"]
         if b["bucket"] == (DAY + timedelta(days=2)).isoformat()
     ]
     assert (day["first_reported"], day["now"], day["causes"]) == (0, 1, {"replay": 1})
@@ -165,7 +168,7 @@ def test_as_of_after_compaction_resolves_to_the_end_of_the_hour(
             shop.order(order, DAY + timedelta(hours=8), gross="10.00")
         answered[clock.now] = figures(client, **DAYS)["orders"]
     assert list(answered.values()) == [1, 2, 2, 3]
-    worker = client.app.state.service.worker  # type: ignore[attr-defined]
+    worker = service_of(client).worker
     clock.now += timedelta(days=8)  # older than the per-fold period: merged per hour
     figures(client)
     worker.write_state_now()
@@ -182,7 +185,7 @@ def test_as_of_after_compaction_resolves_to_the_end_of_the_hour(
     # ... a moment within an hour answers as of the end of the hour before.
     assert orders_as_of(DAY + timedelta(hours=9, minutes=40)) == 0
     # Restatements stay exact: the causes add up to the difference.
-    [day] = _restated(client, metric="orders", grain="day")["buckets"]  # type: ignore[misc]
+    [day] = _restated(client, metric="orders", grain="day")["buckets"]
     assert day["now"] == 3 and sum(day["causes"].values()) == day["difference"]
 
     clock.now += timedelta(days=90)  # older than the hourly period: merged per day
@@ -213,7 +216,7 @@ def test_days_of_a_time_zone(client: TestClient, clock: FrozenClock) -> None:
     figures(client)
     body = _restated(client, grain="day", tz="Europe/Berlin")
     assert body["timezone"] == "Europe/Berlin"
-    [day] = body["buckets"]  # type: ignore[misc]
+    [day] = body["buckets"]
     assert day["bucket"] == (DAY + timedelta(hours=22)).isoformat()
     assert day["closed_at"] == (DAY + timedelta(days=1, hours=22)).isoformat()
     assert (day["first_reported"], day["now"], day["causes"]) == (
@@ -223,5 +226,5 @@ def test_days_of_a_time_zone(client: TestClient, clock: FrozenClock) -> None:
     )
     # In UTC that day has not closed yet at 23:00 UTC of the day after: not restated... yet
     # the UTC day of the order (DAY) closed, as first reported with the order.
-    [utc_day] = _restated(client, grain="day", tz="UTC")["buckets"]  # type: ignore[misc]
+    [utc_day] = _restated(client, grain="day", tz="UTC")["buckets"]
     assert utc_day["bucket"] == DAY.isoformat() and utc_day["first_reported"] == "40.00"

@@ -15,6 +15,7 @@ from ingest.sources import ConfigError, Source, load_sources
 from shoppulse.service import create_app
 from shoppulse.settings import Settings
 from tests.conftest import SECRET, FrozenClock
+from tests.helpers.app import service_of
 from tests.metrics.shop import Shop
 
 NOW = datetime(2026, 1, 12, 12, 0, tzinfo=UTC)
@@ -42,7 +43,7 @@ def client(tmp_path: Path) -> Iterator[TestClient]:
         # 02:30 UTC on Jan 11 is 03:30 on Jan 11 in Berlin and 21:30 on Jan 10 in New York.
         Shop(test_client, "berlin").order("b1", datetime(2026, 1, 10, 23, 30, tzinfo=UTC))
         Shop(test_client, "plain").order("p1", datetime(2026, 1, 11, 2, 30, tzinfo=UTC))
-        test_client.app.state.service.worker.fold_now()  # type: ignore[attr-defined]
+        service_of(test_client).worker.fold_now()
         yield test_client
 
 

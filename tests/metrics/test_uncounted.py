@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 from fastapi.testclient import TestClient
 
 from tests.conftest import fixture_bytes, signed_post
-from tests.metrics.shop import WEEK, Shop, figures
+from tests.helpers.app import figures, service_of
+from tests.metrics.shop import WEEK, Shop
 
 T0 = datetime(2025, 12, 31, 9, 0, tzinfo=UTC)  # before the test clock
 
@@ -27,7 +28,7 @@ def test_shopifys_sample_order_is_stored_but_not_counted_and_the_stats_say_why(
     shop.order("3", T0)
     shop.delete_order("3")
     assert figures(client, **WEEK)["orders"] == 1
-    client.app.state.service.worker.write_state_now()  # type: ignore[attr-defined]
+    service_of(client).worker.write_state_now()
 
     stats = client.get("/api/v1/ingest/stats").json()
     expected = {"orders": 3, "test": 2, "cancelled": 1, "deleted": 1}

@@ -23,7 +23,8 @@ from hypothesis import strategies as st
 
 from shoppulse.settings import Settings
 from tests.conftest import SECRET, FrozenClock, fixture_json, make_source, signed_post
-from tests.metrics.shop import WEEK, differences, figures, start_service
+from tests.helpers.app import figures
+from tests.metrics.shop import WEEK, differences, start_service
 
 T0 = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 ORDERS = ("701", "702", "703")

@@ -11,11 +11,12 @@ from shoppulse.scale_out.intake_app import create_intake_app
 from shoppulse.settings import Settings
 from tests.conftest import SECRET, make_source
 from tests.dashboard.test_page import app_for
+from tests.helpers.waiting import wait_for
 from tests.scale_out.conftest import RoleFactory
 from tests.scale_out.nats import NatsNode
 from tests.scale_out.signed import signed_settings
 from tests.scale_out.test_faults import lag
-from tests.scale_out.traffic import post, simulated, wait_for
+from tests.scale_out.traffic import post, simulated
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(90)]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -16,9 +17,10 @@ from shoppulse.service import create_app
 from shoppulse.settings import Settings
 from shoppulse.simulator import Mix
 from tests.conftest import SECRET, FrozenClock, make_source
+from tests.helpers.waiting import wait_for
 from tests.scale_out.nats import NatsNode
 from tests.scale_out.signed import signed_settings
-from tests.scale_out.traffic import START, post, simulated, wait_for
+from tests.scale_out.traffic import START, post, simulated
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -32,10 +34,10 @@ WINDOWS = [
 ]
 
 
-def figures(client: TestClient) -> list[object]:
+def figures(client: TestClient) -> list[Any]:
     check = client.get("/api/v1/metrics/check").json()  # folds what is pending first
     assert check["equal"], check
-    found: list[object] = [client.get("/api/v1/metrics", params=w).json() for w in WINDOWS]
+    found: list[Any] = [client.get("/api/v1/metrics", params=w).json() for w in WINDOWS]
     for metric in METRICS:
         params = {"metric": metric, "grain": "hour", **WINDOWS[0]}
         found.append(client.get("/api/v1/metrics/timeseries", params=params).json())
@@ -70,5 +72,5 @@ def test_scale_out_and_embedded_give_the_same_figures(nats_node: NatsNode, tmp_p
         wait_for(caught_up, "the store caught up")
         store_figures = figures(store)
 
-    assert embedded_figures[0]["orders"] > 0  # type: ignore[index]
+    assert embedded_figures[0]["orders"] > 0
     assert store_figures == embedded_figures

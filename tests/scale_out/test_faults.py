@@ -17,11 +17,11 @@ from shoppulse.scale_out.connection import connect
 from shoppulse.scale_out.settings import STREAM, LogSettings
 from shoppulse.scale_out.stream import StreamSpec
 from tests.e2e.test_crash_recovery import Sent, post
+from tests.helpers.waiting import wait_for
 from tests.scale_out.conftest import RoleFactory
 from tests.scale_out.load import SpreadLoad
 from tests.scale_out.nats import NatsNode, cluster, create_stream
 from tests.scale_out.roles import RoleProcess
-from tests.scale_out.traffic import wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 

@@ -32,7 +32,9 @@ ORDER = fixture_bytes("shopify", "orders_create.json")  # 14.9 KB: over the 4 Ki
 SOURCES = {"acme": make_source("acme", "shopify", SECRET)}
 
 
-def signed(body: bytes, delivery_id: str, *, secret: str = SECRET, topic: str = "carts/create"):  # type: ignore[no-untyped-def]
+def signed(
+    body: bytes, delivery_id: str, *, secret: str = SECRET, topic: str = "carts/create"
+) -> dict[str, str]:
     return SHOPIFY.sign(body, secret, topic=topic, delivery_id=delivery_id, timestamp=0)
 
 

@@ -30,6 +30,7 @@ from shoppulse.scale_out.stream import StreamSpec, ensure_stream, open_checked
 from shoppulse.service import discovery_path
 from shoppulse.settings import Settings
 from tests.conftest import SECRET, FrozenClock, make_source
+from tests.helpers.waiting import wait_for
 from tests.scale_out.nats import NatsNode, single_node
 from tests.scale_out.roles import sources_file
 from tests.scale_out.secured import (
@@ -44,7 +45,7 @@ from tests.scale_out.secured import (
     token_node,
 )
 from tests.scale_out.signed import signed_settings
-from tests.scale_out.traffic import START, post, simulated, wait_for
+from tests.scale_out.traffic import START, post, simulated
 
 pytestmark = pytest.mark.timeout(90)
 

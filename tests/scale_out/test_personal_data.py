@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from nats.js.api import StreamConfig
+from nats.js.api import DiscardPolicy, StreamConfig
 from typer.testing import CliRunner
 
 from ingest.redaction import REDACTED
@@ -86,7 +86,9 @@ def test_roles_refuse_a_stream_that_keeps_messages_forever(
 ) -> None:
     add_stream(
         bare_nats.url,
-        StreamConfig(name=STREAM, subjects=list(SUBJECTS), discard="new", duplicate_window=120.0),
+        StreamConfig(
+            name=STREAM, subjects=list(SUBJECTS), discard=DiscardPolicy.NEW, duplicate_window=120.0
+        ),
     )
     config = sources_file(tmp_path, {"acme": ("shopify", SECRET)})
     result = runner.invoke(app, ["intake", "--config", str(config), "--log", bare_nats.url])

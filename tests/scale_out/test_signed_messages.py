@@ -30,10 +30,11 @@ from shoppulse.scale_out.stream import delivery_subject, rejection_subject
 from shoppulse.settings import Settings
 from tests.conftest import SECRET, FrozenClock, make_source
 from tests.e2e.server import write_sources
+from tests.helpers.waiting import wait_for
 from tests.scale_out.nats import NatsNode
 from tests.scale_out.signed import SIGNING_KEY, signed_settings
 from tests.scale_out.stream_reader import read_stream
-from tests.scale_out.traffic import START, post, simulated, wait_for
+from tests.scale_out.traffic import START, post, simulated
 
 pytestmark = pytest.mark.timeout(90)
 

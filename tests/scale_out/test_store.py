@@ -19,9 +19,10 @@ from shoppulse.scale_out.intake_app import create_intake_app
 from shoppulse.scale_out.store_app import create_store_app
 from shoppulse.settings import Settings
 from tests.conftest import SECRET, FrozenClock, make_source
+from tests.helpers.waiting import wait_for
 from tests.scale_out.nats import NatsNode
 from tests.scale_out.signed import signed_settings
-from tests.scale_out.traffic import START, post, simulated, wait_for
+from tests.scale_out.traffic import START, post, simulated
 
 pytestmark = pytest.mark.timeout(90)
 

@@ -3,8 +3,6 @@ and a wait that is always bounded."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 
 import httpx
@@ -38,11 +36,3 @@ def post(client: TestClient | httpx.Client, delivery: SimDelivery) -> httpx.Resp
     return client.post(
         f"/webhooks/{delivery.source}", content=delivery.body, headers=headers(delivery)
     )
-
-
-def wait_for(condition: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout:g} s: {what}")
-        time.sleep(0.1)

@@ -18,6 +18,7 @@ from shoppulse.service import create_app
 from shoppulse.settings import Settings
 from shoppulse.sql import open_catalog
 from tests.conftest import FrozenClock
+from tests.helpers.app import service_of, state_of
 from tests.metrics.shop import Shop
 from tests.sql.test_sql_cli import shoppulse
 
@@ -32,10 +33,10 @@ def serve_and_publish(db_path: Path, sources: dict[str, Source]) -> None:
         shop = Shop(client)
         for n in range(3):
             shop.order(f"o{n}", T0 + timedelta(minutes=n), gross="10.00")
-        service = client.app.state.service  # type: ignore[attr-defined]
+        service = service_of(client)
         service.worker.fold_now()
         service.worker.write_state_now()
-        client.app.state.publish_worker.publisher.publish()  # type: ignore[attr-defined]
+        state_of(client).publish_worker.publisher.publish()
 
 
 def stock_count(catalog: Path) -> int:

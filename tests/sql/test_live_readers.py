@@ -26,6 +26,7 @@ from ingest.providers import get_provider
 from shoppulse.publish.catalog import catalog_path
 from tests.conftest import SECRET, fixture_json
 from tests.e2e.server import ServiceProcess, http_client
+from tests.helpers.waiting import wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 
@@ -128,14 +129,6 @@ class Sender:
             thread.join(15)
 
 
-def wait_for(predicate: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
-
-
 def view(catalog: Path, sql: str) -> list[tuple[Any, ...]]:
     con = duckdb.connect(str(catalog), read_only=True)
     try:
@@ -148,7 +141,7 @@ def test_readers_in_other_processes_while_deliveries_stream_in(tmp_path: Path) -
     service = ServiceProcess.for_sources(tmp_path, {"acme": ("shopify", SECRET)}, env=FAST_PUBLISH)
     with service:
         catalog = catalog_path(service.db)
-        wait_for(catalog.exists, 20, "the first catalog")
+        wait_for(catalog.exists, "the first catalog", timeout=20)
         sender = Sender(service.base_url)
         sender.start()
         readers = [
@@ -176,9 +169,10 @@ def test_readers_in_other_processes_while_deliveries_stream_in(tmp_path: Path) -
 
         # Ingestion stopped: the views catch up and agree with the API.
         def caught_up() -> bool:
-            return view(catalog, "SELECT count(*) FROM events")[0][0] == sender.acked
+            [(shown,)] = view(catalog, "SELECT count(*) FROM events")
+            return int(shown) == sender.acked
 
-        wait_for(caught_up, 20, "the views to show every acknowledged delivery")
+        wait_for(caught_up, "the views to show every acknowledged delivery", timeout=20)
         with service.client() as client:
 
             def api() -> dict[str, Any]:
@@ -186,15 +180,15 @@ def test_readers_in_other_processes_while_deliveries_stream_in(tmp_path: Path) -
                 assert response.status_code == 200
                 return dict(response.json())
 
-            wait_for(lambda: api()["orders"] == sender.acked, 20, "the fold")
+            wait_for(lambda: api()["orders"] == sender.acked, "the fold", timeout=20)
             figures = api()
         wait_for(
             lambda: (
                 view(catalog, "SELECT coalesce(sum(orders), 0) FROM sales_by_day")[0][0]
                 == figures["orders"]
             ),
-            20,
             "the published aggregates",
+            timeout=20,
         )
         orders, gross, discounts = view(
             catalog, "SELECT sum(orders), sum(gross_sales), sum(discounts) FROM sales_by_hour"
@@ -228,11 +222,11 @@ def test_a_reader_holding_a_query_open_does_not_stall_ingestion(tmp_path: Path) 
         catalog = catalog_path(service.db)
         sender = Sender(service.base_url, threads=1)
         sender.start()
-        wait_for(lambda: sender.acked >= 10, 20, "the first deliveries")
+        wait_for(lambda: sender.acked >= 10, "the first deliveries", timeout=20)
         wait_for(
             lambda: catalog.exists() and view(catalog, "SELECT count(*) FROM events")[0][0] >= 10,
-            20,
             "the first published events",
+            timeout=20,
         )
         holder = subprocess.Popen(
             [sys.executable, "-c", HOLDER, str(catalog), "5"],

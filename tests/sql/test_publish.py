@@ -20,7 +20,8 @@ from shoppulse.service import create_app
 from shoppulse.settings import Settings
 from shoppulse.sql import open_catalog
 from tests.conftest import FrozenClock, signed_post
-from tests.metrics.shop import WEEK, Shop, figures
+from tests.helpers.app import figures, service_of, state_of
+from tests.metrics.shop import WEEK, Shop
 
 T0 = datetime(2026, 1, 10, 9, 0, tzinfo=UTC)
 
@@ -41,15 +42,15 @@ def app_client(
 
 
 def publisher(client: TestClient) -> Publisher:
-    worker: PublishWorker = client.app.state.publish_worker  # type: ignore[attr-defined]
+    worker: PublishWorker = state_of(client).publish_worker
     return worker.publisher
 
 
 def publish(client: TestClient) -> PublishReport:
     """Fold what is stored, write the state tables (the engine does it every few seconds),
     then run one publish cycle."""
-    client.app.state.service.worker.fold_now()  # type: ignore[attr-defined]
-    client.app.state.service.worker.write_state_now()  # type: ignore[attr-defined]
+    service_of(client).worker.fold_now()
+    service_of(client).worker.write_state_now()
     return publisher(client).publish()
 
 
@@ -127,7 +128,7 @@ def test_a_cycle_publishes_the_folds_whose_state_is_written(
 ) -> None:
     """The engine keeps recent state in memory: a cycle publishes entity state and aggregates
     as of the last fold whose state is written, so that the two agree."""
-    service = app_client.app.state.service  # type: ignore[attr-defined]
+    service = service_of(app_client)
     shop = Shop(app_client)
     shop.order("o1", T0, gross="10.00")
     publish(app_client)
@@ -220,17 +221,16 @@ def test_a_replayed_quarantined_delivery_shows_its_new_status(
     assert "body" not in columns and "headers" not in columns  # personal data stays home
 
     # A replay (on the writer thread, as replays run) accepts it.
-    service = app_client.app.state.service  # type: ignore[attr-defined]
+    service = service_of(app_client)
     done: list[bool] = []
-    service.writer.run_job(
-        lambda con: (
-            con.execute(
-                "UPDATE deliveries SET status = 'accepted', reason = NULL "
-                "WHERE delivery_id = 'bad-1'"
-            ),
-            done.append(True),
+
+    def accept(con: duckdb.DuckDBPyConnection) -> None:
+        con.execute(
+            "UPDATE deliveries SET status = 'accepted', reason = NULL WHERE delivery_id = 'bad-1'"
         )
-    )
+        done.append(True)
+
+    service.writer.run_job(accept)
     deadline = datetime.now(UTC) + timedelta(seconds=10)
     while not done and datetime.now(UTC) < deadline:
         pass

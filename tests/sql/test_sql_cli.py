@@ -18,6 +18,7 @@ from shoppulse.publish.views import VIEWS
 from shoppulse.service import create_app
 from shoppulse.settings import Settings
 from tests.conftest import FrozenClock
+from tests.helpers.app import service_of
 from tests.metrics.shop import Shop
 
 T0 = datetime(2026, 1, 10, 9, 0, tzinfo=UTC)
@@ -39,7 +40,7 @@ def stopped_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         shop.cart("c1", T0)
         shop.order("o1", T0, gross="100.00", discounts="10.00", cart_token="c1")
         shop.order("o2", T0 + timedelta(hours=1), gross="50.00")
-        client.app.state.service.worker.fold_now()  # type: ignore[attr-defined]
+        service_of(client).worker.fold_now()
     yield db_path
 
 
@@ -76,7 +77,7 @@ def test_sql_formats_on_a_stopped_service(stopped_db: Path, tmp_path: Path) -> N
         "sql", "--db", str(stopped_db), "--format", "parquet", "--output", str(target), query
     )
     assert parquet.returncode == 0, parquet.stderr
-    assert duckdb.sql(f"SELECT orders FROM read_parquet('{target}')").fetchall() == [(2,)]
+    assert duckdb.execute(f"SELECT orders FROM read_parquet('{target}')").fetchall() == [(2,)]
 
 
 @pytest.mark.parametrize(
@@ -113,7 +114,7 @@ def test_export_writes_one_consistent_file_per_view(stopped_db: Path, tmp_path: 
     manifest = json.loads((tmp_path / "snap" / "manifest.json").read_text())
     assert set(manifest["files"]) == {*VIEWS, "publish_info"}
     assert manifest["rows"]["orders"] == 2 and manifest["snapshot"]["events_through"] == 3
-    orders = duckdb.sql(
+    orders = duckdb.execute(
         f"SELECT count(*) FROM read_parquet('{tmp_path / 'snap' / 'orders.parquet'}')"
     )
     assert orders.fetchall() == [(2,)]
