@@ -77,4 +77,5 @@ def test_the_full_settings_are_what_ingest_takes() -> None:
     settings = Settings(max_body_bytes=4096)
     ingest_part: IngestSettings = settings  # the composed settings are ingest's, and more
     assert ingest_part.max_body_bytes == 4096
-    assert all(isinstance(settings, stage) for stage in (*STAGES, IngestSettings))
+    stages: tuple[type[BaseModel], ...] = (*STAGES, IngestSettings)
+    assert all(isinstance(settings, stage) for stage in stages)
