@@ -86,9 +86,9 @@ def build_router(
         responses=openapi_responses(WEBHOOK_ANSWERS),
     )
     async def receive(source_id: str, request: Request) -> Response:
-        # Served ahead of routing by `ShopPulseApp` (shoppulse/fastpath.py), which calls the same
-        # `Intake.answer`: this handler runs only in an app without that fast path. Whatever the
-        # endpoint does belongs in `Intake`, never here.
+        # Served ahead of routing by `ShopPulseApp` (shoppulse/webhook_route.py), which calls
+        # the same `Intake.answer`: this handler runs only in an app without that fast path.
+        # Whatever the endpoint does belongs in `Intake`, never here.
         answer = await get_intake().answer(
             source_id, WebhookRequest(request.scope, request.receive)
         )

@@ -40,10 +40,10 @@ from metrics.worker import MetricsWorker
 from shoppulse import __version__
 from shoppulse.auth import BearerTokenMiddleware
 from shoppulse.database import open_database
-from shoppulse.fastpath import ShopPulseApp
 from shoppulse.logs import flush_logs
 from shoppulse.publish import Publisher, PublishWorker
 from shoppulse.settings import Settings
+from shoppulse.webhook_route import ShopPulseApp
 
 log = logging.getLogger("shoppulse.service")
 

@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[2]
 ANSWERING = (
     ROOT / "ingest" / "intake.py",
     ROOT / "ingest" / "responses.py",
-    ROOT / "shoppulse" / "fastpath.py",
+    ROOT / "shoppulse" / "webhook_route.py",
 )
 ANSWERS = {(status, code) for status, code, _ in WEBHOOK_ANSWERS}
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
-from shoppulse.fastpath import webhook_source
+from shoppulse.webhook_route import webhook_source
 from tests.conftest import fixture_bytes, signed_post
 from tests.ingest.test_intake import assert_error
 
