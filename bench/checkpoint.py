@@ -35,7 +35,7 @@ import orjson  # noqa: E402
 from bench._load import ShopifyOrders  # noqa: E402
 from ingest.events import CanonicalEvent  # noqa: E402
 from ingest.providers import get_provider  # noqa: E402
-from ingest.storage.bodies import pack  # noqa: E402
+from ingest.storage.body_codec import pack  # noqa: E402
 from ingest.storage.schema import DELIVERIES, EVENTS, INGEST_MIGRATIONS, migrate  # noqa: E402
 from ingest.storage.writer import event_values  # noqa: E402
 from shoppulse.database import open_database  # noqa: E402

@@ -42,7 +42,7 @@ from ingest.quarantine import BODY_NOT_KEPT, INVALID_JSON, QuarantineFilter, cou
 from ingest.redaction import redacted_body
 from ingest.settings import IngestSettings
 from ingest.sources import Source
-from ingest.storage.bodies import pack, unpack
+from ingest.storage.body_codec import pack, unpack
 from ingest.storage.schema import DELIVERIES, REPLAY
 from ingest.storage.writer import Writer
 

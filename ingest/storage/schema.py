@@ -79,7 +79,7 @@ INGEST_MIGRATIONS: list[list[str]] = [
         )
         """,
     ],
-    # 2: raw bodies stored compressed (see ingest.storage.bodies); NULL = stored as received.
+    # 2: raw bodies stored compressed (see ingest.storage.body_codec); NULL = stored as received.
     [f"ALTER TABLE {DELIVERIES} ADD COLUMN body_codec VARCHAR"],
     # 3: `body` stored without DuckDB's own compression. The bodies are zlib bytes already, which
     # no method shrinks, and DuckDB's analysis of them (dict_fsst) was most of every checkpoint:

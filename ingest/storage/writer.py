@@ -27,7 +27,7 @@ import duckdb
 import polars as pl
 
 from ingest.events import CanonicalEvent
-from ingest.storage.bodies import pack
+from ingest.storage.body_codec import pack
 from ingest.storage.database import StorageError
 from ingest.storage.schema import DELIVERIES, EVENT_LINES, EVENTS, INGEST_COUNTS, WEBHOOK
 

@@ -11,7 +11,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ingest.storage.bodies import unpack
+from ingest.storage.body_codec import unpack
 from shoppulse.publish.datasets import Column, quote
 
 #: Columns taken from the raw delivery body at publish time, by topic (the canonical event does

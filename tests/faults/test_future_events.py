@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from ingest.sources import Source
-from ingest.storage.bodies import unpack
+from ingest.storage.body_codec import unpack
 from shoppulse.service import create_app
 from shoppulse.settings import Settings
 from tests.conftest import FrozenClock, fixture_json, make_source, signed_post

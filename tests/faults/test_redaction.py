@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from ingest.redaction import PERSONAL_FIELDS, REDACTED, redact, redacted_body
-from ingest.storage.bodies import unpack
+from ingest.storage.body_codec import unpack
 from tests.fuzz.adapters import PROVIDER_NAMES, Sample, samples, service, sign
 from tests.helpers.app import rows, service_of, stored_figures
 

@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from ingest.providers import get_provider
 from ingest.quarantine import FIX_MAPPING, NOT_JSON, UNSUBSCRIBE
 from ingest.sources import ConfigError, Source, check_secrets, load_sources
-from ingest.storage.bodies import unpack
+from ingest.storage.body_codec import unpack
 from shoppulse.service import create_app
 from shoppulse.settings import Settings
 from tests.conftest import SECRET, FrozenClock, fixture_bytes, signed_post

@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 
 from ingest.providers import get_provider
 from ingest.providers.base import SignatureError
-from ingest.storage.bodies import unpack
+from ingest.storage.body_codec import unpack
 from tests.conftest import OTHER_SECRET, SECRET, fixture_bytes, fixture_json, signed_post
 from tests.helpers.app import service_of
 

@@ -26,7 +26,7 @@ from ingest.providers import get_provider
 from ingest.providers.base import SignatureError, UnusableDelivery
 from ingest.providers.standard import StandardWebhooks
 from ingest.sources import Source
-from ingest.storage.bodies import unpack
+from ingest.storage.body_codec import unpack
 from shoppulse.service import create_app
 from shoppulse.settings import Settings
 from tests.conftest import FIXTURES as FIXTURE_DIR

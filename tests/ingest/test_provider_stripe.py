@@ -23,7 +23,7 @@ from ingest.providers import get_provider
 from ingest.providers.base import SignatureError, UnusableDelivery
 from ingest.providers.stripe import Stripe, minor_to_decimal
 from ingest.sources import Source
-from ingest.storage.bodies import unpack
+from ingest.storage.body_codec import unpack
 from shoppulse.settings import Settings
 from tests.conftest import FIXTURES as FIXTURE_DIR
 from tests.conftest import (

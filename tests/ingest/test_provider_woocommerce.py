@@ -24,7 +24,7 @@ from ingest.providers import get_provider
 from ingest.providers.base import SignatureError, UnusableDelivery
 from ingest.providers.woocommerce import WooCommerce
 from ingest.sources import Source
-from ingest.storage.bodies import unpack
+from ingest.storage.body_codec import unpack
 from tests.conftest import (
     OTHER_SECRET,
     SECRET,

@@ -16,7 +16,7 @@ import pytest
 from ingest.events import OrderLine
 from ingest.providers.base import build_event
 from ingest.storage import writer as writer_module
-from ingest.storage.bodies import unpack
+from ingest.storage.body_codec import unpack
 from ingest.storage.database import StorageError
 from ingest.storage.schema import INGEST_MIGRATIONS, migrate
 from ingest.storage.writer import Delivery, Outcome, Writer
