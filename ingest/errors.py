@@ -52,9 +52,5 @@ class Unavailable(IngestError):
     status, code = 503, "unavailable"
 
 
-class Unauthorized(IngestError):
-    status, code = 401, "unauthorized"
-
-
 def error_body(status: int, code: str, message: str) -> dict[str, dict[str, object]]:
     return {"error": {"status": status, "code": code, "message": message}}
