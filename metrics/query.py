@@ -19,7 +19,6 @@ from metrics.schema import CURSOR, FUNNEL, FUNNEL_DELTAS, SALES, SALES_DELTAS, b
 
 Grain = Literal["minute", "hour", "day"]
 CENT = Decimal("0.01")
-_MONEY_PARTS = ("gross_sales", "discounts", "returns")
 
 
 def floor_minute(moment: datetime) -> datetime:
