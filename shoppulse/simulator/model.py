@@ -159,10 +159,6 @@ class DeliveryCounts:
     unusable: int = 0
     topics: Counter[str] = field(default_factory=Counter)
 
-    @property
-    def expected_stored(self) -> int:
-        return self.fresh + self.stale
-
 
 def add_amount(amounts: dict[str, Decimal], currency: str, amount: Decimal) -> None:
     """Add `amount` to the running total of its currency."""
