@@ -172,7 +172,6 @@ _METRICS = [
 ]
 
 METRICS: dict[str, Metric] = {metric.name: metric for metric in _METRICS}
-MONEY_METRICS = [m.name for m in _METRICS if m.kind == "money"]
 FUNNEL_COUNTS = [m.name for m in _METRICS if m.kind == "count" and m.name != "orders"]
 
 
