@@ -11,6 +11,7 @@ import asyncio
 import signal
 import subprocess
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import httpx
@@ -42,15 +43,32 @@ class NatsNode:
         return self.process is not None and self.process.poll() is None
 
     def start(self, *, wait: bool = True) -> NatsNode:
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                self.config.command(self.config_path),
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        if wait:
-            self.wait_ready()
+        """Start the node (and wait until it is ready, with `wait`).
+
+        A free port can be taken by another process between the moment it was picked and the
+        server's bind. A node outside a cluster (nothing else names its ports) that fails to
+        bind at its first start is moved to new free ports and started again, at most twice.
+        """
+        first_start = self.process is None
+        for attempt in range(3):
+            with self.log_path.open("ab") as log:
+                self.process = subprocess.Popen(
+                    self.config.command(self.config_path),
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+            if not wait:
+                return self
+            try:
+                self.wait_ready()
+                return self
+            except RuntimeError:
+                movable = first_start and self.config.cluster_port is None and attempt < 2
+                if not movable or "address already in use" not in self.log_tail():
+                    raise
+            self.config = replace(self.config, port=free_port(), http_port=free_port())
+            self.config_path = self.config.write(self.config_path)
         return self
 
     def wait_ready(self, timeout: float = START_TIMEOUT) -> None:
