@@ -7,9 +7,8 @@ instead of building a framework request object per delivery.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
 
-from starlette.types import Message, Receive
+from starlette.types import Message, Receive, Scope
 
 
 class ClientGone(Exception):
@@ -22,7 +21,7 @@ class WebhookRequest:
 
     __slots__ = ("headers", "raw_headers", "receive")
 
-    def __init__(self, scope: dict[str, Any] | Any, receive: Receive) -> None:
+    def __init__(self, scope: Scope, receive: Receive) -> None:
         self.raw_headers: list[tuple[bytes, bytes]] = scope["headers"]
         self.headers = {
             name.decode("latin-1").lower(): value.decode("latin-1")
