@@ -172,7 +172,8 @@ _METRICS = [
 ]
 
 METRICS: dict[str, Metric] = {metric.name: metric for metric in _METRICS}
-FUNNEL_COUNTS = [m.name for m in _METRICS if m.kind == "count" and m.name != "orders"]
+#: The funnel's counts: the additive columns of its change log (metrics.schema), in this order.
+FUNNEL_COUNTS = tuple(m.name for m in _METRICS if m.kind == "count" and m.name != "orders")
 
 
 def definition_versions() -> dict[str, int]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from metrics.schema import FUNNEL_COUNTS
+from metrics.definitions import FUNNEL_COUNTS
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from metrics.schema import FUNNEL_COUNTS
+from metrics.definitions import FUNNEL_COUNTS
 from shoppulse.money_sql import aov_sql, minor_units_sql
 
 
