@@ -12,13 +12,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from functools import cache
+from functools import cache, cached_property
 from typing import Final
 
 import polars as pl
 
+from ingest.storage.schema import MONEY_TYPE
 from metrics.causes import DELIVERY
-from metrics.schema import FUNNEL_DELTAS, SALES_DELTAS, bucket_key, bucket_values
+from metrics.schema import (
+    CART_STATE,
+    CHECKOUT_STATE,
+    FUNNEL_LOG,
+    ORDER_STATE,
+    REFUND_STATE,
+    SALES_LOG,
+    StateTable,
+)
 
 KEY = ["source", "id"]
 #: A column of 64-bit hashes of (source, id), the keys of the engine's cold index (see store).
@@ -26,14 +35,23 @@ KEY_HASH = "_key_hash"
 TS = pl.Datetime("us", "UTC")
 MONEY = pl.Decimal(18, 4)
 SUM = pl.Decimal(38, 4)
+#: The Polars type of each SQL type of the state tables' columns.
+POLARS_TYPES: dict[str, pl.DataType] = {
+    "VARCHAR": pl.String(),
+    "BOOLEAN": pl.Boolean(),
+    "INTEGER": pl.Int32(),
+    "BIGINT": pl.Int64(),
+    "TIMESTAMPTZ": TS,
+    MONEY_TYPE: MONEY,
+}
 #: Stand-in for a missing updated_at in version comparisons: older than any real version.
 OLDEST = datetime(1900, 1, 1, tzinfo=UTC)
 
 # The aggregate changes a fold computes have the columns of the change logs they go to.
-SALES_KEY = list(bucket_key(SALES_DELTAS))
-SALES_VALUES = list(bucket_values(SALES_DELTAS))
-FUNNEL_KEY = list(bucket_key(FUNNEL_DELTAS))
-FUNNEL_VALUES = list(bucket_values(FUNNEL_DELTAS))
+SALES_KEY = list(SALES_LOG.key)
+SALES_VALUES = list(SALES_LOG.value_names)
+FUNNEL_KEY = list(FUNNEL_LOG.key)
+FUNNEL_VALUES = list(FUNNEL_LOG.value_names)
 FATES = ("converted", "abandoned", "open")
 #: Polars engine for every query of the fold. "auto" runs some plans on the streaming engine,
 #: whose start-up costs more than the work on the few thousand rows a fold handles: a fold of
@@ -45,7 +63,7 @@ ENGINE: Final = "in-memory"
 class Kind:
     """How one entity kind's state is built from its events."""
 
-    table: str
+    state: StateTable  # its table and columns
     present: str  # the flag that says a (version) event was folded: has_version or seen
     version_fields: tuple[str, ...]  # taken from the latest version
     sticky: tuple[str, ...] = ()  # OR over all events, never undone
@@ -57,9 +75,17 @@ class Kind:
     latest_activity: bool = False  # last_activity = max over all events
     counters: tuple[str, ...] = ()  # link reference counts maintained by deltas
     derived: tuple[str, ...] = ()  # evaluated after merging (fate, counted, ...)
-    schema: tuple[tuple[str, pl.DataType], ...] = ()
 
     @property
+    def table(self) -> str:
+        return self.state.name
+
+    @cached_property
+    def schema(self) -> tuple[tuple[str, pl.DataType], ...]:
+        """The state table's columns as Polars types, in table order."""
+        return tuple((column.name, POLARS_TYPES[column.type]) for column in self.state.columns)
+
+    @cached_property
     def columns(self) -> list[str]:
         return [name for name, _ in self.schema]
 
@@ -67,12 +93,8 @@ class Kind:
         return pl.DataFrame(schema=dict(self.schema))
 
 
-def _schema(*pairs: tuple[str, pl.DataType]) -> tuple[tuple[str, pl.DataType], ...]:
-    return pairs
-
-
 ORDER = Kind(
-    table="metrics_orders",
+    state=ORDER_STATE,
     present="has_version",
     # An order's creation time is the earliest any of its events gives (deletions included),
     # whichever fold saw it: a later version cannot move the order to a later bucket.
@@ -90,49 +112,17 @@ ORDER = Kind(
     # for a deletion notice without one). Platforms without a trash send no restore, so for them
     # a deletion is for good.
     toggles=(("deleted", "d_at", "d_seq"),),
-    schema=_schema(
-        ("source", pl.String()),
-        ("id", pl.String()),
-        ("has_version", pl.Boolean()),
-        ("v_updated_at", TS),
-        ("v_seq", pl.Int64()),
-        ("created_at", TS),
-        ("currency", pl.String()),
-        ("gross_sales", MONEY),
-        ("discounts", MONEY),
-        ("test", pl.Boolean()),
-        ("cancelled", pl.Boolean()),
-        ("deleted", pl.Boolean()),
-        ("cart_token", pl.String()),
-        ("checkout_token", pl.String()),
-        ("changed_seq", pl.Int64()),
-        ("d_at", TS),
-        ("d_seq", pl.Int64()),
-    ),
 )
 
 REFUND = Kind(
-    table="metrics_refunds",
+    state=REFUND_STATE,
     present="_present",
     version_fields=("order_id", "created_at", "currency", "amount"),
     derived=("counted", "counted_currency"),
-    schema=_schema(
-        ("source", pl.String()),
-        ("id", pl.String()),
-        ("order_id", pl.String()),
-        ("v_updated_at", TS),
-        ("v_seq", pl.Int64()),
-        ("created_at", TS),
-        ("currency", pl.String()),
-        ("amount", MONEY),
-        ("counted", pl.Boolean()),
-        ("counted_currency", pl.String()),
-        ("changed_seq", pl.Int64()),
-    ),
 )
 
 CHECKOUT = Kind(
-    table="metrics_checkouts",
+    state=CHECKOUT_STATE,
     present="seen",
     version_fields=("cart_token",),
     sticky=("platform_abandoned", "platform_completed"),
@@ -140,25 +130,10 @@ CHECKOUT = Kind(
     latest_activity=True,
     counters=("order_refs",),
     derived=("fate",),
-    schema=_schema(
-        ("source", pl.String()),
-        ("id", pl.String()),
-        ("seen", pl.Boolean()),
-        ("v_updated_at", TS),
-        ("v_seq", pl.Int64()),
-        ("created_at", TS),
-        ("last_activity", TS),
-        ("cart_token", pl.String()),
-        ("platform_abandoned", pl.Boolean()),
-        ("platform_completed", pl.Boolean()),
-        ("order_refs", pl.Int32()),
-        ("fate", pl.String()),
-        ("changed_seq", pl.Int64()),
-    ),
 )
 
 CART = Kind(
-    table="metrics_carts",
+    state=CART_STATE,
     present="seen",
     version_fields=(),
     sticky=("platform_abandoned", "platform_converted"),
@@ -166,21 +141,6 @@ CART = Kind(
     latest_activity=True,
     counters=("order_refs", "checkout_refs"),
     derived=("fate",),
-    schema=_schema(
-        ("source", pl.String()),
-        ("id", pl.String()),
-        ("seen", pl.Boolean()),
-        ("v_updated_at", TS),
-        ("v_seq", pl.Int64()),
-        ("created_at", TS),
-        ("last_activity", TS),
-        ("platform_abandoned", pl.Boolean()),
-        ("platform_converted", pl.Boolean()),
-        ("order_refs", pl.Int32()),
-        ("checkout_refs", pl.Int32()),
-        ("fate", pl.String()),
-        ("changed_seq", pl.Int64()),
-    ),
 )
 
 

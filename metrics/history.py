@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 
 import duckdb
 
-from metrics.schema import FOLDS, FUNNEL_DELTAS, SALES_DELTAS, bucket_key, bucket_values
+from metrics.schema import CHANGE_LOGS, FOLDS, FUNNEL_LOG, SALES_LOG
 
 
 @dataclass(frozen=True)
@@ -97,8 +97,8 @@ def compact(con: duckdb.DuckDBPyConnection, upto_fold: int, now: datetime, histo
         [hourly, recent],
     )
     saved = 0
-    for table in (SALES_DELTAS, FUNNEL_DELTAS):
-        key, values = bucket_key(table), bucket_values(table)
+    for log in CHANGE_LOGS:
+        table, key, values = log.table, log.key, log.value_names
         columns = ", ".join(key)
         sums = ", ".join(f"sum(d.{v}) AS {v}" for v in values)
         con.execute(
@@ -132,19 +132,19 @@ def changes_sql() -> str:
     """SQL: every aggregate change with its fold, the fold's evaluation time and its cause, one
     row per metric that changed (columns fold_seq, folded_at, cause, source, currency, minute,
     metric, value): the live side of the analysts' `metric_history` view."""
-    sales = bucket_values(SALES_DELTAS)
+    sales = SALES_LOG.value_names
     sales_values = ", ".join(f"CAST({v} AS DECIMAL(38,4)) AS {v}" for v in sales)
-    funnel = bucket_values(FUNNEL_DELTAS)
+    funnel = FUNNEL_LOG.value_names
     funnel_values = ", ".join(f"CAST({v} AS DECIMAL(38,4)) AS {v}" for v in funnel)
     return (
         "SELECT c.changed_seq AS fold_seq, f.evaluated_at AS folded_at, c.cause, c.source, "
         "c.currency, c.minute, c.metric, c.value FROM ("
         "UNPIVOT (SELECT changed_seq, cause, source, NULLIF(currency, '') AS currency, minute, "
         f"{sales_values}, CAST(gross_sales - discounts - returns AS DECIMAL(38,4)) AS net_sales "
-        f"FROM {SALES_DELTAS}) ON {', '.join(sales)}, net_sales INTO NAME metric VALUE value "
+        f"FROM {SALES_LOG.table}) ON {', '.join(sales)}, net_sales INTO NAME metric VALUE value "
         "UNION ALL BY NAME "
         "UNPIVOT (SELECT changed_seq, cause, source, CAST(NULL AS VARCHAR) AS currency, minute, "
-        f"{funnel_values} FROM {FUNNEL_DELTAS}) ON {', '.join(funnel)} "
+        f"{funnel_values} FROM {FUNNEL_LOG.table}) ON {', '.join(funnel)} "
         "INTO NAME metric VALUE value"
         f") c LEFT JOIN {FOLDS} f ON f.fold_seq = c.changed_seq WHERE c.value <> 0"
     )

@@ -15,7 +15,7 @@ import duckdb
 
 from metrics.definitions import FUNNEL_COUNTS, METRICS, Metric, definition_versions
 from metrics.history import FoldAt, fold_at
-from metrics.schema import CURSOR, FUNNEL, FUNNEL_DELTAS, SALES, SALES_DELTAS, bucket_sums
+from metrics.schema import CURSOR, FUNNEL_LOG, SALES_LOG
 
 Grain = Literal["minute", "hour", "day"]
 CENT = Decimal("0.01")
@@ -71,11 +71,11 @@ class AsOf:
     def tables(self) -> tuple[str, str]:
         """The sales and funnel minutes as of the fold (subqueries standing for the views)."""
         upto = self.fold.fold_seq if self.fold is not None else 0
-        return f"({bucket_sums(SALES_DELTAS, upto)})", f"({bucket_sums(FUNNEL_DELTAS, upto)})"
+        return f"({SALES_LOG.sums(upto)})", f"({FUNNEL_LOG.sums(upto)})"
 
 
 def _tables(as_of: AsOf | None) -> tuple[str, str]:
-    return (SALES, FUNNEL) if as_of is None else as_of.tables()
+    return (SALES_LOG.view, FUNNEL_LOG.view) if as_of is None else as_of.tables()
 
 
 def _money(value: Decimal | None) -> str | None:

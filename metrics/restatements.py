@@ -27,16 +27,14 @@ from metrics.causes import DELIVERY
 from metrics.definitions import Metric
 from metrics.history import history_start
 from metrics.query import Window, _bucket, _money
-from metrics.schema import FOLDS, FUNNEL_DELTAS, SALES_DELTAS
+from metrics.schema import FOLDS, FUNNEL_LOG, SALES_LOG
 
 #: How a cause is named in a restatement, where it differs from its name in the change log.
 RESTATED_AS = {DELIVERY: "late_delivery"}
 RestatedGrain = Literal["hour", "day"]
+#: Each sales metric as an expression of the sales change log's columns.
 _SALES_VALUES = {
-    "orders": "orders",
-    "gross_sales": "gross_sales",
-    "discounts": "discounts",
-    "returns": "returns",
+    **{name: name for name in SALES_LOG.value_names},
     "net_sales": "gross_sales - discounts - returns",
 }
 
@@ -73,10 +71,10 @@ def restatements(
     start, start_params = _bucket(grain, zone)
     end = f"timezone(?, date_trunc('{grain}', timezone(?, minute)) + INTERVAL 1 {grain})"
     if metric.name in _SALES_VALUES:
-        table, value = SALES_DELTAS, _SALES_VALUES[metric.name]
+        table, value = SALES_LOG.table, _SALES_VALUES[metric.name]
         currency = "NULLIF(currency, '')" if metric.kind == "money" else "NULL"
     else:
-        table, value, currency = FUNNEL_DELTAS, metric.name, "NULL"
+        table, value, currency = FUNNEL_LOG.table, metric.name, "NULL"
     where, params = window.where()
     if metric.kind == "money":
         where += " AND currency <> ''"  # orders without amounts have no money

@@ -26,7 +26,10 @@ Compaction keeps every fold of a recent period and merges older ones per hour, t
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from ingest.storage.schema import MONEY_TYPE, Schema
+from metrics.definitions import FUNNEL_COUNTS
 
 ORDERS = "metrics_orders"
 REFUNDS = "metrics_refunds"
@@ -41,137 +44,187 @@ FOLDS = "metrics_folds"  # one row per fold kept in the history: when it was eva
 
 SUM_TYPE = "DECIMAL(38,4)"
 
-FUNNEL_COUNTS = (
-    "carts_created",
-    "carts_converted",
-    "carts_abandoned",
-    "carts_open",
-    "checkouts_started",
-    "checkouts_completed",
-    "checkouts_abandoned",
-    "checkouts_open",
-)
-#: Per change log: its bucket key and its additive values with their sum type.
-_CHANGE_LOGS: dict[str, tuple[tuple[str, ...], tuple[tuple[str, str], ...]]] = {
-    SALES_DELTAS: (
-        ("source", "currency", "minute"),
-        (
-            ("orders", "BIGINT"),
-            ("gross_sales", SUM_TYPE),
-            ("discounts", SUM_TYPE),
-            ("returns", SUM_TYPE),
-        ),
+
+@dataclass(frozen=True)
+class ChangeLog:
+    """One aggregate: its append-only log of changes (`table`) and the view that sums it per
+    minute (`view`). A bucket is named by `key`; `values` are its additive columns with the SQL
+    type of their sums. Every change row also has `changed_seq` (its fold) and `cause`."""
+
+    table: str
+    view: str
+    key: tuple[str, ...]
+    values: tuple[tuple[str, str], ...]
+
+    @property
+    def value_names(self) -> tuple[str, ...]:
+        """The additive columns, in table order."""
+        return tuple(name for name, _ in self.values)
+
+    def sums(self, upto_fold: int | None = None) -> str:
+        """SQL: per-minute sums of the log, the columns of its view; with `upto_fold`, as of that
+        fold (each change row carries its fold)."""
+        keys = ", ".join(self.key)
+        sums = ", ".join(f"sum({name})::{kind} AS {name}" for name, kind in self.values)
+        where = "" if upto_fold is None else f"WHERE changed_seq <= {int(upto_fold)} "
+        return (
+            f"SELECT {keys}, {sums}, max(changed_seq) AS changed_seq FROM {self.table} "
+            f"{where}GROUP BY {keys}"
+        )
+
+
+SALES_LOG = ChangeLog(
+    SALES_DELTAS,
+    SALES,
+    ("source", "currency", "minute"),
+    (
+        ("orders", "BIGINT"),
+        ("gross_sales", SUM_TYPE),
+        ("discounts", SUM_TYPE),
+        ("returns", SUM_TYPE),
     ),
-    FUNNEL_DELTAS: (("source", "minute"), tuple((name, "BIGINT") for name in FUNNEL_COUNTS)),
-}
+)
+FUNNEL_LOG = ChangeLog(
+    FUNNEL_DELTAS, FUNNEL, ("source", "minute"), tuple((name, "BIGINT") for name in FUNNEL_COUNTS)
+)
+CHANGE_LOGS = (SALES_LOG, FUNNEL_LOG)
 
 
-def bucket_key(deltas: str) -> tuple[str, ...]:
-    """The columns that name a bucket of the change log `deltas`."""
-    return _CHANGE_LOGS[deltas][0]
+@dataclass(frozen=True)
+class Column:
+    """A column of an entity-state table: its SQL type, and the migration that added it."""
+
+    name: str
+    type: str
+    not_null: bool = False
+    since: int = 1
+
+    @property
+    def ddl(self) -> str:
+        return f"{self.name} {self.type}{' NOT NULL' if self.not_null else ''}"
 
 
-def bucket_values(deltas: str) -> tuple[str, ...]:
-    """The additive columns of the change log `deltas`, in table order."""
-    return tuple(name for name, _ in _CHANGE_LOGS[deltas][1])
+@dataclass(frozen=True)
+class StateTable:
+    """One entity kind's state: the view `name` over `name_hot` and `name_cold`, with `columns`
+    in table order. The fold's Polars schema of the kind is derived from these columns
+    (metrics.fold), and the migrations create and extend the tables from them."""
+
+    name: str
+    columns: tuple[Column, ...]
+
+    def create_hot(self) -> str:
+        """SQL: the hot table as the first migration created it."""
+        listed = ", ".join(c.ddl for c in self.columns if c.since == 1)
+        return f"CREATE TABLE {self.name}_hot ({listed})"
+
+    def added_by(self, migration: int) -> list[str]:
+        """SQL: add the columns `migration` added, to the hot and the cold table."""
+        return [
+            f"ALTER TABLE {self.name}_{part} ADD COLUMN {column.ddl}"
+            for part in ("hot", "cold")
+            for column in self.columns
+            if column.since == migration
+        ]
 
 
-def bucket_sums(deltas: str, upto_fold: int) -> str:
-    """SQL: per-minute sums of the change log `deltas` over the folds up to `upto_fold` — the
-    columns of its `*_minute` view, as of that fold (each change row carries its fold)."""
-    key, values = _CHANGE_LOGS[deltas]
-    keys = ", ".join(key)
-    sums = ", ".join(f"sum({name})::{kind} AS {name}" for name, kind in values)
-    return (
-        f"SELECT {keys}, {sums}, max(changed_seq) AS changed_seq FROM {deltas} "
-        f"WHERE changed_seq <= {int(upto_fold)} GROUP BY {keys}"
-    )
+_KEY = (Column("source", "VARCHAR", not_null=True), Column("id", "VARCHAR", not_null=True))
+_VERSION = (Column("v_updated_at", "TIMESTAMPTZ"), Column("v_seq", "BIGINT"))
+_CHANGED = Column("changed_seq", "BIGINT", not_null=True)
+
+ORDER_STATE = StateTable(
+    ORDERS,
+    (
+        *_KEY,
+        Column("has_version", "BOOLEAN", not_null=True),
+        *_VERSION,
+        Column("created_at", "TIMESTAMPTZ"),
+        Column("currency", "VARCHAR"),
+        Column("gross_sales", MONEY_TYPE),
+        Column("discounts", MONEY_TYPE),
+        Column("test", "BOOLEAN"),
+        Column("cancelled", "BOOLEAN"),
+        Column("deleted", "BOOLEAN", not_null=True),
+        Column("cart_token", "VARCHAR"),
+        Column("checkout_token", "VARCHAR"),
+        _CHANGED,
+        # The time and event_seq of the latest deletion or restore (see migration 3).
+        Column("d_at", "TIMESTAMPTZ", since=3),
+        Column("d_seq", "BIGINT", since=3),
+    ),
+)
+REFUND_STATE = StateTable(
+    REFUNDS,
+    (
+        *_KEY,
+        Column("order_id", "VARCHAR", not_null=True),
+        *_VERSION,
+        Column("created_at", "TIMESTAMPTZ"),
+        Column("currency", "VARCHAR"),
+        Column("amount", MONEY_TYPE),
+        Column("counted", "BOOLEAN", not_null=True),
+        Column("counted_currency", "VARCHAR"),
+        _CHANGED,
+    ),
+)
+CHECKOUT_STATE = StateTable(
+    CHECKOUTS,
+    (
+        *_KEY,
+        Column("seen", "BOOLEAN", not_null=True),
+        *_VERSION,
+        Column("created_at", "TIMESTAMPTZ"),
+        Column("last_activity", "TIMESTAMPTZ"),
+        Column("cart_token", "VARCHAR"),
+        Column("platform_abandoned", "BOOLEAN", not_null=True),
+        Column("platform_completed", "BOOLEAN", not_null=True),
+        Column("order_refs", "INTEGER", not_null=True),
+        Column("fate", "VARCHAR"),
+        _CHANGED,
+    ),
+)
+CART_STATE = StateTable(
+    CARTS,
+    (
+        *_KEY,
+        Column("seen", "BOOLEAN", not_null=True),
+        *_VERSION,
+        Column("created_at", "TIMESTAMPTZ"),
+        Column("last_activity", "TIMESTAMPTZ"),
+        Column("platform_abandoned", "BOOLEAN", not_null=True),
+        Column("platform_converted", "BOOLEAN", not_null=True),
+        Column("order_refs", "INTEGER", not_null=True),
+        Column("checkout_refs", "INTEGER", not_null=True),
+        Column("fate", "VARCHAR"),
+        _CHANGED,
+    ),
+)
+#: In the order the first migration created them.
+STATE_TABLES = (ORDER_STATE, REFUND_STATE, CHECKOUT_STATE, CART_STATE)
 
 
-_VERSION = "v_updated_at TIMESTAMPTZ, v_seq BIGINT"
+def _value_columns(log: ChangeLog) -> str:
+    return ", ".join(f"{name} {kind} NOT NULL" for name, kind in log.values)
+
 
 METRICS_MIGRATIONS: list[list[str]] = [
     [
-        f"""
-        CREATE TABLE {ORDERS}_hot (
-            source VARCHAR NOT NULL, id VARCHAR NOT NULL,
-            has_version BOOLEAN NOT NULL, {_VERSION},
-            created_at TIMESTAMPTZ, currency VARCHAR,
-            gross_sales {MONEY_TYPE}, discounts {MONEY_TYPE},
-            test BOOLEAN, cancelled BOOLEAN, deleted BOOLEAN NOT NULL,
-            cart_token VARCHAR, checkout_token VARCHAR,
-            changed_seq BIGINT NOT NULL
-        )
-        """,
-        f"""
-        CREATE TABLE {REFUNDS}_hot (
-            source VARCHAR NOT NULL, id VARCHAR NOT NULL, order_id VARCHAR NOT NULL,
-            {_VERSION},
-            created_at TIMESTAMPTZ, currency VARCHAR, amount {MONEY_TYPE},
-            counted BOOLEAN NOT NULL, counted_currency VARCHAR,
-            changed_seq BIGINT NOT NULL
-        )
-        """,
-        f"""
-        CREATE TABLE {CHECKOUTS}_hot (
-            source VARCHAR NOT NULL, id VARCHAR NOT NULL,
-            seen BOOLEAN NOT NULL, {_VERSION},
-            created_at TIMESTAMPTZ, last_activity TIMESTAMPTZ, cart_token VARCHAR,
-            platform_abandoned BOOLEAN NOT NULL, platform_completed BOOLEAN NOT NULL,
-            order_refs INTEGER NOT NULL, fate VARCHAR,
-            changed_seq BIGINT NOT NULL
-        )
-        """,
-        f"""
-        CREATE TABLE {CARTS}_hot (
-            source VARCHAR NOT NULL, id VARCHAR NOT NULL,
-            seen BOOLEAN NOT NULL, {_VERSION},
-            created_at TIMESTAMPTZ, last_activity TIMESTAMPTZ,
-            platform_abandoned BOOLEAN NOT NULL, platform_converted BOOLEAN NOT NULL,
-            order_refs INTEGER NOT NULL, checkout_refs INTEGER NOT NULL, fate VARCHAR,
-            changed_seq BIGINT NOT NULL
-        )
-        """,
+        *[table.create_hot() for table in STATE_TABLES],
         f"""
         CREATE TABLE {SALES_DELTAS} (
             source VARCHAR NOT NULL, currency VARCHAR NOT NULL, minute TIMESTAMPTZ NOT NULL,
-            orders BIGINT NOT NULL, gross_sales {SUM_TYPE} NOT NULL,
-            discounts {SUM_TYPE} NOT NULL, returns {SUM_TYPE} NOT NULL,
+            {_value_columns(SALES_LOG)},
             changed_seq BIGINT NOT NULL
         )
         """,
         f"""
         CREATE TABLE {FUNNEL_DELTAS} (
             source VARCHAR NOT NULL, minute TIMESTAMPTZ NOT NULL,
-            carts_created BIGINT NOT NULL, carts_converted BIGINT NOT NULL,
-            carts_abandoned BIGINT NOT NULL, carts_open BIGINT NOT NULL,
-            checkouts_started BIGINT NOT NULL, checkouts_completed BIGINT NOT NULL,
-            checkouts_abandoned BIGINT NOT NULL, checkouts_open BIGINT NOT NULL,
+            {_value_columns(FUNNEL_LOG)},
             changed_seq BIGINT NOT NULL
         )
         """,
-        f"""
-        CREATE VIEW {SALES} AS
-        SELECT source, currency, minute, sum(orders)::BIGINT AS orders,
-               sum(gross_sales)::{SUM_TYPE} AS gross_sales,
-               sum(discounts)::{SUM_TYPE} AS discounts, sum(returns)::{SUM_TYPE} AS returns,
-               max(changed_seq) AS changed_seq
-        FROM {SALES_DELTAS} GROUP BY source, currency, minute
-        """,
-        f"""
-        CREATE VIEW {FUNNEL} AS
-        SELECT source, minute,
-               sum(carts_created)::BIGINT AS carts_created,
-               sum(carts_converted)::BIGINT AS carts_converted,
-               sum(carts_abandoned)::BIGINT AS carts_abandoned,
-               sum(carts_open)::BIGINT AS carts_open,
-               sum(checkouts_started)::BIGINT AS checkouts_started,
-               sum(checkouts_completed)::BIGINT AS checkouts_completed,
-               sum(checkouts_abandoned)::BIGINT AS checkouts_abandoned,
-               sum(checkouts_open)::BIGINT AS checkouts_open,
-               max(changed_seq) AS changed_seq
-        FROM {FUNNEL_DELTAS} GROUP BY source, minute
-        """,
+        *[f"CREATE VIEW {log.view} AS {log.sums()}" for log in CHANGE_LOGS],
         f"""
         CREATE TABLE {CURSOR} (
             id INTEGER PRIMARY KEY,
@@ -185,7 +238,7 @@ METRICS_MIGRATIONS: list[list[str]] = [
         f"INSERT INTO {CURSOR} VALUES (1, 0, 0, NULL, NULL, NULL)",
         *[
             statement
-            for table in (ORDERS, REFUNDS, CHECKOUTS, CARTS)
+            for table in (state.name for state in STATE_TABLES)
             for statement in (
                 f"CREATE TABLE {table}_cold AS SELECT * FROM {table}_hot LIMIT 0",
                 f"CREATE VIEW {table} AS SELECT * FROM {table}_hot "
@@ -207,11 +260,7 @@ METRICS_MIGRATIONS: list[list[str]] = [
     # deletion or restore says, `d_at`/`d_seq` the time and event_seq of that event (NULL for
     # rows folded before: their deletion stands until a restore).
     [
-        *[
-            f"ALTER TABLE {ORDERS}_{part} ADD COLUMN {column}"
-            for part in ("hot", "cold")
-            for column in ("d_at TIMESTAMPTZ", "d_seq BIGINT")
-        ],
+        *ORDER_STATE.added_by(3),
         f"CREATE OR REPLACE VIEW {ORDERS} AS SELECT * FROM {ORDERS}_hot "
         f"UNION ALL SELECT * FROM {ORDERS}_cold",
     ],

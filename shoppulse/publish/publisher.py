@@ -18,8 +18,10 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ingest.storage import schema as ingest_tables
+from metrics import schema as metrics_tables
 from metrics.history import changes_sql
-from metrics.schema import FOLDS, FUNNEL_DELTAS, SALES_DELTAS, bucket_sums
+from metrics.schema import CHANGE_LOGS, FOLDS, FUNNEL_LOG, SALES_LOG, ChangeLog
 from shoppulse.publish.bodies import BodyColumns
 from shoppulse.publish.catalog import Snapshot, catalog_path, files_location, write_catalog
 from shoppulse.publish.compaction import COMPACT_FANOUT, compact
@@ -56,14 +58,14 @@ class _State:
 
 
 _STATES = (
-    _State(ORDERS, "metrics_orders", "has_version", "order"),
-    _State(REFUNDS, "metrics_refunds", "true", "refund"),
-    _State(CARTS, "metrics_carts", "seen", "cart"),
-    _State(CHECKOUTS, "metrics_checkouts", "seen", "checkout"),
+    _State(ORDERS, metrics_tables.ORDERS, "has_version", "order"),
+    _State(REFUNDS, metrics_tables.REFUNDS, "true", "refund"),
+    _State(CARTS, metrics_tables.CARTS, "seen", "cart"),
+    _State(CHECKOUTS, metrics_tables.CHECKOUTS, "seen", "checkout"),
 )
 #: Entity kinds whose extra columns come from the stored events, not from raw bodies.
 _FROM_EVENTS = frozenset({"order", "checkout"})
-_AGGREGATES = ((SALES_MINUTE, "metrics_sales_minute"), (FUNNEL_MINUTE, "metrics_funnel_minute"))
+_AGGREGATES = ((SALES_MINUTE, SALES_LOG), (FUNNEL_MINUTE, FUNNEL_LOG))
 
 
 @dataclass(frozen=True)
@@ -226,25 +228,29 @@ class Publisher:
         last_delivery = int(self.manifest.meta("delivery_seq"))
         event_seq = last_event
         delivery_seq = last_delivery
-        if "events" in tables:
+        if ingest_tables.EVENTS in tables:
             found = self._scalar(
-                "SELECT max(event_seq) FROM events WHERE event_seq > ?", [last_event]
+                f"SELECT max(event_seq) FROM {ingest_tables.EVENTS} WHERE event_seq > ?",
+                [last_event],
             )
             event_seq = int(found) if found is not None else last_event
-        if "deliveries" in tables:
+        if ingest_tables.DELIVERIES in tables:
             found = self._scalar(
-                "SELECT max(delivery_seq) FROM deliveries WHERE delivery_seq > ?", [last_delivery]
+                f"SELECT max(delivery_seq) FROM {ingest_tables.DELIVERIES} WHERE delivery_seq > ?",
+                [last_delivery],
             )
             delivery_seq = int(found) if found is not None else last_delivery
         fold_seq, evaluated_at, watermark = 0, None, None
-        if "metrics_cursor" in tables:
+        cursor = metrics_tables.CURSOR
+        if cursor in tables:
             # The state tables reflect the folds up to state_fold_seq (the engine writes them
             # every few seconds); a file from before that column: every fold.
             columns = {
                 str(r[0])
                 for r in self.live.execute(
-                    "SELECT column_name FROM duckdb_columns() WHERE table_name = 'metrics_cursor' "
-                    "AND database_name = current_database()"
+                    "SELECT column_name FROM duckdb_columns() WHERE table_name = ? "
+                    "AND database_name = current_database()",
+                    [cursor],
                 ).fetchall()
             }
             heads = (
@@ -252,14 +258,14 @@ class Publisher:
                 if "state_fold_seq" in columns
                 else "fold_seq, evaluated_at, watermark_received_at"
             )
-            row = self.live.execute(f"SELECT {heads} FROM metrics_cursor").fetchall()
+            row = self.live.execute(f"SELECT {heads} FROM {cursor}").fetchall()
             if row:
                 fold_seq, evaluated_at, watermark = int(row[0][0]), row[0][1], row[0][2]
         counts = ""
-        if "ingest_counts" in tables:
+        if ingest_tables.INGEST_COUNTS in tables:
             counts = repr(
                 self.live.execute(
-                    "SELECT count(*), sum(count), max(last_at) FROM ingest_counts"
+                    f"SELECT count(*), sum(count), max(last_at) FROM {ingest_tables.INGEST_COUNTS}"
                 ).fetchall()
             )
         return Heads(event_seq, delivery_seq, fold_seq, counts, evaluated_at, watermark)
@@ -272,17 +278,25 @@ class Publisher:
         changed = int(self.manifest.meta("generation")) == 0
         if heads.event_seq > last_event:
             changed = True
-            self._append(cycle, EVENTS, "events", "event_seq", last_event, heads.event_seq)
+            self._append(
+                cycle, EVENTS, ingest_tables.EVENTS, "event_seq", last_event, heads.event_seq
+            )
         if self._recheck_quarantine(cycle, last_delivery):
             changed = True
         if heads.delivery_seq > last_delivery:
             changed = True
             self._append(
-                cycle, DELIVERIES, "deliveries", "delivery_seq", last_delivery, heads.delivery_seq
+                cycle,
+                DELIVERIES,
+                ingest_tables.DELIVERIES,
+                "delivery_seq",
+                last_delivery,
+                heads.delivery_seq,
             )
             self.manifest.track(
                 self.live.execute(
-                    "SELECT delivery_seq, status, reason, event_count FROM deliveries "
+                    "SELECT delivery_seq, status, reason, event_count "
+                    f"FROM {ingest_tables.DELIVERIES} "
                     "WHERE delivery_seq > ? AND delivery_seq <= ? AND status = 'quarantined'",
                     [last_delivery, heads.delivery_seq],
                 ).fetchall(),
@@ -299,27 +313,32 @@ class Publisher:
             for spec in _STATES:
                 if spec.table in self._present and spec not in rebuilt:
                     self._publish_state(cycle, spec, last_fold, heads.fold_seq)
-            for dataset, table in _AGGREGATES:
-                if table in self._present:
-                    self._publish_aggregate(cycle, dataset, table, last_fold, heads.fold_seq)
+            for dataset, aggregate in _AGGREGATES:
+                if aggregate.view in self._present:
+                    self._publish_aggregate(cycle, dataset, aggregate, last_fold, heads.fold_seq)
             if FOLDS in self._present and self._changed(last_fold, heads.fold_seq):
                 # the history of the figures, appended by fold (metric_history)
                 changes = f"({changes_sql()}) AS changes"
                 self._append(cycle, METRIC_CHANGES, changes, "fold_seq", last_fold, heads.fold_seq)
-        if heads.counts != self.manifest.meta("counts", "") and "ingest_counts" in self._present:
+        if (
+            heads.counts != self.manifest.meta("counts", "")
+            and ingest_tables.INGEST_COUNTS in self._present
+        ):
             changed = True
-            self._replace_whole(cycle, INGEST_COUNTS, "SELECT {cols} FROM ingest_counts")
+            self._replace_whole(
+                cycle, INGEST_COUNTS, f"SELECT {{cols}} FROM {ingest_tables.INGEST_COUNTS}"
+            )
         return changed
 
     def _changed(self, last_fold: int, fold: int) -> bool:
         """Whether the folds after `last_fold` up to `fold` changed any aggregate."""
-        logs = [t for t in (SALES_DELTAS, FUNNEL_DELTAS) if t in self._present]
+        tables = [c.table for c in CHANGE_LOGS if c.table in self._present]
         found = [
             self._scalar(
-                f"SELECT 1 FROM {log} WHERE changed_seq > ? AND changed_seq <= ? LIMIT 1",
+                f"SELECT 1 FROM {table} WHERE changed_seq > ? AND changed_seq <= ? LIMIT 1",
                 [last_fold, fold],
             )
-            for log in logs
+            for table in tables
         ]
         return any(found)
 
@@ -481,7 +500,7 @@ class Publisher:
                 read = self._event_columns.read(spec.enrich, extra, wanted)
             else:
                 read = self._body_columns.read(
-                    spec.enrich, extra, wanted, "deliveries" in self._present
+                    spec.enrich, extra, wanted, ingest_tables.DELIVERIES in self._present
                 )
             live.register(fresh, read)
             picks = ", ".join(
@@ -503,12 +522,11 @@ class Publisher:
         return table.select(order)
 
     def _publish_aggregate(
-        self, cycle: CycleFiles, dataset: Dataset, table: str, last_fold: int, fold: int
+        self, cycle: CycleFiles, dataset: Dataset, aggregate: ChangeLog, last_fold: int, fold: int
     ) -> None:
         # Where the engine keeps a log of aggregate changes, read the changed days from it
         # (it is append-only, so the range of new rows is cheap to find).
-        log_table = table.replace("_minute", "_deltas")
-        changes = log_table if log_table in self._present else table
+        changes = aggregate.table if aggregate.table in self._present else aggregate.view
         days = [
             str(r[0])
             for r in self.live.execute(
@@ -524,7 +542,7 @@ class Publisher:
         first = min(days)
         # The sums as of the published fold, so that they agree with the published state (the
         # engine writes its state every few seconds; later folds are in the log already).
-        sums = f"({bucket_sums(log_table, fold)}) AS sums" if changes == log_table else table
+        sums = f"({aggregate.sums(fold)}) AS sums" if changes == aggregate.table else aggregate.view
         self._write_partitioned(
             cycle,
             dataset,
@@ -538,13 +556,14 @@ class Publisher:
     def _recheck_quarantine(self, cycle: CycleFiles, last_delivery: int) -> bool:
         """Did a published quarantined delivery change (a replay)? Then rewrite the overrides."""
         tracked = self.manifest.quarantined(last_delivery)
-        if not tracked or "deliveries" not in self._present:
+        if not tracked or ingest_tables.DELIVERIES not in self._present:
             return False
         seqs = ", ".join(str(int(d.delivery_seq)) for d in tracked)
         current = [
             TrackedDelivery(*r)
             for r in self.live.execute(
-                "SELECT delivery_seq, status, reason, event_count FROM deliveries "
+                "SELECT delivery_seq, status, reason, event_count "
+                f"FROM {ingest_tables.DELIVERIES} "
                 f"WHERE delivery_seq BETWEEN {int(tracked[0].delivery_seq)} "
                 f"AND {int(tracked[-1].delivery_seq)} AND delivery_seq IN ({seqs})"
             ).fetchall()
