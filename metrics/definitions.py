@@ -15,6 +15,8 @@ from dataclasses import KW_ONLY, dataclass
 from typing import Literal
 
 MetricKind = Literal["count", "money", "rate", "average"]
+#: The bucket sizes a metric's series is reported in.
+Grain = Literal["minute", "hour", "day"]
 
 
 @dataclass(frozen=True)

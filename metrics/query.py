@@ -9,15 +9,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any
 
 import duckdb
 
-from metrics.definitions import FUNNEL_COUNTS, METRICS, Metric, definition_versions
+from metrics.definitions import FUNNEL_COUNTS, METRICS, Grain, Metric, definition_versions
 from metrics.history import FoldAt, fold_at
 from metrics.schema import CURSOR, FUNNEL_LOG, SALES_LOG
 
-Grain = Literal["minute", "hour", "day"]
 CENT = Decimal("0.01")
 
 
