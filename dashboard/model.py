@@ -13,8 +13,10 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Literal
 
-from dashboard.time_range import Grain, TimeRange, next_bucket
-from metrics.definitions import METRICS
+from dashboard.time_range import TimeRange, next_bucket
+from metrics.definitions import FUNNEL_COUNTS, METRICS, Grain
+from metrics.responses import CurrencyFigures as SentCurrency
+from metrics.responses import WindowFigures
 
 UNKNOWN_SOURCE = "_unknown"
 OUTCOMES = ("accepted", "duplicate", "quarantined", "rejected")
@@ -32,12 +34,18 @@ def decimal_or_none(value: Any) -> Decimal | None:
     return None if value is None else Decimal(str(value))
 
 
+def _moment(text: str) -> datetime:
+    return datetime.fromisoformat(text).astimezone(UTC)
+
+
 def _time(value: Any) -> datetime | None:
-    return None if value is None else datetime.fromisoformat(str(value)).astimezone(UTC)
+    return None if value is None else _moment(str(value))
 
 
 @dataclass(frozen=True)
 class CurrencyFigures:
+    """The money figures of one currency, as exact Decimals."""
+
     currency: str | None
     orders: int
     gross_sales: Decimal | None
@@ -46,10 +54,49 @@ class CurrencyFigures:
     net_sales: Decimal | None
     aov: Decimal | None
 
+    @classmethod
+    def from_wire(cls, sent: SentCurrency) -> CurrencyFigures:
+        return cls(
+            currency=sent.currency,
+            orders=sent.orders,
+            **{name: decimal_or_none(getattr(sent, name)) for name in MONEY_FIELDS},
+        )
+
+
+#: The money fields of each currency's figures, sent as decimal strings.
+MONEY_FIELDS = ("gross_sales", "discounts", "returns", "net_sales", "aov")
+#: The rates, as `GET /api/v1/metrics` names them.
+RATES = tuple(m.name for m in METRICS.values() if m.kind == "rate")
+# How the dashboard reads each field of `metrics.responses.WindowFigures`, the API's answer:
+#: as sent (same name and type);
+AS_SENT = (
+    "source",
+    "orders",
+    "orders_without_amounts",
+    *FUNNEL_COUNTS,
+    *RATES,
+    "provisional",
+    "freshness_seconds",
+    "events_folded_through",
+    "cart_abandon_after_seconds",
+    "checkout_abandon_after_seconds",
+)
+#: converted: the window's ends and moments to datetimes, the money to Decimals (field: ours);
+CONVERTED = {
+    "from_": "start",
+    "to": "end",
+    "as_of": "as_of",
+    "watermark": "watermark",
+    "by_currency": "by_currency",
+}
+#: not read: the one-currency shortcut (the dashboard reads `by_currency`) and the versions.
+NOT_READ = ("currency", *MONEY_FIELDS, "definition_versions")
+
 
 @dataclass(frozen=True)
 class Figures:
-    """Every metric of one window, as `GET /api/v1/metrics` returns it."""
+    """Every metric of one window, as `GET /api/v1/metrics` returns it (validated against the
+    API's own model, `metrics.responses.WindowFigures`; see AS_SENT and CONVERTED)."""
 
     source: str | None
     start: datetime
@@ -73,59 +120,23 @@ class Figures:
     as_of: datetime | None
     watermark: datetime | None
     freshness_seconds: float | None
-    #: The last event the figures include (None from a service that does not say).
-    events_folded_through: int | None = None
-    #: Inactivity after which an open cart / checkout counts as abandoned (None: not given).
-    cart_abandon_after_seconds: float | None = None
-    checkout_abandon_after_seconds: float | None = None
+    #: The last event the figures include.
+    events_folded_through: int
+    #: Inactivity after which an open cart / checkout counts as abandoned.
+    cart_abandon_after_seconds: float
+    checkout_abandon_after_seconds: float
 
     @classmethod
     def from_json(cls, body: Mapping[str, Any]) -> Figures:
-        def rate(name: str) -> float | None:
-            return None if body[name] is None else float(body[name])
-
-        def optional(name: str) -> float | None:
-            value = body.get(name)
-            return None if value is None else float(value)
-
-        folded = body.get("events_folded_through")
+        """Raises pydantic.ValidationError when `body` is not what the API answers."""
+        sent = WindowFigures.model_validate(body)
         return cls(
-            source=body.get("source"),
-            start=datetime.fromisoformat(body["from"]).astimezone(UTC),
-            end=datetime.fromisoformat(body["to"]).astimezone(UTC),
-            orders=int(body["orders"]),
-            by_currency=tuple(
-                CurrencyFigures(
-                    currency=item["currency"],
-                    orders=int(item["orders"]),
-                    gross_sales=decimal_or_none(item["gross_sales"]),
-                    discounts=decimal_or_none(item["discounts"]),
-                    returns=decimal_or_none(item["returns"]),
-                    net_sales=decimal_or_none(item["net_sales"]),
-                    aov=decimal_or_none(item["aov"]),
-                )
-                for item in body["by_currency"]
-            ),
-            orders_without_amounts=int(body["orders_without_amounts"]),
-            carts_created=int(body["carts_created"]),
-            carts_converted=int(body["carts_converted"]),
-            carts_abandoned=int(body["carts_abandoned"]),
-            carts_open=int(body["carts_open"]),
-            checkouts_started=int(body["checkouts_started"]),
-            checkouts_completed=int(body["checkouts_completed"]),
-            checkouts_abandoned=int(body["checkouts_abandoned"]),
-            checkouts_open=int(body["checkouts_open"]),
-            cart_conversion_rate=rate("cart_conversion_rate"),
-            cart_abandonment_rate=rate("cart_abandonment_rate"),
-            checkout_conversion_rate=rate("checkout_conversion_rate"),
-            checkout_abandonment_rate=rate("checkout_abandonment_rate"),
-            provisional=bool(body["provisional"]),
-            as_of=_time(body.get("as_of")),
-            watermark=_time(body.get("watermark")),
-            freshness_seconds=optional("freshness_seconds"),
-            events_folded_through=None if folded is None else int(folded),
-            cart_abandon_after_seconds=optional("cart_abandon_after_seconds"),
-            checkout_abandon_after_seconds=optional("checkout_abandon_after_seconds"),
+            start=_moment(sent.from_),
+            end=_moment(sent.to),
+            by_currency=tuple(CurrencyFigures.from_wire(c) for c in sent.by_currency),
+            as_of=_time(sent.as_of),
+            watermark=_time(sent.watermark),
+            **{name: getattr(sent, name) for name in AS_SENT},
         )
 
     def money(self, currency: str | None) -> CurrencyFigures | None:
@@ -470,7 +481,7 @@ def _events_waiting(stats: Mapping[str, Any], current: Figures) -> int | None:
     """Stored events not folded yet. The stats are read before the figures, so the figures may
     include more than the stats had stored: never below 0."""
     stored = stats.get("events_stored_through")
-    if stored is None or current.events_folded_through is None:
+    if stored is None:
         return None
     return max(0, int(stored) - current.events_folded_through)
 

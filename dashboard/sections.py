@@ -44,8 +44,7 @@ def _help(kpi: Kpi, figures: Figures) -> str:
     if kpi.name not in _COHORT:
         return text
     entity, good_end, timeout = _COHORT[kpi.name]
-    seconds = getattr(figures, timeout)
-    after = fmt.span(timedelta(seconds=seconds)) if seconds is not None else "a while"
+    after = fmt.span(timedelta(seconds=getattr(figures, timeout)))
     text += (
         f" A {entity} counts as abandoned after {after} without activity and without "
         f"{good_end} (or when the platform says so); until then it is open."
@@ -248,10 +247,8 @@ def _freshness(column: DeltaGenerator, figures: Health) -> None:
 
 
 def _timeouts(figures: Figures) -> str:
-    """` (carts after 1 h without activity, checkouts after 10 min)`, when the service says."""
+    """` (carts after 1 h without activity, checkouts after 10 min)`."""
     cart, checkout = figures.cart_abandon_after_seconds, figures.checkout_abandon_after_seconds
-    if cart is None or checkout is None:
-        return ""
     return (
         f" (carts after {fmt.span(timedelta(seconds=cart))} without activity, checkouts after "
         f"{fmt.span(timedelta(seconds=checkout))})"

@@ -13,7 +13,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-Grain = Literal["minute", "hour", "day"]
+from metrics.definitions import Grain
+
 #: How a range steps back to its previous period: by its own length, or by a calendar day or week
 #: on the zone's clock (today so far against yesterday up to the same time).
 Calendar = Literal["span", "day", "week"]

@@ -8,8 +8,9 @@ from pathlib import Path
 import dashboard
 
 OURS = ("dashboard", "ingest", "metrics", "shoppulse")
-#: The only module of ours outside the dashboard it may use: pure metric definitions.
-ALLOWED = {"metrics.definitions"}
+#: The only modules of ours outside the dashboard it may use: the pure metric definitions and the
+#: API's models of its answers (pydantic only).
+ALLOWED = {"metrics.definitions", "metrics.responses"}
 
 
 def _imports(path: Path) -> set[str]:
@@ -36,3 +37,16 @@ def test_dashboard_imports_only_its_read_contract_and_never_duckdb() -> None:
         assert foreign <= ALLOWED, f"{path.name} imports {foreign - ALLOWED}"
     http_users = [path.name for path in modules if "httpx" in _imports(path)]
     assert http_users == ["data.py"], "one module reads the service"
+
+
+def test_the_read_contract_it_shares_with_the_api_opens_nothing() -> None:
+    metrics_dir = Path(dashboard.__file__).parent.parent / "metrics"
+    for name in sorted(ALLOWED):
+        imported = _imports(metrics_dir / f"{name.split('.')[1]}.py")
+        ours = {n for n in imported if n.split(".")[0] in OURS}
+        assert ours <= ALLOWED, f"{name} imports {ours - ALLOWED}"
+        assert {n.split(".")[0] for n in imported} - {*OURS, "pydantic"} <= {
+            "__future__",
+            "dataclasses",
+            "typing",
+        }, name

@@ -11,6 +11,8 @@ import pytest
 from dashboard import charts
 from dashboard import formatting as fmt
 from dashboard.model import (
+    MONEY_FIELDS,
+    RATES,
     Figures,
     Kpi,
     Point,
@@ -22,6 +24,7 @@ from dashboard.model import (
     list_sources,
 )
 from dashboard.time_range import TimeRange, grain_for
+from metrics.definitions import FUNNEL_COUNTS
 
 NOW = datetime(2026, 3, 14, 15, 9, 26, 535000, tzinfo=UTC)
 
@@ -33,29 +36,20 @@ def figures(**changes: Any) -> Figures:
         "from": "2026-03-14T14:10:00+00:00",
         "to": "2026-03-14T15:10:00+00:00",
         "orders": 0,
+        "currency": None,
+        **dict.fromkeys(MONEY_FIELDS),
         "by_currency": [],
         "orders_without_amounts": 0,
-        **dict.fromkeys(
-            (
-                "carts_created",
-                "carts_converted",
-                "carts_abandoned",
-                "carts_open",
-                "checkouts_started",
-                "checkouts_completed",
-                "checkouts_abandoned",
-                "checkouts_open",
-            ),
-            0,
-        ),
-        "cart_conversion_rate": None,
-        "cart_abandonment_rate": None,
-        "checkout_conversion_rate": None,
-        "checkout_abandonment_rate": None,
+        **dict.fromkeys(FUNNEL_COUNTS, 0),
+        **dict.fromkeys(RATES),
         "provisional": False,
         "as_of": None,
         "watermark": None,
         "freshness_seconds": None,
+        "events_folded_through": 0,
+        "definition_versions": {},
+        "cart_abandon_after_seconds": 3600.0,
+        "checkout_abandon_after_seconds": 600.0,
     }
     body.update(changes)
     return Figures.from_json(body)
