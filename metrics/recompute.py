@@ -11,12 +11,13 @@ from datetime import datetime, timedelta
 
 import duckdb
 
+from ingest.storage.schema import EVENTS
 from metrics.schema import CURSOR, FUNNEL, SALES
 
-_ENTITIES = """
+_ENTITIES = f"""
 WITH ev AS (
     SELECT *, coalesce(updated_at, TIMESTAMPTZ '1900-01-01 00:00:00+00') AS vkey
-    FROM events WHERE event_seq <= $upto
+    FROM {EVENTS} WHERE event_seq <= $upto
 ),
 order_latest AS (
     SELECT * FROM ev WHERE kind = 'order' AND NOT deleted AND action <> 'restore'

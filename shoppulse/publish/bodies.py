@@ -12,6 +12,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ingest.storage.body_codec import unpack
+from ingest.storage.schema import DELIVERIES, EVENTS
 from shoppulse.publish.datasets import Column, quote
 
 #: Columns taken from the raw delivery body at publish time, by topic (the canonical event does
@@ -68,7 +69,7 @@ class BodyColumns:
             lo, hi = int(seqs["seq"][0].as_py()), int(seqs["seq"][-1].as_py())
             versions = _arrow(
                 live,
-                "SELECT event_seq, delivery_seq, entity_id, currency FROM events "
+                f"SELECT event_seq, delivery_seq, entity_id, currency FROM {EVENTS} "
                 f"WHERE event_seq BETWEEN {lo} AND {hi} "
                 "AND event_seq IN (SELECT seq FROM _pub_seqs)",
             )
@@ -96,7 +97,8 @@ class BodyColumns:
         if self._body_codec is None:
             rows = self.live.execute(
                 "SELECT count(*) FROM duckdb_columns() WHERE database_name = current_database() "
-                "AND table_name = 'deliveries' AND column_name = 'body_codec'"
+                "AND table_name = ? AND column_name = 'body_codec'",
+                [DELIVERIES],
             ).fetchall()
             self._body_codec = bool(rows[0][0])
         return self._body_codec
@@ -114,7 +116,7 @@ class BodyColumns:
             # migrated) has no codec column: its bodies are stored as received.
             codec = "body_codec" if self._has_body_codec() else "NULL"
             rows = live.execute(
-                f"SELECT delivery_seq, topic, body, {codec} FROM deliveries "
+                f"SELECT delivery_seq, topic, body, {codec} FROM {DELIVERIES} "
                 f"WHERE delivery_seq BETWEEN {lo} AND {hi} "
                 "AND delivery_seq IN (SELECT seq FROM _pub_dseqs)"
             ).fetchall()
