@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from metrics.definitions import FUNNEL_COUNTS
+from ingest.storage.schema import MONEY_TYPE
+from metrics.schema import FUNNEL_LOG, SALES_LOG, SUM_TYPE, ChangeLog
 
 
 @dataclass(frozen=True)
@@ -53,8 +54,14 @@ def _cols(*spec: tuple[str, str] | tuple[str, str, str]) -> tuple[Column, ...]:
 
 
 TS = "TIMESTAMPTZ"
-MONEY = "DECIMAL(18,4)"
-SUM = "DECIMAL(38,4)"
+MONEY = MONEY_TYPE
+SUM = SUM_TYPE
+
+
+def _sums(log: ChangeLog) -> tuple[Column, ...]:
+    """The additive columns of an aggregate's change log, as published per minute."""
+    return tuple(Column(name, kind, name) for name, kind in log.values)
+
 
 EVENTS = Dataset(
     "events",
@@ -198,22 +205,11 @@ CHECKOUTS = Dataset(
 )
 SALES_MINUTE = Dataset(
     "sales_minute",
-    _cols(
-        ("source", "VARCHAR"),
-        ("currency", "VARCHAR"),
-        ("minute", TS),
-        ("orders", "BIGINT"),
-        ("gross_sales", SUM),
-        ("discounts", SUM),
-        ("returns", SUM),
-    ),
+    (*_cols(("source", "VARCHAR"), ("currency", "VARCHAR"), ("minute", TS)), *_sums(SALES_LOG)),
 )
 FUNNEL_MINUTE = Dataset(
     "funnel_minute",
-    (
-        *_cols(("source", "VARCHAR"), ("minute", TS)),
-        *(Column(name, "BIGINT", name) for name in FUNNEL_COUNTS),
-    ),
+    (*_cols(("source", "VARCHAR"), ("minute", TS)), *_sums(FUNNEL_LOG)),
 )
 #: Every aggregate change with its fold and cause (`metrics.history.changes_sql`), appended by fold.
 METRIC_CHANGES = Dataset(
