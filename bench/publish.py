@@ -40,8 +40,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from ingest.providers import get_provider
 from metrics.engine import MetricsEngine
 from shoppulse.database import open_database
-from shoppulse.publish import Publisher
 from shoppulse.publish.catalog import catalog_path
+from shoppulse.publish.publisher import Publisher
 
 DAY_US = 86_400_000_000
 START = datetime(2025, 1, 1, tzinfo=UTC)

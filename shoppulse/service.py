@@ -38,7 +38,8 @@ from shoppulse.auth import BearerTokenMiddleware
 from shoppulse.database import open_database
 from shoppulse.discovery import write_discovery
 from shoppulse.logs import flush_logs
-from shoppulse.publish import Publisher, PublishWorker
+from shoppulse.publish.publisher import Publisher
+from shoppulse.publish.worker import PublishWorker
 from shoppulse.settings import Settings
 from shoppulse.webhook_route import ShopPulseApp
 

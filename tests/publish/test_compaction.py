@@ -17,12 +17,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from shoppulse.publish import Publisher
 from shoppulse.publish.catalog import Snapshot, catalog_path, files_location, write_catalog
 from shoppulse.publish.compaction import COMPACT_MAX_ROWS, compact, tail_run
 from shoppulse.publish.datasets import EVENTS
 from shoppulse.publish.manifest import STATE_FILE, Manifest, PartFile
 from shoppulse.publish.parts import CycleFiles
+from shoppulse.publish.publisher import Publisher
 
 STEPS = ("placed", "compacted", "committed", "catalog")
 
