@@ -22,8 +22,9 @@ from shoppulse.commands.up import command_hint
 from shoppulse.discovery import discovery_path
 from shoppulse.settings import Settings
 from tests.dashboard.store import SHOPIFY, fresh_id, order_payload, wait_for
-from tests.e2e.server import ServiceProcess, free_port
+from tests.e2e.server import ServiceProcess
 from tests.e2e.up import running_up
+from tests.helpers.ports import free_port
 
 CLI = [sys.executable, "-c", "from shoppulse.cli import main; main()"]
 
