@@ -29,7 +29,6 @@ import platform
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -57,6 +56,7 @@ from bench._load import (  # noqa: E402
     run_closed,
     run_open,
 )
+from bench._ports import free_port  # noqa: E402
 
 SOURCE = "bench"
 SECRET = "bench-secret"
@@ -74,13 +74,6 @@ IDLE_WINDOW = 0.5
 IDLE_TIMEOUT = 30.0
 
 console = Console(width=max(Console().width, 120))
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def cpu_seconds(pid: int) -> float:

@@ -21,7 +21,6 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -37,11 +36,12 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench._ports import free_port
 from ingest.providers import get_provider
 from metrics.engine import MetricsEngine
 from shoppulse.database import open_database
-from shoppulse.publish import Publisher
 from shoppulse.publish.catalog import catalog_path
+from shoppulse.publish.publisher import Publisher
 
 DAY_US = 86_400_000_000
 START = datetime(2025, 1, 1, tzinfo=UTC)
@@ -165,12 +165,6 @@ def cycle_cost(events: int, batch: int, cycles: int, workdir: Path) -> dict[str,
 
 
 # ----------------------------------------------------------------------------- freshness
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def freshness(deliveries: int, workdir: Path) -> dict[str, Any]:

@@ -48,6 +48,7 @@ import orjson  # noqa: E402
 from pydantic import SecretStr  # noqa: E402
 
 from bench._load import ShopifyOrders, install_uvloop, run_closed  # noqa: E402
+from bench._ports import free_port  # noqa: E402
 from bench.ingest import (  # noqa: E402
     SECRET,
     SOURCE,
@@ -57,7 +58,6 @@ from bench.ingest import (  # noqa: E402
     console,
     cpu_seconds,
     floor_server,
-    free_port,
     service_env,
     settle,
     shoppulse_server,

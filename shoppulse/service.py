@@ -6,15 +6,11 @@ The service is the only process that opens the live DuckDB file.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from pathlib import Path
 
 import duckdb
-import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -40,8 +36,10 @@ from metrics.worker import MetricsWorker
 from shoppulse import __version__
 from shoppulse.auth import BearerTokenMiddleware
 from shoppulse.database import open_database
+from shoppulse.discovery import write_discovery
 from shoppulse.logs import flush_logs
-from shoppulse.publish import Publisher, PublishWorker
+from shoppulse.publish.publisher import Publisher
+from shoppulse.publish.worker import PublishWorker
 from shoppulse.settings import Settings
 from shoppulse.webhook_route import ShopPulseApp
 
@@ -76,35 +74,6 @@ def time_zones(settings: Settings, sources: dict[str, Source]) -> TimeZones:
     """Each source's zone (its own `timezone`, else the display zone) and the display zone."""
     display = settings.display_timezone
     return TimeZones(display, {sid: s.timezone or display for sid, s in sources.items()})
-
-
-def discovery_path(db_path: Path) -> Path:
-    """Where a running service says how to reach it: beside the live database."""
-    return db_path.with_name(db_path.name + ".service.json")
-
-
-def read_discovery(db_path: Path) -> dict[str, object] | None:
-    """The running service's discovery record for `db_path`, if any."""
-    try:
-        record = orjson.loads(discovery_path(db_path).read_bytes())
-    except (FileNotFoundError, orjson.JSONDecodeError):
-        return None
-    return record if isinstance(record, dict) else None
-
-
-def _write_discovery(settings: Settings) -> Path:
-    host = settings.host if settings.host not in ("0.0.0.0", "::", "") else "127.0.0.1"
-    path = discovery_path(settings.db_path)
-    record = {
-        "api_url": f"{'https' if settings.ssl_certfile else 'http'}://{host}:{settings.port}",
-        "pid": os.getpid(),
-        "db_path": str(settings.db_path),
-        "started_at": datetime.now(UTC).isoformat(),
-    }
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_bytes(orjson.dumps(record))
-    temporary.replace(path)
-    return path
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -230,7 +199,7 @@ def create_app(
         publisher = Publisher(con, settings.db_path, grace_seconds=settings.publish_grace_seconds)
         app.state.publish_worker = PublishWorker(publisher, settings.publish_interval_seconds)
         app.state.publish_worker.start()
-        discovery = _write_discovery(settings)
+        discovery = write_discovery(settings)
         try:
             async with attach(service) if attach is not None else nullcontext():
                 yield

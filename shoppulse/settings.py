@@ -1,12 +1,10 @@
 """The service's settings: every stage's, composed, read once at the entry point and passed down.
 
 Each stage declares its own settings (`ingest.settings.IngestSettings`,
-`metrics.settings.MetricsSettings`); the server's and publishing's are here. Publishing's are not
-in `shoppulse/publish/`: that package imports the publisher, and with it the data stack that
-`shoppulse --help` must not load. Every field can be overridden by an environment variable
-`SHOPPULSE_<FIELD>` (upper case), read here only. The README's settings table is generated from
-the descriptions (`shoppulse settings`). The scale-out log's settings are apart
-(`shoppulse.scale_out.settings`).
+`metrics.settings.MetricsSettings`, `shoppulse.publish.settings.PublishSettings`); the server's
+are here. Every field can be overridden by an environment variable `SHOPPULSE_<FIELD>` (upper
+case), read here only. The README's settings table is generated from the descriptions
+(`shoppulse settings`). The scale-out log's settings are apart (`shoppulse.scale_out.settings`).
 """
 
 from __future__ import annotations
@@ -18,6 +16,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ingest.settings import IngestSettings
 from metrics.settings import MetricsSettings
+from shoppulse.publish.settings import PublishSettings
 
 
 class ServerSettings(BaseModel):
@@ -38,25 +37,6 @@ class ServerSettings(BaseModel):
         default=None,
         description="When set, every endpoint except POST /webhooks/*, /healthz, /readyz and the "
         "API docs requires `Authorization: Bearer <token>`.",
-    )
-
-
-class PublishSettings(BaseModel):
-    """How often the analysts' Parquet files and catalog are refreshed, and kept."""
-
-    publish_interval_seconds: float = Field(
-        default=2.0,
-        gt=0,
-        description="How often the service publishes what changed to the analysts' Parquet "
-        "files and catalog (`analytics.duckdb` beside the live file). The SQL views lag behind "
-        "by at most this plus `metrics_state_write_seconds` (they publish the folds whose "
-        "entity state is written).",
-    )
-    publish_grace_seconds: float = Field(
-        default=3600.0,
-        ge=0,
-        description="How long replaced Parquet files are kept before they are deleted, so that "
-        "queries running on an older catalog keep working.",
     )
 
 

@@ -12,7 +12,8 @@ from ingest.reconcile.settings import ReconcileSettings
 from ingest.settings import IngestSettings, IntakeSettings
 from ingest.storage.settings import StorageSettings
 from metrics.settings import MetricsSettings
-from shoppulse.settings import PublishSettings, ServerSettings, Settings
+from shoppulse.publish.settings import PublishSettings
+from shoppulse.settings import ServerSettings, Settings
 
 STAGES: tuple[type[BaseModel], ...] = (
     ServerSettings,

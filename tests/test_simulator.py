@@ -38,7 +38,8 @@ from shoppulse.simulator import (
     take,
 )
 from tests.conftest import SECRET, FrozenClock, make_source
-from tests.e2e.server import ServiceProcess, free_port
+from tests.e2e.server import ServiceProcess
+from tests.helpers.ports import free_port
 
 START = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 SHOPIFY = get_provider("shopify")

@@ -16,6 +16,7 @@ import httpx
 from rich.markup import escape
 
 from shoppulse.commands._errors import err, fail
+from shoppulse.discovery import discovery_path, read_discovery
 from shoppulse.settings import Settings
 
 if TYPE_CHECKING:  # imported when a command opens the database: `shoppulse --help` stays light
@@ -55,7 +56,6 @@ def database_or_service(settings: Settings) -> Iterator[duckdb.DuckDBPyConnectio
     """The live database when the service is stopped, else the running service."""
     from ingest.storage.database import StorageError
     from shoppulse.database import open_database
-    from shoppulse.service import discovery_path, read_discovery
 
     path = settings.db_path
     if not path.exists():

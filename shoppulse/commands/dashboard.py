@@ -24,6 +24,7 @@ from shoppulse.commands._processes import (
     stop_signals,
 )
 from shoppulse.commands._settings import make_settings
+from shoppulse.discovery import read_discovery
 from shoppulse.settings import Settings
 
 APP_PATH = Path(dashboard.__file__).resolve().parent / "app.py"
@@ -40,8 +41,6 @@ def resolve_api_url(api: str | None, settings: Settings) -> tuple[str, str]:
     """The service's API URL and where it came from: --api, the discovery record, or the default."""
     if api:
         return api.rstrip("/"), "--api"
-    from shoppulse.service import read_discovery
-
     record = read_discovery(settings.db_path)
     if record is not None and isinstance(record.get("api_url"), str):
         return str(record["api_url"]).rstrip("/"), f"the service running on {settings.db_path}"

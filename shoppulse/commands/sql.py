@@ -35,8 +35,8 @@ class OutputFormat(StrEnum):
 def _prepare(config: Path | None, db: Path | None) -> Path:
     import duckdb
 
-    from shoppulse.publish import refresh_stopped
     from shoppulse.publish.catalog import catalog_path
+    from shoppulse.publish.worker import refresh_stopped
 
     settings = make_settings(config, db)
     try:

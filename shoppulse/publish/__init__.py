@@ -32,20 +32,12 @@ One module per concept:
 - `parts`: which file a row lands in, and placing files durably under never-reused names;
 - `compaction`: merging small parts of the append-only datasets;
 - `publisher`: one cycle, composing the above; `worker`: its thread and its lock;
-- `event_columns`, `bodies`: the columns read from stored events and raw bodies.
+- `event_columns`, `bodies`: the columns read from stored events and raw bodies;
+- `settings`: how often publishing runs and how long replaced files are kept.
+
+This package imports none of them: callers import the module they use (`publisher.Publisher`,
+`worker.PublishWorker`, ...), so reading the settings (`shoppulse --help` does, through
+`shoppulse.settings`) does not load the data stack the publisher needs.
 
 The analysts' side (opening the catalog read-only, `query`, `export`) is `shoppulse.sql`.
 """
-
-from shoppulse.publish.publisher import Heads, Publisher, PublishReport
-from shoppulse.publish.worker import PublishLock, PublishWorker, exclusive_publish, refresh_stopped
-
-__all__ = [
-    "Heads",
-    "PublishLock",
-    "PublishReport",
-    "PublishWorker",
-    "Publisher",
-    "exclusive_publish",
-    "refresh_stopped",
-]

@@ -13,8 +13,6 @@ period, so a catalog written before the merge still reads them.
 
 from __future__ import annotations
 
-import math
-
 import duckdb
 
 from shoppulse.publish.datasets import Dataset, quote
@@ -30,10 +28,21 @@ COMPACT_MAX_ROWS = 4_000_000
 
 
 def size_class(rows: int, fanout: int) -> int:
-    """The size class of a part of `rows` rows; -1 for a final part."""
+    """The size class of a part of `rows` rows; -1 for a final part.
+
+    Class 0 is under COMPACT_BASE_ROWS rows and class k (k >= 1) from COMPACT_BASE_ROWS ·
+    fanout^(k-1) up to, not including, COMPACT_BASE_ROWS · fanout^k: floor(log_fanout(rows /
+    COMPACT_BASE_ROWS)) + 1, clamped at 0. Computed with integers, as a floating-point
+    logarithm can land just below a whole number at an exact boundary (log_3(243) < 5)."""
     if rows >= COMPACT_MAX_ROWS:
         return -1  # final
-    return max(0, int(math.log(max(rows, 1) / COMPACT_BASE_ROWS, fanout)) + 1)
+    if fanout < 2:
+        raise ValueError(f"compaction fanout must be at least 2, not {fanout}")
+    number, bound = 0, COMPACT_BASE_ROWS
+    while rows >= bound:
+        number += 1
+        bound *= fanout
+    return number
 
 
 def tail_run(parts: list[PartFile], fanout: int) -> list[PartFile] | None:

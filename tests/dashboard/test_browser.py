@@ -22,7 +22,8 @@ import pytest
 
 from tests.dashboard.reading import api_figures, expected_tiles, kpi_tiles
 from tests.dashboard.store import Store, wait_for
-from tests.e2e.server import ServiceProcess, free_port, service_env
+from tests.e2e.server import ServiceProcess, service_env
+from tests.helpers.ports import free_port
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(120)]
 

@@ -19,11 +19,12 @@ from shoppulse.cli import app
 from shoppulse.commands._processes import port_in_use
 from shoppulse.commands.dashboard import DEFAULT_API_URL, resolve_api_url, streamlit_command
 from shoppulse.commands.up import command_hint
-from shoppulse.service import discovery_path
+from shoppulse.discovery import discovery_path
 from shoppulse.settings import Settings
 from tests.dashboard.store import SHOPIFY, fresh_id, order_payload, wait_for
-from tests.e2e.server import ServiceProcess, free_port
+from tests.e2e.server import ServiceProcess
 from tests.e2e.up import running_up
+from tests.helpers.ports import free_port
 
 CLI = [sys.executable, "-c", "from shoppulse.cli import main; main()"]
 

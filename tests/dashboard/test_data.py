@@ -15,7 +15,8 @@ from dashboard.model import RateMeter, Snapshot
 from dashboard.time_range import TimeRange
 from ingest.quarantine import UNSUBSCRIBE
 from tests.dashboard.store import Store, fresh_id, wait_for
-from tests.e2e.server import ServiceProcess, free_port
+from tests.e2e.server import ServiceProcess
+from tests.helpers.ports import free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(60)]
 

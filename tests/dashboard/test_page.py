@@ -22,7 +22,8 @@ from ingest.quarantine import UNSUBSCRIBE
 from tests.conftest import fixture_json
 from tests.dashboard.reading import api_figures, expected_tiles, kpi_tiles
 from tests.dashboard.store import Store, wait_for
-from tests.e2e.server import ServiceProcess, free_port
+from tests.e2e.server import ServiceProcess
+from tests.helpers.ports import free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(90)]
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,6 +22,8 @@ from types import TracebackType
 from typing import Protocol, Self
 
 import httpx
+
+from tests.helpers.ports import free_port
 
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 15.0
@@ -36,14 +37,6 @@ class ServiceError(Exception):
 def http_client(base_url: str, *, timeout: float = 10.0) -> httpx.Client:
     """An httpx client for `base_url` (use it as a context manager)."""
     return httpx.Client(base_url=base_url, timeout=timeout)
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _toml_string(value: str) -> str:

@@ -17,12 +17,19 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from shoppulse.publish import Publisher
 from shoppulse.publish.catalog import Snapshot, catalog_path, files_location, write_catalog
-from shoppulse.publish.compaction import COMPACT_MAX_ROWS, compact, tail_run
+from shoppulse.publish.compaction import (
+    COMPACT_BASE_ROWS,
+    COMPACT_FANOUT,
+    COMPACT_MAX_ROWS,
+    compact,
+    size_class,
+    tail_run,
+)
 from shoppulse.publish.datasets import EVENTS
 from shoppulse.publish.manifest import STATE_FILE, Manifest, PartFile
 from shoppulse.publish.parts import CycleFiles
+from shoppulse.publish.publisher import Publisher
 
 STEPS = ("placed", "compacted", "committed", "catalog")
 
@@ -155,6 +162,51 @@ def test_parts_merged_in_the_cycle_that_wrote_them_are_never_published(store: St
         "events/s000000000001-000000000015-g000000003m.parquet"
     ]
     assert on_disk(store.root) == published | {cycle.added[0].path}
+
+
+@pytest.mark.parametrize(
+    ("rows", "expected"),
+    [
+        (0, 0),
+        (1, 0),
+        (511, 0),
+        (512, 0),
+        (513, 0),
+        (2048, 0),
+        (4095, 0),  # class 0: under COMPACT_BASE_ROWS
+        (4096, 1),
+        (32_767, 1),  # each class COMPACT_FANOUT times larger than the one before
+        (32_768, 2),
+        (262_143, 2),
+        (262_144, 3),
+        (2_097_151, 3),
+        (2_097_152, 4),
+        (COMPACT_MAX_ROWS - 1, 4),
+        (COMPACT_MAX_ROWS, -1),  # final
+        (COMPACT_MAX_ROWS * 10, -1),
+    ],
+)
+def test_size_classes_start_at_the_base_and_grow_by_the_fanout(rows: int, expected: int) -> None:
+    assert (COMPACT_BASE_ROWS, COMPACT_FANOUT, COMPACT_MAX_ROWS) == (4096, 8, 4_000_000)
+    assert size_class(rows, COMPACT_FANOUT) == expected
+
+
+def test_size_class_boundaries_are_exact_for_any_fanout() -> None:
+    """Class k starts at exactly COMPACT_BASE_ROWS · fanout^(k-1) rows (a floating-point
+    logarithm would put 4096 · 3^5 rows in class 5, not 6, at fanout 3)."""
+    for fanout in range(2, 11):
+        start, expected = COMPACT_BASE_ROWS, 1
+        assert size_class(start - 1, fanout) == 0
+        while start < COMPACT_MAX_ROWS:
+            assert size_class(start - 1, fanout) == expected - 1, (fanout, start)
+            assert size_class(start, fanout) == expected, (fanout, start)
+            start, expected = start * fanout, expected + 1
+
+
+@pytest.mark.parametrize("fanout", [-1, 0, 1])
+def test_a_fanout_under_two_is_refused(fanout: int) -> None:
+    with pytest.raises(ValueError, match="fanout must be at least 2"):
+        size_class(COMPACT_BASE_ROWS, fanout)
 
 
 def test_final_parts_are_never_merged_again() -> None:

@@ -20,7 +20,7 @@ from shoppulse.scale_out.connection import connect
 from shoppulse.scale_out.server import ServerConfig
 from shoppulse.scale_out.settings import LogSettings
 from shoppulse.scale_out.stream import StreamSpec, ensure_stream
-from tests.e2e.server import free_port
+from tests.helpers.ports import free_port
 
 START_TIMEOUT = 20.0
 STOP_TIMEOUT = 10.0

@@ -21,13 +21,13 @@ from pydantic import SecretStr
 from typer.testing import CliRunner
 
 from shoppulse.cli import app
+from shoppulse.discovery import discovery_path
 from shoppulse.scale_out.connection import LogClient, LogUnavailable, connect
 from shoppulse.scale_out.intake_app import create_intake_app
 from shoppulse.scale_out.permissions import Role, admin_role, intake_role, store_role
 from shoppulse.scale_out.settings import STREAM, LogSettings
 from shoppulse.scale_out.store_app import create_store_app
 from shoppulse.scale_out.stream import StreamSpec, ensure_stream, open_checked
-from shoppulse.service import discovery_path
 from shoppulse.settings import Settings
 from tests.conftest import SECRET, FrozenClock, make_source
 from tests.helpers.waiting import wait_for

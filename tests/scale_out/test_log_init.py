@@ -14,7 +14,7 @@ from shoppulse.scale_out.connection import connect
 from shoppulse.scale_out.settings import STREAM, LogSettings
 from shoppulse.scale_out.stream import SUBJECTS
 from tests.conftest import SECRET
-from tests.e2e.server import free_port
+from tests.helpers.ports import free_port
 from tests.scale_out.nats import NatsNode
 from tests.scale_out.roles import sources_file
 

@@ -17,8 +17,8 @@ from shoppulse.commands.up import CLI
 from shoppulse.scale_out.connection import LogUnavailable, connect
 from shoppulse.scale_out.settings import LogSettings
 from tests.dashboard.store import wait_for
-from tests.e2e.server import free_port
 from tests.e2e.up import running_up
+from tests.helpers.ports import free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 

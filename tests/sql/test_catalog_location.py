@@ -12,8 +12,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from ingest.sources import Source
-from shoppulse.publish import refresh_stopped
 from shoppulse.publish.catalog import catalog_path
+from shoppulse.publish.worker import refresh_stopped
 from shoppulse.service import create_app
 from shoppulse.settings import Settings
 from shoppulse.sql import open_catalog

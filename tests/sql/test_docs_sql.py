@@ -7,8 +7,8 @@ from pathlib import Path
 
 import duckdb
 
-from shoppulse.publish import Publisher
 from shoppulse.publish.catalog import catalog_path
+from shoppulse.publish.publisher import Publisher
 from shoppulse.publish.views import VIEWS
 from shoppulse.sql import open_catalog
 

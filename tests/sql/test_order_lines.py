@@ -14,7 +14,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from shoppulse.publish import Publisher
+from shoppulse.publish.publisher import Publisher
 from shoppulse.service import create_app
 from shoppulse.settings import Settings
 from shoppulse.simulator import SimulationConfig, Simulator, send, take

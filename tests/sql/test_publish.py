@@ -14,8 +14,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from ingest.sources import Source
-from shoppulse.publish import Publisher, PublishReport, PublishWorker
 from shoppulse.publish.catalog import catalog_path
+from shoppulse.publish.publisher import Publisher, PublishReport
+from shoppulse.publish.worker import PublishWorker
 from shoppulse.service import create_app
 from shoppulse.settings import Settings
 from shoppulse.sql import open_catalog
