@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._ports import free_port
 from ingest.providers import get_provider
-from metrics.engine import MetricsEngine
+from metrics.schema import CURSOR, FOLDS, ORDER_STATE
 from shoppulse.database import open_database
 from shoppulse.publish.catalog import catalog_path
 from shoppulse.publish.publisher import Publisher
@@ -56,9 +56,22 @@ def _table(con: duckdb.DuckDBPyConnection, name: str, fallback: str) -> str:
     raise RuntimeError(f"no table for {name}")
 
 
+#: The order state columns the benchmark fills (the rest of `ORDER_STATE` stays NULL).
+_ORDER_COLUMNS = ", ".join(c.name for c in ORDER_STATE.columns if c.name not in ("d_at", "d_seq"))
+
+
+def _fold_done(con: duckdb.DuckDBPyConnection, event_seq: int, fold: int) -> None:
+    """Move the cursor as a fold of the events up to `event_seq` whose state is written would."""
+    con.execute(
+        f"UPDATE {CURSOR} SET event_seq = ?, fold_seq = ?, state_event_seq = ?, "
+        "state_fold_seq = ?, evaluated_at = now(), state_evaluated_at = now()",
+        [event_seq, fold, event_seq, fold],
+    )
+    con.execute(f"INSERT INTO {FOLDS} VALUES (?, now(), NULL, ?)", [fold, event_seq])
+
+
 def build(db_path: Path, events: int) -> tuple[duckdb.DuckDBPyConnection, dict[str, str]]:
     con = open_database(db_path)
-    MetricsEngine(con)  # migrations
     orders = events // 2
     span = 365 * DAY_US
     ts = (
@@ -84,8 +97,8 @@ def build(db_path: Path, events: int) -> tuple[duckdb.DuckDBPyConnection, dict[s
         f"+ to_microseconds((i::HUGEINT * 2 * {span} // {events})::BIGINT))"
     )
     con.execute(
-        f"""INSERT INTO {tables["orders"]} SELECT 'acme', 'o-' || i, true, {created}, 2 * i + 2,
-        {created}, 'USD', 100.00, 5.00, false, false, false, NULL, NULL, 1, NULL, NULL
+        f"""INSERT INTO {tables["orders"]} ({_ORDER_COLUMNS}) SELECT 'acme', 'o-' || i, true,
+        {created}, 2 * i + 2, {created}, 'USD', 100.00, 5.00, false, false, false, NULL, NULL, 1
         FROM range({orders}) t(i)"""
     )
     con.execute(
@@ -93,7 +106,7 @@ def build(db_path: Path, events: int) -> tuple[duckdb.DuckDBPyConnection, dict[s
         sum(5.00), 0, 1, 'delivery' FROM (SELECT date_trunc('minute', {created}) AS m
         FROM range({orders}) t(i)) GROUP BY m"""
     )
-    con.execute(f"UPDATE metrics_cursor SET event_seq = {events}, fold_seq = 1")
+    _fold_done(con, events, 1)
     con.execute("CHECKPOINT")
     return con, tables
 
@@ -116,9 +129,9 @@ def add_batch(
         FROM range({batch}) t(i)"""
     )
     con.execute(
-        f"""INSERT INTO {tables["orders"]} SELECT 'acme', 'n-' || ({top} + i), true, {now},
-        {top} + i + 1, {now} + INTERVAL (i % 60) MINUTE, 'USD', 100.00, 5.00, false, false,
-        false, NULL, NULL, {fold} FROM range({batch}) t(i)"""
+        f"""INSERT INTO {tables["orders"]} ({_ORDER_COLUMNS}) SELECT 'acme', 'n-' || ({top} + i),
+        true, {now}, {top} + i + 1, {now} + INTERVAL (i % 60) MINUTE, 'USD', 100.00, 5.00, false,
+        false, false, NULL, NULL, {fold} FROM range({batch}) t(i)"""
     )
     late = f"o-{fold * 7}"  # an order of the first days: its day's file is rewritten
     con.execute(
@@ -129,7 +142,7 @@ def add_batch(
         f"""INSERT INTO {tables["sales"]} SELECT 'acme', 'USD', {now} + INTERVAL (i) MINUTE,
         1, 100.00, 5.00, 0, {fold}, 'delivery' FROM range(60) t(i)"""
     )
-    con.execute(f"UPDATE metrics_cursor SET event_seq = {top + batch}, fold_seq = {fold}")
+    _fold_done(con, top + batch, fold)
     con.execute("COMMIT")
 
 
