@@ -41,8 +41,12 @@ from shoppulse.publish.datasets import (
     quote,
 )
 from shoppulse.publish.event_columns import EventColumns
+from shoppulse.publish.heads import Heads, Positions, live_tables, read_heads
 from shoppulse.publish.manifest import STATE_FILE, Manifest, TrackedDelivery
 from shoppulse.publish.parts import SCRATCH_DIR, CycleFiles, day_of
+
+# `Heads` is part of a cycle's report, so it is importable from here as well.
+__all__ = ["Heads", "PublishReport", "Publisher"]
 
 log = logging.getLogger("shoppulse.publish")
 
@@ -66,16 +70,6 @@ _STATES = (
 #: Entity kinds whose extra columns come from the stored events, not from raw bodies.
 _FROM_EVENTS = frozenset({"order", "checkout"})
 _AGGREGATES = ((SALES_MINUTE, SALES_LOG), (FUNNEL_MINUTE, FUNNEL_LOG))
-
-
-@dataclass(frozen=True)
-class Heads:
-    event_seq: int
-    delivery_seq: int
-    fold_seq: int
-    counts: str
-    evaluated_at: datetime | None
-    watermark: datetime | None
 
 
 @dataclass
@@ -117,7 +111,7 @@ class Publisher:
         self._body_columns = BodyColumns(self.live)
         self._event_columns = EventColumns(self.live)
         self._columns_checked: set[str] = set()
-        #: The live file's tables and views, read at the start of each cycle (`_heads`).
+        #: The live file's tables and views, read at the start of each cycle.
         self._present: set[str] = set()
         self._cleanup_orphans()
         # The data folder was moved or copied (or the catalog predates absolute paths): the
@@ -153,8 +147,10 @@ class Publisher:
             try:
                 live.execute("BEGIN TRANSACTION")
                 try:
-                    heads = self._heads()
-                    changed = self._publish_snapshot(cycle, heads)
+                    self._present = live_tables(live)
+                    since = self._published()
+                    heads = read_heads(live, self._present, since)
+                    changed = self._publish_snapshot(cycle, since, heads)
                 finally:
                     live.execute("ROLLBACK")  # read only: nothing to keep
                 compacted = 0.0
@@ -170,7 +166,7 @@ class Publisher:
                 # A cycle that wrote nothing (the engine only advanced its timers) moves the
                 # watermarks on but keeps the catalog.
                 changed = changed and bool(cycle.added or cycle.retired or first)
-                if changed or self._head_tuple(heads) != self._last_heads():
+                if changed or heads.positions != since:
                     self._apply(cycle, heads, new_generation=changed)
                 self.manifest.commit()
             except BaseException:
@@ -209,71 +205,8 @@ class Publisher:
         write_catalog(self.catalog, snapshot)
         self.manifest.set_meta("location", self.root)
 
-    def _scalar(self, sql: str, params: Sequence[Any] = ()) -> Any:
-        rows = self.live.execute(sql, list(params)).fetchall()
-        return rows[0][0] if rows else None
-
-    def _tables(self) -> set[str]:
-        rows = self.live.execute(
-            "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() "
-            "UNION ALL SELECT view_name FROM duckdb_views() "
-            "WHERE database_name = current_database() AND NOT internal"
-        ).fetchall()
-        return {str(r[0]) for r in rows}
-
-    def _heads(self) -> Heads:
-        tables = self._tables()
-        self._present = tables
-        last_event = int(self.manifest.meta("event_seq"))
-        last_delivery = int(self.manifest.meta("delivery_seq"))
-        event_seq = last_event
-        delivery_seq = last_delivery
-        if ingest_tables.EVENTS in tables:
-            found = self._scalar(
-                f"SELECT max(event_seq) FROM {ingest_tables.EVENTS} WHERE event_seq > ?",
-                [last_event],
-            )
-            event_seq = int(found) if found is not None else last_event
-        if ingest_tables.DELIVERIES in tables:
-            found = self._scalar(
-                f"SELECT max(delivery_seq) FROM {ingest_tables.DELIVERIES} WHERE delivery_seq > ?",
-                [last_delivery],
-            )
-            delivery_seq = int(found) if found is not None else last_delivery
-        fold_seq, evaluated_at, watermark = 0, None, None
-        cursor = metrics_tables.CURSOR
-        if cursor in tables:
-            # The state tables reflect the folds up to state_fold_seq (the engine writes them
-            # every few seconds); a file from before that column: every fold.
-            columns = {
-                str(r[0])
-                for r in self.live.execute(
-                    "SELECT column_name FROM duckdb_columns() WHERE table_name = ? "
-                    "AND database_name = current_database()",
-                    [cursor],
-                ).fetchall()
-            }
-            heads = (
-                "state_fold_seq, state_evaluated_at, state_watermark_received_at"
-                if "state_fold_seq" in columns
-                else "fold_seq, evaluated_at, watermark_received_at"
-            )
-            row = self.live.execute(f"SELECT {heads} FROM {cursor}").fetchall()
-            if row:
-                fold_seq, evaluated_at, watermark = int(row[0][0]), row[0][1], row[0][2]
-        counts = ""
-        if ingest_tables.INGEST_COUNTS in tables:
-            counts = repr(
-                self.live.execute(
-                    f"SELECT count(*), sum(count), max(last_at) FROM {ingest_tables.INGEST_COUNTS}"
-                ).fetchall()
-            )
-        return Heads(event_seq, delivery_seq, fold_seq, counts, evaluated_at, watermark)
-
-    def _publish_snapshot(self, cycle: CycleFiles, heads: Heads) -> bool:
-        last_event = int(self.manifest.meta("event_seq"))
-        last_delivery = int(self.manifest.meta("delivery_seq"))
-        last_fold = int(self.manifest.meta("fold_seq"))
+    def _publish_snapshot(self, cycle: CycleFiles, since: Positions, heads: Heads) -> bool:
+        last_event, last_delivery, last_fold = since.event_seq, since.delivery_seq, since.fold_seq
         # The first cycle always writes a catalog.
         changed = int(self.manifest.meta("generation")) == 0
         if heads.event_seq > last_event:
@@ -320,10 +253,7 @@ class Publisher:
                 # the history of the figures, appended by fold (metric_history)
                 changes = f"({changes_sql()}) AS changes"
                 self._append(cycle, METRIC_CHANGES, changes, "fold_seq", last_fold, heads.fold_seq)
-        if (
-            heads.counts != self.manifest.meta("counts", "")
-            and ingest_tables.INGEST_COUNTS in self._present
-        ):
+        if heads.counts != since.counts and ingest_tables.INGEST_COUNTS in self._present:
             changed = True
             self._replace_whole(
                 cycle, INGEST_COUNTS, f"SELECT {{cols}} FROM {ingest_tables.INGEST_COUNTS}"
@@ -334,20 +264,17 @@ class Publisher:
         """Whether the folds after `last_fold` up to `fold` changed any aggregate."""
         tables = [c.table for c in CHANGE_LOGS if c.table in self._present]
         found = [
-            self._scalar(
+            self.live.execute(
                 f"SELECT 1 FROM {table} WHERE changed_seq > ? AND changed_seq <= ? LIMIT 1",
                 [last_fold, fold],
-            )
+            ).fetchall()
             for table in tables
         ]
         return any(found)
 
-    @staticmethod
-    def _head_tuple(heads: Heads) -> tuple[int, int, int, str]:
-        return (heads.event_seq, heads.delivery_seq, heads.fold_seq, heads.counts)
-
-    def _last_heads(self) -> tuple[int, int, int, str]:
-        return (
+    def _published(self) -> Positions:
+        """How far the last cycle published, as its manifest recorded."""
+        return Positions(
             int(self.manifest.meta("event_seq")),
             int(self.manifest.meta("delivery_seq")),
             int(self.manifest.meta("fold_seq")),
