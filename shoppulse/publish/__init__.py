@@ -32,6 +32,7 @@ One module per concept:
 - `parts`: which file a row lands in, and placing files durably under never-reused names;
 - `compaction`: merging small parts of the append-only datasets;
 - `heads`: how far the live file is, which a cycle publishes up to;
+- `entity_states`: merging changed orders, refunds, carts and checkouts into their days' files;
 - `publisher`: one cycle, composing the above; `worker`: its thread and its lock;
 - `event_columns`, `bodies`: the columns read from stored events and raw bodies.
 

@@ -3,72 +3,42 @@ and the catalog (see the package docstring)."""
 
 from __future__ import annotations
 
-import logging
 import shutil
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import duckdb
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from ingest.storage import schema as ingest_tables
-from metrics import schema as metrics_tables
 from metrics.history import changes_sql
 from metrics.schema import CHANGE_LOGS, FOLDS, FUNNEL_LOG, SALES_LOG, ChangeLog
-from shoppulse.publish.bodies import BodyColumns
 from shoppulse.publish.catalog import Snapshot, catalog_path, files_location, write_catalog
 from shoppulse.publish.compaction import COMPACT_FANOUT, compact
 from shoppulse.publish.datasets import (
-    CARTS,
-    CHECKOUTS,
     DELIVERIES,
     DELIVERY_OVERRIDES,
     EVENTS,
     FUNNEL_MINUTE,
     INGEST_COUNTS,
     METRIC_CHANGES,
-    ORDERS,
-    REFUNDS,
     SALES_MINUTE,
     Dataset,
     quote,
 )
-from shoppulse.publish.event_columns import EventColumns
+from shoppulse.publish.entity_states import EntityStates
 from shoppulse.publish.heads import Heads, Positions, live_tables, read_heads
 from shoppulse.publish.manifest import STATE_FILE, Manifest, TrackedDelivery
-from shoppulse.publish.parts import SCRATCH_DIR, CycleFiles, day_of
+from shoppulse.publish.parts import SCRATCH_DIR, CycleFiles, day_of, replace_parts
 
 # `Heads` is part of a cycle's report, so it is importable from here as well.
 __all__ = ["Heads", "PublishReport", "Publisher"]
 
-log = logging.getLogger("shoppulse.publish")
-
-
-@dataclass(frozen=True)
-class _State:
-    """An entity-state dataset and where it comes from in the live database."""
-
-    dataset: Dataset
-    table: str
-    visible: str  # which live rows are entities (not placeholders)
-    enrich: str | None = None
-
-
-_STATES = (
-    _State(ORDERS, metrics_tables.ORDERS, "has_version", "order"),
-    _State(REFUNDS, metrics_tables.REFUNDS, "true", "refund"),
-    _State(CARTS, metrics_tables.CARTS, "seen", "cart"),
-    _State(CHECKOUTS, metrics_tables.CHECKOUTS, "seen", "checkout"),
-)
-#: Entity kinds whose extra columns come from the stored events, not from raw bodies.
-_FROM_EVENTS = frozenset({"order", "checkout"})
 _AGGREGATES = ((SALES_MINUTE, SALES_LOG), (FUNNEL_MINUTE, FUNNEL_LOG))
 
 
@@ -108,9 +78,7 @@ class Publisher:
         self.root.mkdir(parents=True, exist_ok=True)
         self.manifest = Manifest(self.root / STATE_FILE)
         self._lock = threading.Lock()
-        self._body_columns = BodyColumns(self.live)
-        self._event_columns = EventColumns(self.live)
-        self._columns_checked: set[str] = set()
+        self._states = EntityStates(self.live, self.manifest, self.root)
         #: The live file's tables and views, read at the start of each cycle.
         self._present: set[str] = set()
         self._cleanup_orphans()
@@ -234,18 +202,10 @@ class Publisher:
                     [last_delivery, heads.delivery_seq],
                 ).fetchall(),
             )
-        # A dataset whose published files have other columns than this version writes (an
-        # upgrade added some) is published again whole, once, from the live state.
-        rebuilt = [s for s in _STATES if s.table in self._present and not self._same_columns(s)]
-        for spec in rebuilt:
+        if self._states.publish(cycle, self._present, last_fold, heads.fold_seq):
             changed = True
-            log.info("publishing %s again whole: its columns changed", spec.dataset.name)
-            self._publish_state(cycle, spec, 0, heads.fold_seq, rebuild=True)
         if heads.fold_seq > last_fold:
             changed = True
-            for spec in _STATES:
-                if spec.table in self._present and spec not in rebuilt:
-                    self._publish_state(cycle, spec, last_fold, heads.fold_seq)
             for dataset, aggregate in _AGGREGATES:
                 if aggregate.view in self._present:
                     self._publish_aggregate(cycle, dataset, aggregate, last_fold, heads.fold_seq)
@@ -310,143 +270,7 @@ class Publisher:
         cycle.whole_file(self.live, dataset, select.format(cols=cols))
         cycle.retired += self.manifest.paths(dataset.name)
 
-    def _write_partitioned(
-        self, cycle: CycleFiles, dataset: Dataset, select: str, parts: set[str]
-    ) -> None:
-        """Write `select` (with a `_part` column) as one new file per part; retire the old ones.
-
-        Every part in `parts` is replaced: parts that come out empty simply disappear.
-        """
-        cycle.partitioned(self.live, dataset, select)
-        for part in parts:
-            cycle.retired += self.manifest.paths(dataset.name, part)
-
-    def _old_files(self, dataset: Dataset, parts: set[str]) -> list[str]:
-        files: list[str] = []
-        for part in sorted(parts):
-            files += [str(self.root / path) for path in self.manifest.paths(dataset.name, part)]
-        return files
-
     # ------------------------------------------------------------------ datasets
-
-    def _same_columns(self, spec: _State) -> bool:
-        """Do the dataset's published files have the columns this version writes? (Checked
-        once per publisher: files written since have them.)"""
-        name = spec.dataset.name
-        if name in self._columns_checked:
-            return True
-        found = self.manifest.any_file(name)
-        same = found is None or pq.read_schema(self.root / found).names == [
-            c.name for c in spec.dataset.columns
-        ]
-        if same:
-            self._columns_checked.add(name)
-        return same
-
-    def _publish_state(
-        self, cycle: CycleFiles, spec: _State, last_fold: int, fold: int, *, rebuild: bool = False
-    ) -> None:
-        """Merge the entities changed in folds (last_fold, fold] into their days' files; with
-        `rebuild`, write every entity anew and retire every published file of the dataset."""
-        dataset = spec.dataset
-        if rebuild:
-            cycle.retired += self.manifest.paths(dataset.name)
-            self.manifest.forget_keys(dataset.name)
-        cols = ", ".join(f"CAST({c.expression} AS {c.type}) AS {c.name}" for c in dataset.columns)
-        changed = _arrow(
-            self.live,
-            f"SELECT {cols}, {day_of('created_at')} AS _part FROM {spec.table} "
-            f"WHERE changed_seq > ? AND changed_seq <= ? AND {spec.visible}",
-            [last_fold, fold],
-        )
-        if changed.num_rows == 0:
-            return
-        keys = [
-            f"{s}\x1f{i}"
-            for s, i in zip(
-                changed.column("source").to_pylist(), changed.column("id").to_pylist(), strict=True
-            )
-        ]
-        new_parts = [str(p) for p in changed.column("_part").to_pylist()]
-        old_parts = self.manifest.key_parts(dataset.name, keys)
-        affected = set(new_parts) | old_parts
-        old_files = [] if rebuild else self._old_files(dataset, affected)
-        names = ", ".join(c.name for c in dataset.columns)
-        live = self.live
-        live.register("_pub_changed", changed)
-        try:
-            if spec.enrich is not None:
-                changed = self._enrich(spec, changed, old_files)
-                live.unregister("_pub_changed")
-                live.register("_pub_changed", changed)
-            old = (
-                f"SELECT {names}, {day_of('created_at')} AS _part FROM "
-                f"{dataset.source_sql(old_files)} o WHERE NOT EXISTS (SELECT 1 FROM "
-                "_pub_changed c WHERE c.source = o.source AND c.id = o.id) UNION ALL "
-                if old_files
-                else ""
-            )
-            self._write_partitioned(
-                cycle,
-                dataset,
-                f"{old}SELECT {names}, _part FROM _pub_changed ORDER BY _part, created_at, "
-                "source, id",
-                affected,
-            )
-        finally:
-            live.unregister("_pub_changed")
-        self.manifest.set_key_parts(dataset.name, zip(keys, new_parts, strict=True))
-
-    def _enrich(self, spec: _State, changed: pa.Table, old_files: list[str]) -> pa.Table:
-        """Fill the columns taken from raw bodies: kept from the last publish when the entity's
-        version is unchanged (its body may have been purged since), else read now."""
-        extra = [c for c in spec.dataset.columns if c.live is None]
-        extra_names = [c.name for c in extra]
-        live = self.live
-        known = "(SELECT NULL::VARCHAR AS source, NULL::VARCHAR AS id, NULL::BIGINT AS version_seq"
-        known += "".join(f", NULL::{c.type} AS {c.name}" for c in extra) + " WHERE false)"
-        if old_files:
-            known = (
-                f"(SELECT source, id, version_seq, {', '.join(extra_names)} FROM "
-                f"{spec.dataset.source_sql(old_files)} o SEMI JOIN _pub_changed c "
-                "ON c.source = o.source AND c.id = o.id)"
-            )
-        reused = "_pub_known"
-        live.register(reused, _arrow(live, f"SELECT * FROM {known}"))
-        try:
-            wanted = [
-                int(r[0])
-                for r in live.execute(
-                    "SELECT DISTINCT c.version_seq FROM _pub_changed c ANTI JOIN "
-                    f"{reused} k ON k.source = c.source AND k.id = c.id "
-                    "AND k.version_seq = c.version_seq WHERE c.version_seq IS NOT NULL"
-                ).fetchall()
-            ]
-            fresh = "_pub_fresh"
-            if spec.enrich in _FROM_EVENTS:
-                read = self._event_columns.read(spec.enrich, extra, wanted)
-            else:
-                read = self._body_columns.read(
-                    spec.enrich, extra, wanted, ingest_tables.DELIVERIES in self._present
-                )
-            live.register(fresh, read)
-            picks = ", ".join(
-                f"CASE WHEN k.id IS NOT NULL THEN k.{n} ELSE f.{n} END AS {n}" for n in extra_names
-            )
-            try:
-                table = _arrow(
-                    live,
-                    f"SELECT c.* EXCLUDE ({', '.join(extra_names)}), {picks} "
-                    f"FROM _pub_changed c LEFT JOIN {reused} k ON k.source = c.source "
-                    "AND k.id = c.id AND k.version_seq = c.version_seq "
-                    f"LEFT JOIN {fresh} f ON f.event_seq = c.version_seq",
-                )
-            finally:
-                live.unregister(fresh)
-        finally:
-            live.unregister(reused)
-        order = [c.name for c in spec.dataset.columns] + ["_part"]
-        return table.select(order)
 
     def _publish_aggregate(
         self, cycle: CycleFiles, dataset: Dataset, aggregate: ChangeLog, last_fold: int, fold: int
@@ -470,7 +294,9 @@ class Publisher:
         # The sums as of the published fold, so that they agree with the published state (the
         # engine writes its state every few seconds; later folds are in the log already).
         sums = f"({aggregate.sums(fold)}) AS sums" if changes == aggregate.table else aggregate.view
-        self._write_partitioned(
+        replace_parts(
+            self.live,
+            self.manifest,
             cycle,
             dataset,
             f"SELECT {cols}, {day_of('minute')} AS _part FROM {sums} "
@@ -548,12 +374,6 @@ def _nonzero(dataset: Dataset) -> str:
 
 
 _EPOCH = "1970-01-01T00:00:00+00:00"
-
-
-def _arrow(
-    con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any] | None = None
-) -> pa.Table:
-    return con.sql(sql, params=list(params) if params else None).to_arrow_table()
 
 
 def _iso(moment: datetime | None) -> str:
