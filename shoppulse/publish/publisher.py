@@ -17,29 +17,25 @@ import pyarrow as pa
 
 from ingest.storage import schema as ingest_tables
 from metrics.history import changes_sql
-from metrics.schema import CHANGE_LOGS, FOLDS, FUNNEL_LOG, SALES_LOG, ChangeLog
+from metrics.schema import FOLDS
+from shoppulse.publish.aggregates import aggregates_changed, publish_aggregates
 from shoppulse.publish.catalog import Snapshot, catalog_path, files_location, write_catalog
 from shoppulse.publish.compaction import COMPACT_FANOUT, compact
 from shoppulse.publish.datasets import (
     DELIVERIES,
     DELIVERY_OVERRIDES,
     EVENTS,
-    FUNNEL_MINUTE,
     INGEST_COUNTS,
     METRIC_CHANGES,
-    SALES_MINUTE,
     Dataset,
-    quote,
 )
 from shoppulse.publish.entity_states import EntityStates
 from shoppulse.publish.heads import Heads, Positions, live_tables, read_heads
 from shoppulse.publish.manifest import STATE_FILE, Manifest, TrackedDelivery
-from shoppulse.publish.parts import SCRATCH_DIR, CycleFiles, day_of, replace_parts
+from shoppulse.publish.parts import SCRATCH_DIR, CycleFiles
 
 # `Heads` is part of a cycle's report, so it is importable from here as well.
 __all__ = ["Heads", "PublishReport", "Publisher"]
-
-_AGGREGATES = ((SALES_MINUTE, SALES_LOG), (FUNNEL_MINUTE, FUNNEL_LOG))
 
 
 @dataclass
@@ -206,10 +202,12 @@ class Publisher:
             changed = True
         if heads.fold_seq > last_fold:
             changed = True
-            for dataset, aggregate in _AGGREGATES:
-                if aggregate.view in self._present:
-                    self._publish_aggregate(cycle, dataset, aggregate, last_fold, heads.fold_seq)
-            if FOLDS in self._present and self._changed(last_fold, heads.fold_seq):
+            publish_aggregates(
+                self.live, self.manifest, cycle, self._present, last_fold, heads.fold_seq
+            )
+            if FOLDS in self._present and aggregates_changed(
+                self.live, self._present, last_fold, heads.fold_seq
+            ):
                 # the history of the figures, appended by fold (metric_history)
                 changes = f"({changes_sql()}) AS changes"
                 self._append(cycle, METRIC_CHANGES, changes, "fold_seq", last_fold, heads.fold_seq)
@@ -219,18 +217,6 @@ class Publisher:
                 cycle, INGEST_COUNTS, f"SELECT {{cols}} FROM {ingest_tables.INGEST_COUNTS}"
             )
         return changed
-
-    def _changed(self, last_fold: int, fold: int) -> bool:
-        """Whether the folds after `last_fold` up to `fold` changed any aggregate."""
-        tables = [c.table for c in CHANGE_LOGS if c.table in self._present]
-        found = [
-            self.live.execute(
-                f"SELECT 1 FROM {table} WHERE changed_seq > ? AND changed_seq <= ? LIMIT 1",
-                [last_fold, fold],
-            ).fetchall()
-            for table in tables
-        ]
-        return any(found)
 
     def _published(self) -> Positions:
         """How far the last cycle published, as its manifest recorded."""
@@ -270,41 +256,7 @@ class Publisher:
         cycle.whole_file(self.live, dataset, select.format(cols=cols))
         cycle.retired += self.manifest.paths(dataset.name)
 
-    # ------------------------------------------------------------------ datasets
-
-    def _publish_aggregate(
-        self, cycle: CycleFiles, dataset: Dataset, aggregate: ChangeLog, last_fold: int, fold: int
-    ) -> None:
-        # Where the engine keeps a log of aggregate changes, read the changed days from it
-        # (it is append-only, so the range of new rows is cheap to find).
-        changes = aggregate.table if aggregate.table in self._present else aggregate.view
-        days = [
-            str(r[0])
-            for r in self.live.execute(
-                f"SELECT DISTINCT {day_of('minute')} FROM {changes} "
-                "WHERE changed_seq > ? AND changed_seq <= ?",
-                [last_fold, fold],
-            ).fetchall()
-        ]
-        if not days:
-            return
-        cols = ", ".join(f"CAST({c.expression} AS {c.type}) AS {c.name}" for c in dataset.columns)
-        listed = ", ".join(quote(d) for d in days)
-        first = min(days)
-        # The sums as of the published fold, so that they agree with the published state (the
-        # engine writes its state every few seconds; later folds are in the log already).
-        sums = f"({aggregate.sums(fold)}) AS sums" if changes == aggregate.table else aggregate.view
-        replace_parts(
-            self.live,
-            self.manifest,
-            cycle,
-            dataset,
-            f"SELECT {cols}, {day_of('minute')} AS _part FROM {sums} "
-            f"WHERE minute >= {quote(first)}::TIMESTAMPTZ AND {day_of('minute')} IN ({listed}) "
-            f"AND {_nonzero(dataset)} "
-            "ORDER BY minute",
-            set(days),
-        )
+    # ------------------------------------------------------------------ quarantine overrides
 
     def _recheck_quarantine(self, cycle: CycleFiles, last_delivery: int) -> bool:
         """Did a published quarantined delivery change (a replay)? Then rewrite the overrides."""
@@ -342,7 +294,7 @@ class Publisher:
             self.live.unregister("_pub_overrides")
         return True
 
-    # ------------------------------------------------------------------ compaction, deletion
+    # ------------------------------------------------------------------ expiry
 
     def _delete_expired(self) -> int:
         cutoff = self.clock() - self.grace_seconds
@@ -360,17 +312,6 @@ class Publisher:
             self.live.close()
         with suppress(Exception):
             self.manifest.close()
-
-
-def _nonzero(dataset: Dataset) -> str:
-    """Buckets whose every figure is zero (all contributions undone) are not published."""
-    return (
-        "("
-        + " OR ".join(
-            f"{c.name} <> 0" for c in dataset.columns if c.type != "VARCHAR" and c.name != "minute"
-        )
-        + ")"
-    )
 
 
 _EPOCH = "1970-01-01T00:00:00+00:00"
