@@ -31,6 +31,9 @@ One module per concept:
 - `manifest`: the publisher's SQLite bookkeeping (which files are published, retired, how far);
 - `parts`: which file a row lands in, and placing files durably under never-reused names;
 - `compaction`: merging small parts of the append-only datasets;
+- `heads`: how far the live file is, which a cycle publishes up to;
+- `entity_states`: merging changed orders, refunds, carts and checkouts into their days' files;
+- `aggregates`: rewriting the days of `sales_minute`, `funnel_minute` that folds changed;
 - `publisher`: one cycle, composing the above; `worker`: its thread and its lock;
 - `event_columns`, `bodies`: the columns read from stored events and raw bodies;
 - `settings`: how often publishing runs and how long replaced files are kept.

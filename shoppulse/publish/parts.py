@@ -26,7 +26,7 @@ import duckdb
 
 from shoppulse.publish.datasets import Dataset, quote
 from shoppulse.publish.durable import fsync_dir, fsync_file
-from shoppulse.publish.manifest import PartFile
+from shoppulse.publish.manifest import Manifest, PartFile
 
 #: The part of rows whose day is unknown.
 NO_DAY = "none"
@@ -135,3 +135,18 @@ class CycleFiles:
         """Delete every file this cycle renamed into place (it failed: none is published)."""
         for path in self.written:
             path.unlink(missing_ok=True)
+
+
+def replace_parts(
+    con: duckdb.DuckDBPyConnection,
+    manifest: Manifest,
+    cycle: CycleFiles,
+    dataset: Dataset,
+    select: str,
+    parts: set[str],
+) -> None:
+    """Write `select` (with a `_part` column) as one new file per part; retire the published
+    files of every part in `parts`, so parts that come out empty simply disappear."""
+    cycle.partitioned(con, dataset, select)
+    for part in parts:
+        cycle.retired += manifest.paths(dataset.name, part)

@@ -3,79 +3,39 @@ and the catalog (see the package docstring)."""
 
 from __future__ import annotations
 
-import logging
 import shutil
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import duckdb
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from ingest.storage import schema as ingest_tables
-from metrics import schema as metrics_tables
 from metrics.history import changes_sql
-from metrics.schema import CHANGE_LOGS, FOLDS, FUNNEL_LOG, SALES_LOG, ChangeLog
-from shoppulse.publish.bodies import BodyColumns
+from metrics.schema import FOLDS
+from shoppulse.publish.aggregates import aggregates_changed, publish_aggregates
 from shoppulse.publish.catalog import Snapshot, catalog_path, files_location, write_catalog
 from shoppulse.publish.compaction import COMPACT_FANOUT, compact
 from shoppulse.publish.datasets import (
-    CARTS,
-    CHECKOUTS,
     DELIVERIES,
     DELIVERY_OVERRIDES,
     EVENTS,
-    FUNNEL_MINUTE,
     INGEST_COUNTS,
     METRIC_CHANGES,
-    ORDERS,
-    REFUNDS,
-    SALES_MINUTE,
     Dataset,
-    quote,
 )
-from shoppulse.publish.event_columns import EventColumns
+from shoppulse.publish.entity_states import EntityStates
+from shoppulse.publish.heads import Heads, Positions, live_tables, read_heads
 from shoppulse.publish.manifest import STATE_FILE, Manifest, TrackedDelivery
-from shoppulse.publish.parts import SCRATCH_DIR, CycleFiles, day_of
+from shoppulse.publish.parts import SCRATCH_DIR, CycleFiles
 
-log = logging.getLogger("shoppulse.publish")
-
-
-@dataclass(frozen=True)
-class _State:
-    """An entity-state dataset and where it comes from in the live database."""
-
-    dataset: Dataset
-    table: str
-    visible: str  # which live rows are entities (not placeholders)
-    enrich: str | None = None
-
-
-_STATES = (
-    _State(ORDERS, metrics_tables.ORDERS, "has_version", "order"),
-    _State(REFUNDS, metrics_tables.REFUNDS, "true", "refund"),
-    _State(CARTS, metrics_tables.CARTS, "seen", "cart"),
-    _State(CHECKOUTS, metrics_tables.CHECKOUTS, "seen", "checkout"),
-)
-#: Entity kinds whose extra columns come from the stored events, not from raw bodies.
-_FROM_EVENTS = frozenset({"order", "checkout"})
-_AGGREGATES = ((SALES_MINUTE, SALES_LOG), (FUNNEL_MINUTE, FUNNEL_LOG))
-
-
-@dataclass(frozen=True)
-class Heads:
-    event_seq: int
-    delivery_seq: int
-    fold_seq: int
-    counts: str
-    evaluated_at: datetime | None
-    watermark: datetime | None
+# `Heads` is part of a cycle's report, so it is importable from here as well.
+__all__ = ["Heads", "PublishReport", "Publisher"]
 
 
 @dataclass
@@ -114,10 +74,8 @@ class Publisher:
         self.root.mkdir(parents=True, exist_ok=True)
         self.manifest = Manifest(self.root / STATE_FILE)
         self._lock = threading.Lock()
-        self._body_columns = BodyColumns(self.live)
-        self._event_columns = EventColumns(self.live)
-        self._columns_checked: set[str] = set()
-        #: The live file's tables and views, read at the start of each cycle (`_heads`).
+        self._states = EntityStates(self.live, self.manifest, self.root)
+        #: The live file's tables and views, read at the start of each cycle.
         self._present: set[str] = set()
         self._cleanup_orphans()
         # The data folder was moved or copied (or the catalog predates absolute paths): the
@@ -153,8 +111,10 @@ class Publisher:
             try:
                 live.execute("BEGIN TRANSACTION")
                 try:
-                    heads = self._heads()
-                    changed = self._publish_snapshot(cycle, heads)
+                    self._present = live_tables(live)
+                    since = self._published()
+                    heads = read_heads(live, self._present, since)
+                    changed = self._publish_snapshot(cycle, since, heads)
                 finally:
                     live.execute("ROLLBACK")  # read only: nothing to keep
                 compacted = 0.0
@@ -170,7 +130,7 @@ class Publisher:
                 # A cycle that wrote nothing (the engine only advanced its timers) moves the
                 # watermarks on but keeps the catalog.
                 changed = changed and bool(cycle.added or cycle.retired or first)
-                if changed or self._head_tuple(heads) != self._last_heads():
+                if changed or heads.positions != since:
                     self._apply(cycle, heads, new_generation=changed)
                 self.manifest.commit()
             except BaseException:
@@ -209,71 +169,8 @@ class Publisher:
         write_catalog(self.catalog, snapshot)
         self.manifest.set_meta("location", self.root)
 
-    def _scalar(self, sql: str, params: Sequence[Any] = ()) -> Any:
-        rows = self.live.execute(sql, list(params)).fetchall()
-        return rows[0][0] if rows else None
-
-    def _tables(self) -> set[str]:
-        rows = self.live.execute(
-            "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() "
-            "UNION ALL SELECT view_name FROM duckdb_views() "
-            "WHERE database_name = current_database() AND NOT internal"
-        ).fetchall()
-        return {str(r[0]) for r in rows}
-
-    def _heads(self) -> Heads:
-        tables = self._tables()
-        self._present = tables
-        last_event = int(self.manifest.meta("event_seq"))
-        last_delivery = int(self.manifest.meta("delivery_seq"))
-        event_seq = last_event
-        delivery_seq = last_delivery
-        if ingest_tables.EVENTS in tables:
-            found = self._scalar(
-                f"SELECT max(event_seq) FROM {ingest_tables.EVENTS} WHERE event_seq > ?",
-                [last_event],
-            )
-            event_seq = int(found) if found is not None else last_event
-        if ingest_tables.DELIVERIES in tables:
-            found = self._scalar(
-                f"SELECT max(delivery_seq) FROM {ingest_tables.DELIVERIES} WHERE delivery_seq > ?",
-                [last_delivery],
-            )
-            delivery_seq = int(found) if found is not None else last_delivery
-        fold_seq, evaluated_at, watermark = 0, None, None
-        cursor = metrics_tables.CURSOR
-        if cursor in tables:
-            # The state tables reflect the folds up to state_fold_seq (the engine writes them
-            # every few seconds); a file from before that column: every fold.
-            columns = {
-                str(r[0])
-                for r in self.live.execute(
-                    "SELECT column_name FROM duckdb_columns() WHERE table_name = ? "
-                    "AND database_name = current_database()",
-                    [cursor],
-                ).fetchall()
-            }
-            heads = (
-                "state_fold_seq, state_evaluated_at, state_watermark_received_at"
-                if "state_fold_seq" in columns
-                else "fold_seq, evaluated_at, watermark_received_at"
-            )
-            row = self.live.execute(f"SELECT {heads} FROM {cursor}").fetchall()
-            if row:
-                fold_seq, evaluated_at, watermark = int(row[0][0]), row[0][1], row[0][2]
-        counts = ""
-        if ingest_tables.INGEST_COUNTS in tables:
-            counts = repr(
-                self.live.execute(
-                    f"SELECT count(*), sum(count), max(last_at) FROM {ingest_tables.INGEST_COUNTS}"
-                ).fetchall()
-            )
-        return Heads(event_seq, delivery_seq, fold_seq, counts, evaluated_at, watermark)
-
-    def _publish_snapshot(self, cycle: CycleFiles, heads: Heads) -> bool:
-        last_event = int(self.manifest.meta("event_seq"))
-        last_delivery = int(self.manifest.meta("delivery_seq"))
-        last_fold = int(self.manifest.meta("fold_seq"))
+    def _publish_snapshot(self, cycle: CycleFiles, since: Positions, heads: Heads) -> bool:
+        last_event, last_delivery, last_fold = since.event_seq, since.delivery_seq, since.fold_seq
         # The first cycle always writes a catalog.
         changed = int(self.manifest.meta("generation")) == 0
         if heads.event_seq > last_event:
@@ -301,53 +198,29 @@ class Publisher:
                     [last_delivery, heads.delivery_seq],
                 ).fetchall(),
             )
-        # A dataset whose published files have other columns than this version writes (an
-        # upgrade added some) is published again whole, once, from the live state.
-        rebuilt = [s for s in _STATES if s.table in self._present and not self._same_columns(s)]
-        for spec in rebuilt:
+        if self._states.publish(cycle, self._present, last_fold, heads.fold_seq):
             changed = True
-            log.info("publishing %s again whole: its columns changed", spec.dataset.name)
-            self._publish_state(cycle, spec, 0, heads.fold_seq, rebuild=True)
         if heads.fold_seq > last_fold:
             changed = True
-            for spec in _STATES:
-                if spec.table in self._present and spec not in rebuilt:
-                    self._publish_state(cycle, spec, last_fold, heads.fold_seq)
-            for dataset, aggregate in _AGGREGATES:
-                if aggregate.view in self._present:
-                    self._publish_aggregate(cycle, dataset, aggregate, last_fold, heads.fold_seq)
-            if FOLDS in self._present and self._changed(last_fold, heads.fold_seq):
+            publish_aggregates(
+                self.live, self.manifest, cycle, self._present, last_fold, heads.fold_seq
+            )
+            if FOLDS in self._present and aggregates_changed(
+                self.live, self._present, last_fold, heads.fold_seq
+            ):
                 # the history of the figures, appended by fold (metric_history)
                 changes = f"({changes_sql()}) AS changes"
                 self._append(cycle, METRIC_CHANGES, changes, "fold_seq", last_fold, heads.fold_seq)
-        if (
-            heads.counts != self.manifest.meta("counts", "")
-            and ingest_tables.INGEST_COUNTS in self._present
-        ):
+        if heads.counts != since.counts and ingest_tables.INGEST_COUNTS in self._present:
             changed = True
             self._replace_whole(
                 cycle, INGEST_COUNTS, f"SELECT {{cols}} FROM {ingest_tables.INGEST_COUNTS}"
             )
         return changed
 
-    def _changed(self, last_fold: int, fold: int) -> bool:
-        """Whether the folds after `last_fold` up to `fold` changed any aggregate."""
-        tables = [c.table for c in CHANGE_LOGS if c.table in self._present]
-        found = [
-            self._scalar(
-                f"SELECT 1 FROM {table} WHERE changed_seq > ? AND changed_seq <= ? LIMIT 1",
-                [last_fold, fold],
-            )
-            for table in tables
-        ]
-        return any(found)
-
-    @staticmethod
-    def _head_tuple(heads: Heads) -> tuple[int, int, int, str]:
-        return (heads.event_seq, heads.delivery_seq, heads.fold_seq, heads.counts)
-
-    def _last_heads(self) -> tuple[int, int, int, str]:
-        return (
+    def _published(self) -> Positions:
+        """How far the last cycle published, as its manifest recorded."""
+        return Positions(
             int(self.manifest.meta("event_seq")),
             int(self.manifest.meta("delivery_seq")),
             int(self.manifest.meta("fold_seq")),
@@ -383,175 +256,7 @@ class Publisher:
         cycle.whole_file(self.live, dataset, select.format(cols=cols))
         cycle.retired += self.manifest.paths(dataset.name)
 
-    def _write_partitioned(
-        self, cycle: CycleFiles, dataset: Dataset, select: str, parts: set[str]
-    ) -> None:
-        """Write `select` (with a `_part` column) as one new file per part; retire the old ones.
-
-        Every part in `parts` is replaced: parts that come out empty simply disappear.
-        """
-        cycle.partitioned(self.live, dataset, select)
-        for part in parts:
-            cycle.retired += self.manifest.paths(dataset.name, part)
-
-    def _old_files(self, dataset: Dataset, parts: set[str]) -> list[str]:
-        files: list[str] = []
-        for part in sorted(parts):
-            files += [str(self.root / path) for path in self.manifest.paths(dataset.name, part)]
-        return files
-
-    # ------------------------------------------------------------------ datasets
-
-    def _same_columns(self, spec: _State) -> bool:
-        """Do the dataset's published files have the columns this version writes? (Checked
-        once per publisher: files written since have them.)"""
-        name = spec.dataset.name
-        if name in self._columns_checked:
-            return True
-        found = self.manifest.any_file(name)
-        same = found is None or pq.read_schema(self.root / found).names == [
-            c.name for c in spec.dataset.columns
-        ]
-        if same:
-            self._columns_checked.add(name)
-        return same
-
-    def _publish_state(
-        self, cycle: CycleFiles, spec: _State, last_fold: int, fold: int, *, rebuild: bool = False
-    ) -> None:
-        """Merge the entities changed in folds (last_fold, fold] into their days' files; with
-        `rebuild`, write every entity anew and retire every published file of the dataset."""
-        dataset = spec.dataset
-        if rebuild:
-            cycle.retired += self.manifest.paths(dataset.name)
-            self.manifest.forget_keys(dataset.name)
-        cols = ", ".join(f"CAST({c.expression} AS {c.type}) AS {c.name}" for c in dataset.columns)
-        changed = _arrow(
-            self.live,
-            f"SELECT {cols}, {day_of('created_at')} AS _part FROM {spec.table} "
-            f"WHERE changed_seq > ? AND changed_seq <= ? AND {spec.visible}",
-            [last_fold, fold],
-        )
-        if changed.num_rows == 0:
-            return
-        keys = [
-            f"{s}\x1f{i}"
-            for s, i in zip(
-                changed.column("source").to_pylist(), changed.column("id").to_pylist(), strict=True
-            )
-        ]
-        new_parts = [str(p) for p in changed.column("_part").to_pylist()]
-        old_parts = self.manifest.key_parts(dataset.name, keys)
-        affected = set(new_parts) | old_parts
-        old_files = [] if rebuild else self._old_files(dataset, affected)
-        names = ", ".join(c.name for c in dataset.columns)
-        live = self.live
-        live.register("_pub_changed", changed)
-        try:
-            if spec.enrich is not None:
-                changed = self._enrich(spec, changed, old_files)
-                live.unregister("_pub_changed")
-                live.register("_pub_changed", changed)
-            old = (
-                f"SELECT {names}, {day_of('created_at')} AS _part FROM "
-                f"{dataset.source_sql(old_files)} o WHERE NOT EXISTS (SELECT 1 FROM "
-                "_pub_changed c WHERE c.source = o.source AND c.id = o.id) UNION ALL "
-                if old_files
-                else ""
-            )
-            self._write_partitioned(
-                cycle,
-                dataset,
-                f"{old}SELECT {names}, _part FROM _pub_changed ORDER BY _part, created_at, "
-                "source, id",
-                affected,
-            )
-        finally:
-            live.unregister("_pub_changed")
-        self.manifest.set_key_parts(dataset.name, zip(keys, new_parts, strict=True))
-
-    def _enrich(self, spec: _State, changed: pa.Table, old_files: list[str]) -> pa.Table:
-        """Fill the columns taken from raw bodies: kept from the last publish when the entity's
-        version is unchanged (its body may have been purged since), else read now."""
-        extra = [c for c in spec.dataset.columns if c.live is None]
-        extra_names = [c.name for c in extra]
-        live = self.live
-        known = "(SELECT NULL::VARCHAR AS source, NULL::VARCHAR AS id, NULL::BIGINT AS version_seq"
-        known += "".join(f", NULL::{c.type} AS {c.name}" for c in extra) + " WHERE false)"
-        if old_files:
-            known = (
-                f"(SELECT source, id, version_seq, {', '.join(extra_names)} FROM "
-                f"{spec.dataset.source_sql(old_files)} o SEMI JOIN _pub_changed c "
-                "ON c.source = o.source AND c.id = o.id)"
-            )
-        reused = "_pub_known"
-        live.register(reused, _arrow(live, f"SELECT * FROM {known}"))
-        try:
-            wanted = [
-                int(r[0])
-                for r in live.execute(
-                    "SELECT DISTINCT c.version_seq FROM _pub_changed c ANTI JOIN "
-                    f"{reused} k ON k.source = c.source AND k.id = c.id "
-                    "AND k.version_seq = c.version_seq WHERE c.version_seq IS NOT NULL"
-                ).fetchall()
-            ]
-            fresh = "_pub_fresh"
-            if spec.enrich in _FROM_EVENTS:
-                read = self._event_columns.read(spec.enrich, extra, wanted)
-            else:
-                read = self._body_columns.read(
-                    spec.enrich, extra, wanted, ingest_tables.DELIVERIES in self._present
-                )
-            live.register(fresh, read)
-            picks = ", ".join(
-                f"CASE WHEN k.id IS NOT NULL THEN k.{n} ELSE f.{n} END AS {n}" for n in extra_names
-            )
-            try:
-                table = _arrow(
-                    live,
-                    f"SELECT c.* EXCLUDE ({', '.join(extra_names)}), {picks} "
-                    f"FROM _pub_changed c LEFT JOIN {reused} k ON k.source = c.source "
-                    "AND k.id = c.id AND k.version_seq = c.version_seq "
-                    f"LEFT JOIN {fresh} f ON f.event_seq = c.version_seq",
-                )
-            finally:
-                live.unregister(fresh)
-        finally:
-            live.unregister(reused)
-        order = [c.name for c in spec.dataset.columns] + ["_part"]
-        return table.select(order)
-
-    def _publish_aggregate(
-        self, cycle: CycleFiles, dataset: Dataset, aggregate: ChangeLog, last_fold: int, fold: int
-    ) -> None:
-        # Where the engine keeps a log of aggregate changes, read the changed days from it
-        # (it is append-only, so the range of new rows is cheap to find).
-        changes = aggregate.table if aggregate.table in self._present else aggregate.view
-        days = [
-            str(r[0])
-            for r in self.live.execute(
-                f"SELECT DISTINCT {day_of('minute')} FROM {changes} "
-                "WHERE changed_seq > ? AND changed_seq <= ?",
-                [last_fold, fold],
-            ).fetchall()
-        ]
-        if not days:
-            return
-        cols = ", ".join(f"CAST({c.expression} AS {c.type}) AS {c.name}" for c in dataset.columns)
-        listed = ", ".join(quote(d) for d in days)
-        first = min(days)
-        # The sums as of the published fold, so that they agree with the published state (the
-        # engine writes its state every few seconds; later folds are in the log already).
-        sums = f"({aggregate.sums(fold)}) AS sums" if changes == aggregate.table else aggregate.view
-        self._write_partitioned(
-            cycle,
-            dataset,
-            f"SELECT {cols}, {day_of('minute')} AS _part FROM {sums} "
-            f"WHERE minute >= {quote(first)}::TIMESTAMPTZ AND {day_of('minute')} IN ({listed}) "
-            f"AND {_nonzero(dataset)} "
-            "ORDER BY minute",
-            set(days),
-        )
+    # ------------------------------------------------------------------ quarantine overrides
 
     def _recheck_quarantine(self, cycle: CycleFiles, last_delivery: int) -> bool:
         """Did a published quarantined delivery change (a replay)? Then rewrite the overrides."""
@@ -589,7 +294,7 @@ class Publisher:
             self.live.unregister("_pub_overrides")
         return True
 
-    # ------------------------------------------------------------------ compaction, deletion
+    # ------------------------------------------------------------------ expiry
 
     def _delete_expired(self) -> int:
         cutoff = self.clock() - self.grace_seconds
@@ -609,24 +314,7 @@ class Publisher:
             self.manifest.close()
 
 
-def _nonzero(dataset: Dataset) -> str:
-    """Buckets whose every figure is zero (all contributions undone) are not published."""
-    return (
-        "("
-        + " OR ".join(
-            f"{c.name} <> 0" for c in dataset.columns if c.type != "VARCHAR" and c.name != "minute"
-        )
-        + ")"
-    )
-
-
 _EPOCH = "1970-01-01T00:00:00+00:00"
-
-
-def _arrow(
-    con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any] | None = None
-) -> pa.Table:
-    return con.sql(sql, params=list(params) if params else None).to_arrow_table()
 
 
 def _iso(moment: datetime | None) -> str:
