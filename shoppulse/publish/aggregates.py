@@ -74,7 +74,7 @@ def _publish_aggregate(
     ]
     if not days:
         return
-    cols = ", ".join(f"CAST({c.expression} AS {c.type}) AS {c.name}" for c in dataset.columns)
+    cols = dataset.select_list()
     listed = ", ".join(quote(d) for d in days)
     first = min(days)
     # The sums as of the published fold, so that they agree with the published state (the

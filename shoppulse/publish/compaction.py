@@ -93,5 +93,5 @@ def compact(
         for item in fresh:  # written this cycle and merged at once: never published
             cycle.added.remove(item)
             (root / item.path).unlink(missing_ok=True)
-        cycle.retired += [p for p in merged if p not in {a.path for a in fresh}]
+        cycle.retire([p for p in merged if p not in {a.path for a in fresh}])
         cycle.added.append(PartFile(dataset.name, "", relative, count, lo, hi))

@@ -33,6 +33,10 @@ class Dataset:
     name: str
     columns: tuple[Column, ...]
 
+    def select_list(self) -> str:
+        """SQL: every column read from the live file and cast to its published type."""
+        return ", ".join(f"CAST({c.expression} AS {c.type}) AS {c.name}" for c in self.columns)
+
     def empty_sql(self) -> str:
         cols = ", ".join(f"NULL::{c.type} AS {c.name}" for c in self.columns)
         return f"(SELECT {cols} WHERE false)"

@@ -124,9 +124,9 @@ class EntityStates:
         `rebuild`, write every entity anew and retire every published file of the dataset."""
         dataset = spec.dataset
         if rebuild:
-            cycle.retired += self.manifest.paths(dataset.name)
+            cycle.retire(self.manifest.paths(dataset.name))
             self.manifest.forget_keys(dataset.name)
-        cols = ", ".join(f"CAST({c.expression} AS {c.type}) AS {c.name}" for c in dataset.columns)
+        cols = dataset.select_list()
         changed = _arrow(
             self.live,
             f"SELECT {cols}, {day_of('created_at')} AS _part FROM {spec.table} "

@@ -67,6 +67,11 @@ class CycleFiles:
     retired: list[str] = field(default_factory=list)
     rows: int = 0
 
+    def retire(self, paths: list[str]) -> None:
+        """Retire these published files (each once, however often a cycle names it)."""
+        known = set(self.retired)
+        self.retired += [p for p in dict.fromkeys(paths) if p not in known]
+
     def scratch(self, name: str) -> Path:
         """An emptied scratch path for `name`, on the same file system as the published files."""
         path = self.root / SCRATCH_DIR / f"g{self.generation:09d}-{name}"
@@ -149,4 +154,4 @@ def replace_parts(
     files of every part in `parts`, so parts that come out empty simply disappear."""
     cycle.partitioned(con, dataset, select)
     for part in parts:
-        cycle.retired += manifest.paths(dataset.name, part)
+        cycle.retire(manifest.paths(dataset.name, part))

@@ -252,9 +252,9 @@ class Publisher:
         cycle.append_part(self.live, dataset, select, lo + 1, hi)
 
     def _replace_whole(self, cycle: CycleFiles, dataset: Dataset, select: str) -> None:
-        cols = ", ".join(f"CAST({c.expression} AS {c.type}) AS {c.name}" for c in dataset.columns)
+        cols = dataset.select_list()
         cycle.whole_file(self.live, dataset, select.format(cols=cols))
-        cycle.retired += self.manifest.paths(dataset.name)
+        cycle.retire(self.manifest.paths(dataset.name))
 
     # ------------------------------------------------------------------ quarantine overrides
 
