@@ -8,8 +8,9 @@
    the per-minute sales rows, as the metrics engine would have left them. One full publish
    writes the history; then, `--cycles` times, a batch of `--batch` new events (new orders of
    today, plus one late update of an order 200 days old) is added with its state and
-   aggregate rows, and one publish cycle is timed. The cost should not depend on N: the
-   report prints the median cycle at each size and their ratio.
+   aggregate rows, and one publish cycle is timed. The cost should not depend on N except
+   through the day the late update rewrites (a day holds N/730 orders): the report prints the
+   median cycle at each size and their ratio.
 2. Freshness. A real `shoppulse serve` (default settings: publish every 2 s) takes signed
    deliveries one at a time; a reader polls the published catalog as an analyst would. The time
    from each 2xx to the delivery being visible in the `deliveries` view: p50, p95, max.
