@@ -3,7 +3,6 @@ published into real Parquet files recorded in a real manifest, fold by fold."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -14,12 +13,12 @@ import duckdb
 import pytest
 
 from metrics.definitions import FUNNEL_COUNTS
-from shoppulse.database import open_database
 from shoppulse.publish.aggregates import aggregates_changed, publish_aggregates
 from shoppulse.publish.datasets import FUNNEL_MINUTE, SALES_MINUTE
 from shoppulse.publish.heads import live_tables
-from shoppulse.publish.manifest import STATE_FILE, Manifest
+from shoppulse.publish.manifest import Manifest
 from shoppulse.publish.parts import CycleFiles
+from tests.publish.conftest import Published
 
 DAY1 = datetime(2026, 1, 10, 9, 0, tzinfo=UTC)
 DAY2 = DAY1 + timedelta(days=1)
@@ -80,17 +79,8 @@ class Store:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    live = open_database(tmp_path / "live.duckdb")
-    live.execute("SET TimeZone = 'UTC'")
-    root = tmp_path / "analytics"
-    root.mkdir()
-    manifest = Manifest(root / STATE_FILE)
-    try:
-        yield Store(live, root, manifest)
-    finally:
-        manifest.close()
-        live.close()
+def store(published: Published) -> Store:
+    return Store(published.live, published.root, published.manifest)
 
 
 def test_each_aggregate_is_published_per_minute_by_day(store: Store) -> None:

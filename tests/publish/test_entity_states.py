@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -13,12 +12,12 @@ from typing import Any
 import duckdb
 import pytest
 
-from shoppulse.database import open_database
 from shoppulse.publish.datasets import CARTS
 from shoppulse.publish.entity_states import EntityStates
 from shoppulse.publish.heads import live_tables
-from shoppulse.publish.manifest import STATE_FILE, Manifest
+from shoppulse.publish.manifest import Manifest
 from shoppulse.publish.parts import CycleFiles
+from tests.publish.conftest import Published
 
 DAY1 = datetime(2026, 1, 10, 9, 0, tzinfo=UTC)
 DAY2 = DAY1 + timedelta(days=1)
@@ -93,17 +92,9 @@ class Store:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    live = open_database(tmp_path / "live.duckdb")
-    live.execute("SET TimeZone = 'UTC'")
-    root = tmp_path / "analytics"
-    root.mkdir()
-    manifest = Manifest(root / STATE_FILE)
-    try:
-        yield Store(live, root, manifest, EntityStates(live, manifest, root))
-    finally:
-        manifest.close()
-        live.close()
+def store(published: Published) -> Store:
+    live, root, manifest = published.live, published.root, published.manifest
+    return Store(live, root, manifest, EntityStates(live, manifest, root))
 
 
 def body(*prices: str) -> str:
