@@ -91,7 +91,7 @@ CHANGE_LOGS = (SALES_LOG, FUNNEL_LOG)
 
 
 @dataclass(frozen=True)
-class Column:
+class StateColumn:
     """A column of an entity-state table: its SQL type, and the migration that added it."""
 
     name: str
@@ -111,7 +111,7 @@ class StateTable:
     (metrics.fold), and the migrations create and extend the tables from them."""
 
     name: str
-    columns: tuple[Column, ...]
+    columns: tuple[StateColumn, ...]
 
     def create_hot(self) -> str:
         """SQL: the hot table as the first migration created it."""
@@ -128,42 +128,45 @@ class StateTable:
         ]
 
 
-_KEY = (Column("source", "VARCHAR", not_null=True), Column("id", "VARCHAR", not_null=True))
-_VERSION = (Column("v_updated_at", "TIMESTAMPTZ"), Column("v_seq", "BIGINT"))
-_CHANGED = Column("changed_seq", "BIGINT", not_null=True)
+_KEY = (
+    StateColumn("source", "VARCHAR", not_null=True),
+    StateColumn("id", "VARCHAR", not_null=True),
+)
+_VERSION = (StateColumn("v_updated_at", "TIMESTAMPTZ"), StateColumn("v_seq", "BIGINT"))
+_CHANGED = StateColumn("changed_seq", "BIGINT", not_null=True)
 
 ORDER_STATE = StateTable(
     ORDERS,
     (
         *_KEY,
-        Column("has_version", "BOOLEAN", not_null=True),
+        StateColumn("has_version", "BOOLEAN", not_null=True),
         *_VERSION,
-        Column("created_at", "TIMESTAMPTZ"),
-        Column("currency", "VARCHAR"),
-        Column("gross_sales", MONEY_TYPE),
-        Column("discounts", MONEY_TYPE),
-        Column("test", "BOOLEAN"),
-        Column("cancelled", "BOOLEAN"),
-        Column("deleted", "BOOLEAN", not_null=True),
-        Column("cart_token", "VARCHAR"),
-        Column("checkout_token", "VARCHAR"),
+        StateColumn("created_at", "TIMESTAMPTZ"),
+        StateColumn("currency", "VARCHAR"),
+        StateColumn("gross_sales", MONEY_TYPE),
+        StateColumn("discounts", MONEY_TYPE),
+        StateColumn("test", "BOOLEAN"),
+        StateColumn("cancelled", "BOOLEAN"),
+        StateColumn("deleted", "BOOLEAN", not_null=True),
+        StateColumn("cart_token", "VARCHAR"),
+        StateColumn("checkout_token", "VARCHAR"),
         _CHANGED,
         # The time and event_seq of the latest deletion or restore (see migration 3).
-        Column("d_at", "TIMESTAMPTZ", since=3),
-        Column("d_seq", "BIGINT", since=3),
+        StateColumn("d_at", "TIMESTAMPTZ", since=3),
+        StateColumn("d_seq", "BIGINT", since=3),
     ),
 )
 REFUND_STATE = StateTable(
     REFUNDS,
     (
         *_KEY,
-        Column("order_id", "VARCHAR", not_null=True),
+        StateColumn("order_id", "VARCHAR", not_null=True),
         *_VERSION,
-        Column("created_at", "TIMESTAMPTZ"),
-        Column("currency", "VARCHAR"),
-        Column("amount", MONEY_TYPE),
-        Column("counted", "BOOLEAN", not_null=True),
-        Column("counted_currency", "VARCHAR"),
+        StateColumn("created_at", "TIMESTAMPTZ"),
+        StateColumn("currency", "VARCHAR"),
+        StateColumn("amount", MONEY_TYPE),
+        StateColumn("counted", "BOOLEAN", not_null=True),
+        StateColumn("counted_currency", "VARCHAR"),
         _CHANGED,
     ),
 )
@@ -171,15 +174,15 @@ CHECKOUT_STATE = StateTable(
     CHECKOUTS,
     (
         *_KEY,
-        Column("seen", "BOOLEAN", not_null=True),
+        StateColumn("seen", "BOOLEAN", not_null=True),
         *_VERSION,
-        Column("created_at", "TIMESTAMPTZ"),
-        Column("last_activity", "TIMESTAMPTZ"),
-        Column("cart_token", "VARCHAR"),
-        Column("platform_abandoned", "BOOLEAN", not_null=True),
-        Column("platform_completed", "BOOLEAN", not_null=True),
-        Column("order_refs", "INTEGER", not_null=True),
-        Column("fate", "VARCHAR"),
+        StateColumn("created_at", "TIMESTAMPTZ"),
+        StateColumn("last_activity", "TIMESTAMPTZ"),
+        StateColumn("cart_token", "VARCHAR"),
+        StateColumn("platform_abandoned", "BOOLEAN", not_null=True),
+        StateColumn("platform_completed", "BOOLEAN", not_null=True),
+        StateColumn("order_refs", "INTEGER", not_null=True),
+        StateColumn("fate", "VARCHAR"),
         _CHANGED,
     ),
 )
@@ -187,15 +190,15 @@ CART_STATE = StateTable(
     CARTS,
     (
         *_KEY,
-        Column("seen", "BOOLEAN", not_null=True),
+        StateColumn("seen", "BOOLEAN", not_null=True),
         *_VERSION,
-        Column("created_at", "TIMESTAMPTZ"),
-        Column("last_activity", "TIMESTAMPTZ"),
-        Column("platform_abandoned", "BOOLEAN", not_null=True),
-        Column("platform_converted", "BOOLEAN", not_null=True),
-        Column("order_refs", "INTEGER", not_null=True),
-        Column("checkout_refs", "INTEGER", not_null=True),
-        Column("fate", "VARCHAR"),
+        StateColumn("created_at", "TIMESTAMPTZ"),
+        StateColumn("last_activity", "TIMESTAMPTZ"),
+        StateColumn("platform_abandoned", "BOOLEAN", not_null=True),
+        StateColumn("platform_converted", "BOOLEAN", not_null=True),
+        StateColumn("order_refs", "INTEGER", not_null=True),
+        StateColumn("checkout_refs", "INTEGER", not_null=True),
+        StateColumn("fate", "VARCHAR"),
         _CHANGED,
     ),
 )
