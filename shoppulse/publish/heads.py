@@ -33,13 +33,9 @@ class Positions:
 
 
 @dataclass(frozen=True)
-class Heads:
+class Heads(Positions):
     """The live file's heads as one cycle read them, and the time the published state is of."""
 
-    event_seq: int
-    delivery_seq: int
-    fold_seq: int
-    counts: str
     evaluated_at: datetime | None
     watermark: datetime | None
 
